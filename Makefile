@@ -1,0 +1,37 @@
+# The two commands of the quick start: `make run` and `make test`.
+# Each installs what it needs first (scripts/ensure-deps.sh) and is idempotent.
+
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: test run deps lint unit wasm core-deps bench fmt
+
+test: deps lint core-deps wasm unit
+	@echo "[test] all checks passed"
+
+deps:
+	@scripts/ensure-deps.sh wasm nats
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+core-deps:
+	@scripts/check-core-deps.sh
+
+wasm:
+	$(CARGO) build -p videocall-types --target wasm32-unknown-unknown
+
+# Tests start their own nats-server on free ports.
+unit:
+	$(CARGO) test --workspace --all-features
+
+run:
+	@scripts/ensure-deps.sh
+	$(CARGO) run --release -p videocall-relay --features nats --example single_node
+
+bench:
+	$(CARGO) bench -p videocall-relay --bench fanout
+
+fmt:
+	$(CARGO) fmt --all

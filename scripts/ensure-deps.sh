@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what `make test` / `make run` need when it is missing. Idempotent; says what it does.
+set -euo pipefail
+
+say() { echo "[deps] $*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+for want in "$@"; do
+  case "$want" in
+    wasm)
+      if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        say "rustup target add wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+      fi
+      ;;
+    nats)
+      if ! command -v nats-server >/dev/null 2>&1; then
+        apt_install nats-server
+      fi
+      say "nats-server: $(command -v nats-server) ($(nats-server --version 2>&1 | head -n1))"
+      ;;
+    *)
+      echo "ensure-deps: unknown dependency '$want'" >&2
+      exit 2
+      ;;
+  esac
+done

@@ -1,0 +1,99 @@
+//! What kind of traffic a packet is, as far as routing and congestion are concerned.
+//!
+//! The relay never needs the media itself; it reads the `MediaPacket` header fields (media type,
+//! key/delta) when the payload is a plain `MediaPacket`. Payloads it cannot read (encrypted by
+//! clients that seal the whole `MediaPacket`) are [`Class::Opaque`]: forwarded while there is
+//! room, dropped first under pressure.
+
+use bytes::Bytes;
+use prost::Message;
+use videocall_types::{MediaPacket, MediaType, PacketType};
+
+/// Routing class of a `PacketWrapper`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Keys, meeting events, heartbeats, diagnostics, keyframe requests: always forwarded.
+    Control,
+    /// Audio: always forwarded, never skipped.
+    Audio,
+    /// A video frame of the publisher's camera (`screen == false`) or screen-share stream.
+    Video { screen: bool, key: bool },
+    /// A keyframe request (throttled per sender).
+    KeyframeRequest,
+    /// An RTT probe: echoed to its sender, not fanned out.
+    Rtt,
+    /// Media the relay cannot read.
+    Opaque,
+}
+
+/// Classifies a wrapper of type `packet_type` carrying `data`.
+pub(crate) fn classify(packet_type: PacketType, data: &Bytes) -> Class {
+    if packet_type != PacketType::Media {
+        return Class::Control;
+    }
+    // Decoding from `Bytes` slices the payload instead of copying it.
+    let Ok(media) = MediaPacket::decode(data.clone()) else {
+        return Class::Opaque;
+    };
+    match MediaType::try_from(media.media_type) {
+        Ok(MediaType::Video) => Class::Video {
+            screen: false,
+            key: media.frame_type == "key",
+        },
+        Ok(MediaType::Screen) => Class::Video {
+            screen: true,
+            key: media.frame_type == "key",
+        },
+        Ok(MediaType::Audio) => Class::Audio,
+        Ok(MediaType::Heartbeat) => Class::Control,
+        Ok(MediaType::KeyframeRequest) => Class::KeyframeRequest,
+        Ok(MediaType::Rtt) => Class::Rtt,
+        Ok(MediaType::Unknown) | Err(_) => Class::Opaque,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn media(media_type: MediaType, frame_type: &str) -> Bytes {
+        MediaPacket {
+            media_type: media_type as i32,
+            frame_type: frame_type.into(),
+            data: Bytes::from_static(&[1, 2, 3]),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into()
+    }
+
+    #[test]
+    fn media_headers_decide_the_class() {
+        let c = |t, f| classify(PacketType::Media, &media(t, f));
+        assert_eq!(
+            c(MediaType::Video, "key"),
+            Class::Video {
+                screen: false,
+                key: true
+            }
+        );
+        assert_eq!(
+            c(MediaType::Screen, "delta"),
+            Class::Video {
+                screen: true,
+                key: false
+            }
+        );
+        assert_eq!(c(MediaType::Audio, "key"), Class::Audio);
+        assert_eq!(c(MediaType::Heartbeat, ""), Class::Control);
+        assert_eq!(c(MediaType::KeyframeRequest, ""), Class::KeyframeRequest);
+        assert_eq!(c(MediaType::Rtt, ""), Class::Rtt);
+    }
+
+    #[test]
+    fn unreadable_media_is_opaque_and_other_types_are_control() {
+        let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(classify(PacketType::Media, &garbage), Class::Opaque);
+        assert_eq!(classify(PacketType::AesKey, &garbage), Class::Control);
+    }
+}

@@ -1,0 +1,59 @@
+//! What the relay refuses, and why.
+
+use videocall_types::{MeetingId, PacketType};
+
+/// Why a session could not join.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The meeting already holds the most sessions allowed on this node.
+    #[error("meeting {meeting} is full ({max} participants)")]
+    MeetingFull {
+        /// The meeting.
+        meeting: MeetingId,
+        /// The limit.
+        max: usize,
+    },
+    /// This node already serves the most meetings allowed.
+    #[error("this server is full ({max} meetings)")]
+    NodeFull {
+        /// The limit.
+        max: usize,
+    },
+    /// The session counter of this node is exhausted (4 billion sessions): restart the node.
+    #[error("this server has run out of session ids; restart it")]
+    SessionIdsExhausted,
+}
+
+/// Why an inbound packet was discarded. The session stays open; the adapter may close sessions
+/// that keep sending bad input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// Larger than `max_frame_bytes`.
+    #[error("packet of {len} bytes exceeds the {max}-byte limit")]
+    Oversize {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a `PacketWrapper`.
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// A packet type this relay does not know.
+    #[error("unknown packet type {0}")]
+    UnknownPacketType(i32),
+    /// A type only the server may send.
+    #[error("packet type {0:?} may only be sent by the server")]
+    ServerOnly(PacketType),
+    /// Over the per-session byte or packet rate.
+    #[error("session exceeds its inbound rate limit")]
+    RateLimited,
+    /// A KEYFRAME_REQUEST over the per-session limit.
+    #[error("too many keyframe requests")]
+    KeyframeRequestThrottled,
+    /// The session is not (or no longer) known.
+    #[error("unknown session")]
+    UnknownSession,
+}

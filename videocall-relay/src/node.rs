@@ -1,0 +1,291 @@
+//! The async driver of one relay node: a task that owns a [`Relay`], carries out its outputs on
+//! a [`Bus`] and on per-session channels, and fires its timers.
+//!
+//! Transports (WebSocket, WebTransport) are thin: for each connection they call
+//! [`NodeHandle::join`], copy socket reads into [`SessionHandle::send`] and write what
+//! [`SessionHandle::recv`] yields, reporting written bytes with [`SessionHandle::transmitted`].
+//! The outbound channel of a session is unbounded, but the core never queues more than
+//! `queue_video_bytes + queue_control_headroom_bytes` unwritten bytes for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::debug;
+use videocall_types::{MeetingId, SessionId, UserId};
+
+use crate::bus::{Bus, BusMessage, BusState, BusSubscription};
+use crate::{CloseReason, InboundError, JoinError, Output, Relay, RelayConfig};
+
+/// Commands waiting for the node task, at most.
+const COMMAND_QUEUE: usize = 64 * 1024;
+/// Bus messages waiting for the node task, at most.
+const BUS_QUEUE: usize = 64 * 1024;
+
+/// What a session's transport must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// Write this packet.
+    Packet(Bytes),
+    /// Close the connection for this reason; nothing follows.
+    Close(CloseReason),
+}
+
+enum Command {
+    Join {
+        user: UserId,
+        meeting: MeetingId,
+        reply: oneshot::Sender<Result<(SessionId, mpsc::UnboundedReceiver<Outbound>), JoinError>>,
+    },
+    Inbound {
+        session: SessionId,
+        data: Bytes,
+    },
+    Transmitted {
+        session: SessionId,
+        bytes: usize,
+    },
+    Leave {
+        session: SessionId,
+    },
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    bus: Arc<dyn Bus>,
+}
+
+/// Why the node could not take a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node task has stopped.
+    #[error("the relay node has stopped")]
+    Stopped,
+    /// The join was refused.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+}
+
+impl NodeHandle {
+    /// Starts a node on `bus` and returns its handle; the node runs until every handle (and
+    /// every session) is dropped.
+    pub fn spawn(config: RelayConfig, bus: Arc<dyn Bus>) -> Self {
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(run(Relay::new(config), bus.clone(), commands_rx));
+        Self { commands, bus }
+    }
+
+    /// Joins `user` to `meeting`; the session's first packet is its SESSION_ASSIGNED.
+    pub async fn join(&self, user: UserId, meeting: MeetingId) -> Result<SessionHandle, NodeError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::Join {
+                user,
+                meeting,
+                reply,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        let (id, outbound) = response.await.map_err(|_| NodeError::Stopped)??;
+        Ok(SessionHandle {
+            id,
+            node: self.clone(),
+            outbound,
+        })
+    }
+
+    /// The node's counters in the Prometheus text format, with the bus state.
+    pub async fn render_metrics(&self) -> Result<String, NodeError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::Metrics { reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        let mut text = response.await.map_err(|_| NodeError::Stopped)?;
+        let connected = *self.bus.state().borrow() == BusState::Connected;
+        text.push_str(&format!(
+            "# HELP videocall_bus_connected Whether the bus reaches the other nodes.\n\
+             # TYPE videocall_bus_connected gauge\nvideocall_bus_connected{{bus=\"{}\"}} {}\n\
+             # HELP videocall_bus_dropped_total Bus messages dropped on full queues.\n\
+             # TYPE videocall_bus_dropped_total counter\nvideocall_bus_dropped_total {}\n",
+            self.bus.kind(),
+            u8::from(connected),
+            self.bus.dropped()
+        ));
+        Ok(text)
+    }
+
+    /// Watches the bus state (for health checks).
+    pub fn bus_state(&self) -> watch::Receiver<BusState> {
+        self.bus.state()
+    }
+}
+
+/// One session on a node. Dropping it leaves the meeting.
+#[derive(Debug)]
+pub struct SessionHandle {
+    id: SessionId,
+    node: NodeHandle,
+    outbound: mpsc::UnboundedReceiver<Outbound>,
+}
+
+impl SessionHandle {
+    /// Its id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Hands one packet read from the socket to the relay. Waits only when the node is
+    /// saturated with commands.
+    pub async fn send(&self, data: Bytes) -> Result<(), NodeError> {
+        self.node
+            .commands
+            .send(Command::Inbound {
+                session: self.id,
+                data,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// The next thing to write, or `None` once the node has stopped.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        self.outbound.recv().await
+    }
+
+    /// Reports `bytes` written to the socket, freeing that much of the session's queue.
+    pub async fn transmitted(&self, bytes: usize) -> Result<(), NodeError> {
+        self.node
+            .commands
+            .send(Command::Transmitted {
+                session: self.id,
+                bytes,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        let leave = Command::Leave { session: self.id };
+        if let Err(mpsc::error::TrySendError::Full(leave)) = self.node.commands.try_send(leave) {
+            // Never lose a leave: the meeting would keep a ghost until the idle timeout.
+            let commands = self.node.commands.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = commands.send(leave).await;
+                });
+            }
+        }
+    }
+}
+
+async fn run(mut relay: Relay, bus: Arc<dyn Bus>, mut commands: mpsc::Receiver<Command>) {
+    let (bus_tx, mut bus_rx) = mpsc::channel::<BusMessage>(BUS_QUEUE);
+    let mut sessions: HashMap<SessionId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
+    let mut subscriptions: HashMap<MeetingId, BusSubscription> = HashMap::new();
+    loop {
+        let timeout = relay.poll_timeout();
+        let sleep = async {
+            match timeout {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                handle_command(&mut relay, &mut sessions, command);
+                // Take whatever else is already waiting before flushing outputs.
+                for _ in 0..256 {
+                    match commands.try_recv() {
+                        Ok(command) => handle_command(&mut relay, &mut sessions, command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(message) = bus_rx.recv() => {
+                relay.handle_bus(Instant::now(), &message.subject, message.payload);
+            }
+            () = sleep => relay.handle_timeout(Instant::now()),
+        }
+        while let Some(output) = relay.poll_output() {
+            match output {
+                Output::Transmit { session, packet } => {
+                    if let Some(tx) = sessions.get(&session) {
+                        let _ = tx.send(Outbound::Packet(packet));
+                    }
+                }
+                Output::Publish { subject, packet } => {
+                    bus.publish(&subject, packet);
+                }
+                Output::Subscribe { meeting, subject } => {
+                    debug!(%meeting, "subscribing to {subject}");
+                    subscriptions.insert(meeting, bus.subscribe(&subject, bus_tx.clone()));
+                }
+                Output::Unsubscribe { meeting } => {
+                    debug!(%meeting, "unsubscribing");
+                    subscriptions.remove(&meeting);
+                }
+                Output::Close { session, reason } => {
+                    if let Some(tx) = sessions.remove(&session) {
+                        let _ = tx.send(Outbound::Close(reason));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn handle_command(
+    relay: &mut Relay,
+    sessions: &mut HashMap<SessionId, mpsc::UnboundedSender<Outbound>>,
+    command: Command,
+) {
+    let now = Instant::now();
+    match command {
+        Command::Join {
+            user,
+            meeting,
+            reply,
+        } => {
+            let result = relay.handle_join(now, user, meeting).map(|id| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                sessions.insert(id, tx);
+                (id, rx)
+            });
+            if let Err(Ok((id, _))) = reply.send(result) {
+                // The caller went away before hearing back.
+                sessions.remove(&id);
+                relay.handle_leave(now, id);
+            }
+        }
+        Command::Inbound { session, data } => {
+            if let Err(e) = relay.handle_inbound(now, session, data) {
+                match e {
+                    InboundError::UnknownSession => {}
+                    e => debug!(%session, "packet discarded: {e}"),
+                }
+            }
+        }
+        Command::Transmitted { session, bytes } => relay.handle_transmitted(session, bytes),
+        Command::Leave { session } => {
+            sessions.remove(&session);
+            relay.handle_leave(now, session);
+        }
+        Command::Metrics { reply } => {
+            let mut text = String::new();
+            relay.render_metrics(&mut text);
+            let _ = reply.send(text);
+        }
+    }
+}

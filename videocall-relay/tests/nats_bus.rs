@@ -1,0 +1,118 @@
+//! Two relay nodes on a real `nats-server` (started by the test on a free port), including a
+//! server restart in the middle of a meeting.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{NatsServer, audio, is_audio, is_joined, recv_until, try_recv_until};
+use videocall_relay::RelayConfig;
+use videocall_relay::bus::{Bus, BusState, NatsBus};
+use videocall_relay::node::NodeHandle;
+use videocall_types::{MeetingId, UserId};
+
+async fn node(url: &str, node_id: u32) -> (NodeHandle, tokio::sync::watch::Receiver<BusState>) {
+    let bus = NatsBus::connect(url, true).await.expect("NATS reachable");
+    let state = bus.state();
+    let config = RelayConfig {
+        node_id,
+        ..RelayConfig::default()
+    };
+    (NodeHandle::spawn(config, Arc::new(bus)), state)
+}
+
+async fn wait_for(state: &mut tokio::sync::watch::Receiver<BusState>, want: BusState) {
+    tokio::time::timeout(support::PATIENCE, state.wait_for(|s| *s == want))
+        .await
+        .unwrap_or_else(|_| panic!("bus never became {want:?}"))
+        .expect("bus state sender alive");
+}
+
+fn ids(user: &str) -> (UserId, MeetingId) {
+    (
+        UserId::new(user).unwrap(),
+        MeetingId::new("standup").unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_nats_form_one_meeting_and_survive_a_server_restart() {
+    let mut server = NatsServer::start();
+    let (n1, mut s1) = node(&server.url(), 1).await;
+    let (n2, mut s2) = node(&server.url(), 2).await;
+    assert_eq!(*s1.borrow(), BusState::Connected);
+
+    let (u, m) = ids("alice");
+    let mut alice = n1.join(u, m).await.unwrap();
+    let (u, m) = ids("carol");
+    let mut carol = n1.join(u, m).await.unwrap();
+    let (u, m) = ids("bob");
+    let mut bob = n2.join(u, m).await.unwrap();
+    recv_until(&mut bob, |w| is_joined(w, "alice")).await;
+    recv_until(&mut bob, |w| is_joined(w, "carol")).await;
+    recv_until(&mut alice, |w| is_joined(w, "bob")).await;
+
+    alice.send(audio("before")).await.unwrap();
+    let got = recv_until(&mut bob, |w| is_audio(w, "before")).await;
+    assert_eq!(got.user_id, "alice".as_bytes());
+    assert_eq!(got.session_id, alice.id().get());
+    bob.send(audio("reply")).await.unwrap();
+    recv_until(&mut alice, |w| is_audio(w, "reply")).await;
+
+    // NATS goes away: both nodes notice and keep serving their own sessions.
+    server.stop();
+    wait_for(&mut s1, BusState::Disconnected).await;
+    wait_for(&mut s2, BusState::Disconnected).await;
+    let metrics = n1.render_metrics().await.unwrap();
+    assert!(
+        metrics.contains("videocall_bus_connected{bus=\"nats\"} 0"),
+        "{metrics}"
+    );
+    alice.send(audio("local only")).await.unwrap();
+    recv_until(&mut carol, |w| is_audio(w, "local only")).await;
+
+    // NATS comes back on the same port: the nodes reconnect and resubscribe by themselves.
+    server.restart();
+    wait_for(&mut s1, BusState::Connected).await;
+    wait_for(&mut s2, BusState::Connected).await;
+    // Resubscription completes shortly after the reconnect event; probe until it carries.
+    let mut resumed = false;
+    for attempt in 0..40 {
+        let tag = format!("after-{attempt}");
+        alice.send(audio(&tag)).await.unwrap();
+        if try_recv_until(&mut bob, Duration::from_millis(250), |w| is_audio(w, &tag))
+            .await
+            .is_some()
+        {
+            resumed = true;
+            break;
+        }
+    }
+    assert!(resumed, "traffic did not resume after NATS came back");
+    bob.send(audio("back again")).await.unwrap();
+    recv_until(&mut alice, |w| is_audio(w, "back again")).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_is_a_clear_error_when_waiting_for_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let err = NatsBus::connect(&url, true).await.unwrap_err();
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[tokio::test]
+async fn a_bus_started_before_its_server_connects_when_the_server_appears() {
+    let mut server = NatsServer::start();
+    server.stop();
+    let bus = NatsBus::connect(&server.url(), false).await.unwrap();
+    let mut state = bus.state();
+    assert_eq!(*state.borrow(), BusState::Disconnected);
+    server.restart();
+    wait_for(&mut state, BusState::Connected).await;
+}
