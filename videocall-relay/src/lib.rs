@@ -37,6 +37,8 @@ mod subject;
 
 #[cfg(feature = "runtime")]
 pub mod bus;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod node;
 

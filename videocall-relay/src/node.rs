@@ -33,6 +33,7 @@ pub enum Outbound {
     Close(CloseReason),
 }
 
+#[derive(Debug)]
 enum Command {
     Join {
         user: UserId,
@@ -56,7 +57,7 @@ enum Command {
 }
 
 /// A cheap, cloneable handle to a running node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     bus: Arc<dyn Bus>,
@@ -129,6 +130,14 @@ impl NodeHandle {
     }
 }
 
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("bus", &self.bus.kind())
+            .finish()
+    }
+}
+
 /// One session on a node. Dropping it leaves the meeting.
 #[derive(Debug)]
 pub struct SessionHandle {
@@ -143,22 +152,33 @@ impl SessionHandle {
         self.id
     }
 
+    /// A cloneable sender for the task that reads the socket.
+    pub fn sender(&self) -> SessionSender {
+        SessionSender {
+            id: self.id,
+            commands: self.node.commands.clone(),
+        }
+    }
+
     /// Hands one packet read from the socket to the relay. Waits only when the node is
     /// saturated with commands.
     pub async fn send(&self, data: Bytes) -> Result<(), NodeError> {
-        self.node
-            .commands
-            .send(Command::Inbound {
-                session: self.id,
-                data,
-            })
-            .await
-            .map_err(|_| NodeError::Stopped)
+        self.sender().send(data).await
     }
 
     /// The next thing to write, or `None` once the node has stopped.
     pub async fn recv(&mut self) -> Option<Outbound> {
         self.outbound.recv().await
+    }
+
+    /// Waits for the next thing to write, then takes everything else already waiting (up to
+    /// `max` in all) into `batch`, so the transport can write them together. Returns false once
+    /// the node has stopped.
+    pub async fn recv_batch(&mut self, batch: &mut Vec<Outbound>, max: usize) -> bool {
+        if self.outbound.recv_many(batch, max.max(1)).await == 0 {
+            return false;
+        }
+        true
     }
 
     /// Reports `bytes` written to the socket, freeing that much of the session's queue.
@@ -168,6 +188,27 @@ impl SessionHandle {
             .send(Command::Transmitted {
                 session: self.id,
                 bytes,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// The inbound half of a session: hands packets read from its socket to the node.
+#[derive(Debug, Clone)]
+pub struct SessionSender {
+    id: SessionId,
+    commands: mpsc::Sender<Command>,
+}
+
+impl SessionSender {
+    /// Hands one packet read from the socket to the relay. Waits only when the node is
+    /// saturated with commands.
+    pub async fn send(&self, data: Bytes) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Inbound {
+                session: self.id,
+                data,
             })
             .await
             .map_err(|_| NodeError::Stopped)

@@ -1,0 +1,53 @@
+//! The HTTP side of videocall: the WebSocket relay transport (`/lobby/{user_id}/{meeting_id}`),
+//! `/healthz`, `/metrics`, the WebTransport certificate hash, and the built browser UI.
+//!
+//! Like the WebTransport server it is a thin adapter: each WebSocket is one session of a
+//! [`NodeHandle`]; all meeting logic lives in `videocall-relay`.
+
+mod routes;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use videocall_relay::node::NodeHandle;
+
+pub use routes::configure;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The relay node sessions join.
+    pub node: NodeHandle,
+    /// Largest packet a client may send (the relay's `max_frame_bytes`).
+    pub max_frame_bytes: usize,
+    /// How often the server pings each WebSocket; a socket silent for three intervals is
+    /// closed (dead TCP connections otherwise linger until the OS gives up).
+    pub ping_interval: Duration,
+    /// SHA-256 of the WebTransport certificate, when browsers should pin it.
+    pub certificate_hash: Option<[u8; 32]>,
+    /// The built browser app (index.html and assets), if served here.
+    pub ui_dir: Option<PathBuf>,
+    /// Turns true when the process is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Transport counters.
+    pub metrics: Arc<WsMetrics>,
+    /// Extra Prometheus text to append (the in-process WebTransport server's counters).
+    pub extra_metrics: Option<Arc<webtransport_server::WtMetrics>>,
+}
+
+/// Counters of the WebSocket transport, beside the relay's own.
+#[derive(Debug, Default)]
+pub struct WsMetrics {
+    /// Upgrades refused with HTTP 400 (bad ids).
+    pub refused: AtomicU64,
+    /// Connections closed for a WebSocket protocol error (e.g. a frame over the limit).
+    pub protocol_errors: AtomicU64,
+    /// Text messages received (the protocol is binary); discarded.
+    pub text_messages: AtomicU64,
+    /// Connections closed because the peer stopped answering pings.
+    pub ping_timeouts: AtomicU64,
+}

@@ -1,0 +1,189 @@
+//! `actix-api`: HTTP + WebSocket relay; with `--webtransport`, the all-in-one single node that
+//! also serves WebTransport on the same relay node (what `make run` starts).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_api::{AppState, WsMetrics, configure};
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use clap::Parser;
+use tracing::info;
+use videocall_relay::cli::RelayArgs;
+use videocall_relay::node::NodeHandle;
+use webtransport_server::{WtArgs, WtMetrics, cert};
+
+/// videocall HTTP API and WebSocket relay.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Config {
+    /// TCP address for HTTP and WebSocket.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Also serve WebTransport from this process, on the same relay node (single node).
+    #[arg(long, env = "WEBTRANSPORT")]
+    webtransport: bool,
+    #[command(flatten)]
+    wt: WtArgs,
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Directory of the built browser UI (index.html and assets); not served when absent.
+    #[arg(long, env = "UI_DIR")]
+    ui_dir: Option<PathBuf>,
+    /// Seconds between WebSocket pings; a socket silent for three intervals is closed.
+    #[arg(long, env = "PING_INTERVAL_SECS", default_value_t = 10)]
+    ping_interval_secs: u64,
+    /// HTTP worker threads.
+    #[arg(long, env = "HTTP_WORKERS", default_value_t = 2)]
+    workers: usize,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `actix_api=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Some(dir) = &config.ui_dir
+        && !dir.join("index.html").is_file()
+    {
+        anyhow::bail!("UI directory {} has no index.html", dir.display());
+    }
+
+    // The relay node (and WebTransport) run on their own tokio runtime; actix's workers only
+    // move WebSocket bytes.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("relay")
+        .enable_all()
+        .build()?;
+    let relay_config = config.relay.relay_config();
+    let max_frame_bytes = relay_config.max_frame_bytes;
+    let node_id = relay_config.node_id;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (node, bus_kind) = runtime.block_on(async {
+        let bus = config.relay.connect_bus().await?;
+        let kind = bus.kind();
+        anyhow::Ok((NodeHandle::spawn(relay_config, bus), kind))
+    })?;
+    info!(node_id, bus = bus_kind, "relay node started");
+
+    let mut certificate_hash = None;
+    let mut wt_metrics = None;
+    let mut wt_task = None;
+    if config.webtransport {
+        let identity = runtime.block_on(cert::identity(&config.wt))?;
+        let hash = cert::certificate_hash(&identity);
+        info!("WebTransport certificate SHA-256 {}", cert::hex(&hash));
+        certificate_hash = Some(hash);
+        let metrics = Arc::new(WtMetrics::default());
+        wt_metrics = Some(metrics.clone());
+        wt_task = Some(runtime.spawn(webtransport_server::serve(
+            node.clone(),
+            identity,
+            config.wt.webtransport_listen,
+            max_frame_bytes,
+            metrics,
+            shutdown.clone(),
+        )));
+    } else if let Some(cert_path) = &config.wt.cert {
+        // A separate webtransport-server uses this certificate: let pages pin it.
+        let chain = runtime
+            .block_on(wtransport::tls::CertificateChain::load_pemfile(cert_path))
+            .with_context(|| format!("cannot read certificate {}", cert_path.display()))?;
+        certificate_hash = Some(*chain.as_slice()[0].hash().as_ref());
+    }
+
+    let state = AppState {
+        node,
+        max_frame_bytes,
+        ping_interval: Duration::from_secs(config.ping_interval_secs.max(1)),
+        certificate_hash,
+        ui_dir: config.ui_dir.clone(),
+        shutdown,
+        metrics: Arc::new(WsMetrics::default()),
+        extra_metrics: wt_metrics,
+    };
+    let listen = config.listen;
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+            .workers(config.workers.max(1))
+            .disable_signals()
+            .shutdown_timeout(2)
+            .on_connect(|connection, _| {
+                // Real-time media: never let Nagle hold a small packet back.
+                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            })
+            .bind(listen)
+            .with_context(|| format!("cannot listen on {listen}"))?
+            .run();
+        let handle = server.handle();
+        let server = actix_web::rt::spawn(server);
+        let host = match listen.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            ip => ip.to_string(),
+        };
+        println!("videocall is running:");
+        if config.ui_dir.is_some() {
+            println!(
+                "  open      http://{host}:{}/meeting/<your-name>/<meeting-id>",
+                listen.port()
+            );
+        }
+        println!(
+            "  websocket ws://{host}:{}/lobby/<user>/<meeting>",
+            listen.port()
+        );
+        if config.webtransport {
+            println!(
+                "  webtransport https://{host}:{}/lobby/<user>/<meeting>",
+                config.wt.webtransport_listen.port()
+            );
+        }
+        println!(
+            "  health    http://{host}:{}/healthz   metrics http://{host}:{}/metrics",
+            listen.port(),
+            listen.port()
+        );
+        println!("Ctrl-C stops.");
+
+        shutdown_signal().await;
+        info!("shutting down: closing sessions");
+        let _ = stop.send(true);
+        let stopping = async {
+            handle.stop(true).await;
+            let _ = server.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(3), stopping)
+            .await
+            .is_err()
+        {
+            info!("connections still open after 3 s; exiting anyway");
+        }
+        anyhow::Ok(())
+    })?;
+    if let Some(task) = wt_task {
+        let _ =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), task).await });
+    }
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

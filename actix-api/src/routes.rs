@@ -1,0 +1,98 @@
+//! HTTP routes.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use videocall_relay::bus::BusState;
+
+use crate::{AppState, ws};
+
+/// Registers every route on an actix `App`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let ui_dir = state.ui_dir.clone();
+        cfg.app_data(web::Data::new(state))
+            .route("/lobby/{user_id}/{meeting_id}", web::get().to(ws::lobby))
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics))
+            .route(
+                "/api/v1/webtransport/certificate_hash",
+                web::get().to(certificate_hash),
+            );
+        if let Some(dir) = ui_dir {
+            let index = dir.join("index.html");
+            // Client-side routes (`/meeting/...`) get the app's index; files are served as is.
+            cfg.service(
+                actix_files::Files::new("/", dir)
+                    .index_file("index.html")
+                    .default_handler(web::to(move |req: HttpRequest| {
+                        let index = index.clone();
+                        async move {
+                            actix_files::NamedFile::open_async(index)
+                                .await
+                                .map(|file| file.into_response(&req))
+                        }
+                    })),
+            );
+        }
+    }
+}
+
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    if *state.shutdown.borrow() {
+        return HttpResponse::ServiceUnavailable().body("shutting down\n");
+    }
+    match *state.node.bus_state().borrow() {
+        BusState::Connected => HttpResponse::Ok().body("ok\n"),
+        BusState::Disconnected => HttpResponse::ServiceUnavailable().body("bus disconnected\n"),
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let Ok(mut text) = state.node.render_metrics().await else {
+        return HttpResponse::ServiceUnavailable().body("relay node stopped\n");
+    };
+    let m = &state.metrics;
+    for (name, help, value) in [
+        (
+            "ws_refused_total",
+            "WebSocket upgrades refused (bad ids).",
+            &m.refused,
+        ),
+        (
+            "ws_protocol_errors_total",
+            "WebSockets closed for a protocol error.",
+            &m.protocol_errors,
+        ),
+        (
+            "ws_text_messages_total",
+            "Text messages received and discarded.",
+            &m.text_messages,
+        ),
+        (
+            "ws_ping_timeouts_total",
+            "WebSockets closed for not answering pings.",
+            &m.ping_timeouts,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\nvideocall_{name} {}\n",
+            value.load(Ordering::Relaxed)
+        ));
+    }
+    if let Some(wt) = &state.extra_metrics {
+        wt.render(&mut text);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+async fn certificate_hash(state: web::Data<AppState>) -> HttpResponse {
+    match &state.certificate_hash {
+        Some(hash) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(webtransport_server::health::certificate_hash_json(hash)),
+        None => HttpResponse::NotFound().body("no WebTransport certificate configured\n"),
+    }
+}

@@ -1,0 +1,155 @@
+//! One WebSocket session: binary messages in (one `PacketWrapper` each), the relay's packets
+//! out. Reading and writing run in one task per connection; the session's queue lives in the
+//! relay core, so a slow socket only ever slows itself.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use futures_util::StreamExt;
+use tracing::debug;
+use videocall_relay::node::{NodeError, Outbound, SessionHandle};
+use videocall_types::{MeetingId, UserId};
+
+use crate::AppState;
+
+/// Packets written per batch before reporting them to the relay.
+const BATCH: usize = 64;
+
+/// `GET /lobby/{user_id}/{meeting_id}`: validates the ids (HTTP 400 with the reason), upgrades,
+/// joins the meeting (a full meeting or node closes the socket with the reason).
+pub(crate) async fn lobby(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let (user, meeting) = path.into_inner();
+    let ids = UserId::new(user)
+        .map_err(|e| e.to_string())
+        .and_then(|u| Ok((u, MeetingId::new(meeting).map_err(|e| e.to_string())?)));
+    let (user, meeting) = match ids {
+        Ok(ids) => ids,
+        Err(reason) => {
+            state.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(HttpResponse::BadRequest().body(reason + "\n"));
+        }
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // Twice the relay's limit gets through the codec so that the relay refuses and counts
+    // oversize packets itself; anything larger is a protocol error that ends the connection.
+    let limit = state.max_frame_bytes.saturating_mul(2);
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        match state.node.join(user.clone(), meeting.clone()).await {
+            Ok(handle) => {
+                debug!(%user, %meeting, session = %handle.id(), "WebSocket session joined");
+                let reason = run(handle, session.clone(), stream, &state).await;
+                let _ = session.close(Some(reason)).await;
+            }
+            Err(e) => {
+                let code = match e {
+                    NodeError::Join(_) => CloseCode::Again,
+                    _ => CloseCode::Error,
+                };
+                let reason = CloseReason {
+                    code,
+                    description: Some(e.to_string()),
+                };
+                let _ = session.close(Some(reason)).await;
+            }
+        }
+    });
+    Ok(response)
+}
+
+fn close(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    }
+}
+
+/// Pumps one session until either side ends it; returns the close reason to send.
+async fn run(
+    mut handle: SessionHandle,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    state: &AppState,
+) -> CloseReason {
+    let sender = handle.sender();
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval(state.ping_interval);
+    let mut last_heard = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(AggregatedMessage::Binary(data))) => {
+                        if sender.send(data).await.is_err() {
+                            return close(CloseCode::Error, "relay stopped");
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return close(CloseCode::Normal, "closed");
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Text(_))) => {
+                        state.metrics.text_messages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(AggregatedMessage::Close(_))) | None => {
+                        return close(CloseCode::Normal, "bye");
+                    }
+                    Some(Err(e)) => {
+                        state.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                        debug!("WebSocket protocol error: {e}");
+                        return close(CloseCode::Protocol, &e.to_string());
+                    }
+                }
+            }
+            more = handle.recv_batch(&mut batch, BATCH) => {
+                if !more {
+                    return close(CloseCode::Error, "relay stopped");
+                }
+                let mut written = 0;
+                for out in batch.drain(..) {
+                    match out {
+                        Outbound::Packet(packet) => {
+                            written += packet.len();
+                            if session.binary(packet).await.is_err() {
+                                return close(CloseCode::Normal, "closed");
+                            }
+                        }
+                        Outbound::Close(reason) => {
+                            return close(CloseCode::Policy, reason.as_str());
+                        }
+                    }
+                }
+                if handle.transmitted(written).await.is_err() {
+                    return close(CloseCode::Error, "relay stopped");
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > state.ping_interval * 3 {
+                    state.metrics.ping_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return close(CloseCode::Away, "no answer to pings");
+                }
+                if session.ping(b"").await.is_err() {
+                    return close(CloseCode::Normal, "closed");
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => {
+                return close(CloseCode::Away, "server shutting down");
+            }
+        }
+    }
+}

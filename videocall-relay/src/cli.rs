@@ -1,0 +1,84 @@
+//! The relay's command-line flags and environment variables, shared by every service binary
+//! (flattened into each binary's own clap struct), and the bus they select.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::RelayConfig;
+use crate::bus::{Bus, InProcessBus, NatsBus, NatsError};
+
+/// Relay limits, timings and the bus.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// NATS server joining this node to others (e.g. nats://127.0.0.1:4222). Absent: the node
+    /// runs alone on an in-process bus.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// This node's id in session ids (20 bits); random when absent.
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<u32>,
+    /// Largest packet accepted from a client, in bytes.
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = RelayConfig::default().max_frame_bytes)]
+    pub max_frame_bytes: usize,
+    /// Most participants in one meeting on this node.
+    #[arg(long, env = "MAX_SESSIONS_PER_MEETING", default_value_t = RelayConfig::default().max_sessions_per_meeting)]
+    pub max_sessions_per_meeting: usize,
+    /// Most meetings served by this node.
+    #[arg(long, env = "MAX_MEETINGS", default_value_t = RelayConfig::default().max_meetings)]
+    pub max_meetings: usize,
+    /// Unwritten bytes per session before video is dropped (skip to keyframe).
+    #[arg(long, env = "QUEUE_VIDEO_BYTES", default_value_t = RelayConfig::default().queue_video_bytes)]
+    pub queue_video_bytes: usize,
+    /// Extra queue room per session kept for audio and control.
+    #[arg(long, env = "QUEUE_CONTROL_HEADROOM_BYTES", default_value_t = RelayConfig::default().queue_control_headroom_bytes)]
+    pub queue_control_headroom_bytes: usize,
+    /// Seconds without any packet before a session is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = RelayConfig::default().idle_timeout.as_secs())]
+    pub idle_timeout_secs: u64,
+    /// Milliseconds a PARTICIPANT_LEFT waits for the user to reconnect.
+    #[arg(long, env = "RECONNECT_GRACE_MS", default_value_t = RelayConfig::default().reconnect_grace.as_millis() as u64)]
+    pub reconnect_grace_ms: u64,
+    /// Sustained inbound bytes per second per session.
+    #[arg(long, env = "MAX_INBOUND_BYTES_PER_SEC", default_value_t = RelayConfig::default().max_inbound_bytes_per_sec)]
+    pub max_inbound_bytes_per_sec: u64,
+    /// Sustained inbound packets per second per session.
+    #[arg(long, env = "MAX_INBOUND_PACKETS_PER_SEC", default_value_t = RelayConfig::default().max_inbound_packets_per_sec)]
+    pub max_inbound_packets_per_sec: u64,
+}
+
+impl RelayArgs {
+    /// The core configuration these flags describe.
+    pub fn relay_config(&self) -> RelayConfig {
+        RelayConfig {
+            node_id: self.node_id.unwrap_or_else(random_node_id),
+            max_frame_bytes: self.max_frame_bytes,
+            max_sessions_per_meeting: self.max_sessions_per_meeting,
+            max_meetings: self.max_meetings,
+            queue_video_bytes: self.queue_video_bytes,
+            queue_control_headroom_bytes: self.queue_control_headroom_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
+            max_inbound_bytes_per_sec: self.max_inbound_bytes_per_sec,
+            max_inbound_packets_per_sec: self.max_inbound_packets_per_sec,
+        }
+    }
+
+    /// The bus these flags select: NATS when a URL is given (started even while the server is
+    /// unreachable; it keeps trying and health checks report it), else in-process.
+    pub async fn connect_bus(&self) -> Result<Arc<dyn Bus>, NatsError> {
+        Ok(match &self.nats_url {
+            Some(url) => Arc::new(NatsBus::connect(url, false).await?),
+            None => Arc::new(InProcessBus::new().connect()),
+        })
+    }
+}
+
+/// A node id that differs between processes with high probability (std's hasher keys are
+/// random per process), never zero.
+fn random_node_id() -> u32 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let id = (hasher.finish() as u32) & 0xF_FFFF;
+    id.max(1)
+}

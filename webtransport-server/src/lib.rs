@@ -1,0 +1,170 @@
+//! The WebTransport relay transport of videocall.
+//!
+//! Sessions connect to `https://host:port/lobby/{user_id}/{meeting_id}`. Framing is that of the
+//! original videocall-rs, so its clients keep working: each packet (one encoded
+//! `PacketWrapper`) travels on its own unidirectional stream, read to its end; clients may also
+//! send small packets as datagrams. All meeting logic is in `videocall-relay`; this crate only
+//! moves bytes between QUIC and a [`NodeHandle`](videocall_relay::node::NodeHandle).
+
+pub mod cert;
+pub mod health;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+use videocall_relay::node::NodeHandle;
+use videocall_types::{MeetingId, UserId};
+use wtransport::{Endpoint, Identity, ServerConfig};
+
+/// WebTransport flags, shared by the standalone server and the all-in-one node.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WtArgs {
+    /// UDP address for WebTransport. `[::]:PORT` binds dual-stack (IPv4 and IPv6), which
+    /// browsers opening `https://localhost:PORT` need.
+    #[arg(long, env = "WEBTRANSPORT_LISTEN", default_value = "[::]:4433")]
+    pub webtransport_listen: SocketAddr,
+    /// PEM certificate chain. Without `--cert`/`--key` a development certificate is generated
+    /// (ECDSA P-256, valid `--dev-cert-days`), whose SHA-256 browsers accept through
+    /// `serverCertificateHashes`.
+    #[arg(long, env = "CERT_PATH", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, env = "KEY_PATH", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Validity of a generated development certificate, in days (browsers accept at most 14).
+    #[arg(long, env = "DEV_CERT_DAYS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=14))]
+    pub dev_cert_days: u32,
+}
+
+/// Counters of this transport, beside the relay's own.
+#[derive(Debug, Default)]
+pub struct WtMetrics {
+    /// Sessions refused before the relay saw them (bad path or ids).
+    pub refused: AtomicU64,
+    /// Inbound streams discarded for exceeding the frame limit.
+    pub oversize_streams: AtomicU64,
+}
+
+impl WtMetrics {
+    /// Appends the counters in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP videocall_wt_refused_total WebTransport sessions refused (bad path or ids).\n\
+             # TYPE videocall_wt_refused_total counter\nvideocall_wt_refused_total {}\n\
+             # HELP videocall_wt_oversize_streams_total Inbound streams over the frame limit.\n\
+             # TYPE videocall_wt_oversize_streams_total counter\nvideocall_wt_oversize_streams_total {}",
+            self.refused.load(Ordering::Relaxed),
+            self.oversize_streams.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Parses `/lobby/{user_id}/{meeting_id}` (percent-decoded, query ignored).
+pub fn parse_lobby_path(path: &str) -> Result<(UserId, MeetingId), String> {
+    let path = path.split('?').next().unwrap_or_default();
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("lobby"), Some(user), Some(meeting), None) => {
+            let user = percent_decode(user).ok_or("user id is not valid UTF-8")?;
+            let user = UserId::new(user).map_err(|e| e.to_string())?;
+            let meeting = MeetingId::new(meeting).map_err(|e| e.to_string())?;
+            Ok((user, meeting))
+        }
+        _ => Err(format!(
+            "{path}: expected /lobby/{{user_id}}/{{meeting_id}}"
+        )),
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Serves WebTransport sessions on `listen` until `shutdown` turns true, then closes every
+/// session with "server shutting down".
+pub async fn serve(
+    node: NodeHandle,
+    identity: Identity,
+    listen: SocketAddr,
+    max_frame_bytes: usize,
+    metrics: Arc<WtMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let builder = ServerConfig::builder();
+    let builder = if listen.ip().is_unspecified() && listen.is_ipv6() {
+        builder.with_bind_default(listen.port())
+    } else {
+        builder.with_bind_address(listen)
+    };
+    let config = builder
+        .with_identity(identity)
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .max_idle_timeout(Some(Duration::from_secs(30)))?
+        .build();
+    let endpoint = Endpoint::server(config)?;
+    info!("WebTransport listening on {listen} (udp)");
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let node = node.clone();
+        let metrics = metrics.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = session::run(incoming, node, max_frame_bytes, metrics, shutdown).await {
+                warn!("WebTransport session ended: {e:#}");
+            }
+        });
+    }
+    // Give sessions a moment to send their close frames.
+    endpoint.wait_idle().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lobby_paths_parse_and_bad_ones_say_why() {
+        let (user, meeting) = parse_lobby_path("/lobby/alice%40example.com/m-1?x=1").unwrap();
+        assert_eq!(
+            (user.as_str(), meeting.as_str()),
+            ("alice@example.com", "m-1")
+        );
+        assert!(
+            parse_lobby_path("/lobby/alice/bad.meeting")
+                .unwrap_err()
+                .contains("meeting id")
+        );
+        assert!(
+            parse_lobby_path("/other/a/b")
+                .unwrap_err()
+                .contains("expected /lobby")
+        );
+        assert!(parse_lobby_path("/lobby/a").is_err());
+        assert!(parse_lobby_path("/lobby/%ff/m").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! `webtransport-server`: the WebTransport relay as its own process (scale-out deployments:
+//! run several with `NATS_URL`). For a single node, `actix-api --webtransport` serves both.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing::info;
+use videocall_relay::cli::RelayArgs;
+use videocall_relay::node::NodeHandle;
+use webtransport_server::{WtArgs, WtMetrics, cert, health};
+
+/// videocall WebTransport relay.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Config {
+    #[command(flatten)]
+    webtransport: WtArgs,
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// TCP address for /healthz, /metrics and the certificate hash.
+    #[arg(long, env = "HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
+    health_listen: SocketAddr,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `webtransport_server=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let relay_config = config.relay.relay_config();
+    let bus = config.relay.connect_bus().await?;
+    info!(
+        node_id = relay_config.node_id,
+        bus = bus.kind(),
+        "relay node starting"
+    );
+    let max_frame = relay_config.max_frame_bytes;
+    let node = NodeHandle::spawn(relay_config, bus);
+    let identity = cert::identity(&config.webtransport).await?;
+    let hash = cert::certificate_hash(&identity);
+    info!("certificate SHA-256 {}", cert::hex(&hash));
+    let metrics = Arc::new(WtMetrics::default());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+
+    let health = tokio::spawn(health::serve(
+        config.health_listen,
+        node.clone(),
+        metrics.clone(),
+        hash,
+        shutdown.clone(),
+    ));
+    let server = tokio::spawn(webtransport_server::serve(
+        node,
+        identity,
+        config.webtransport.webtransport_listen,
+        max_frame,
+        metrics,
+        shutdown,
+    ));
+    println!(
+        "webtransport-server: WebTransport on https://{}/lobby/{{user}}/{{meeting}}, health on http://{}/healthz",
+        config.webtransport.webtransport_listen, config.health_listen
+    );
+    shutdown_signal().await;
+    info!("shutting down: closing sessions");
+    let _ = stop.send(true);
+    let deadline = std::time::Duration::from_secs(4);
+    let _ = tokio::time::timeout(deadline, async {
+        let _ = server.await;
+        let _ = health.await;
+    })
+    .await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,167 @@
+//! One WebTransport session: QUIC streams and datagrams in, one unidirectional stream per
+//! packet out. The session's outbound queue lives in the relay core; this task writes what it
+//! is given and reports what was written, so a slow client only ever slows itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::watch;
+use tracing::debug;
+use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, SessionSender};
+use wtransport::endpoint::IncomingSession;
+use wtransport::{Connection, RecvStream, VarInt};
+
+use crate::{WtMetrics, parse_lobby_path};
+
+/// Packets being written at once on one session (each on its own stream).
+const IN_FLIGHT: usize = 64;
+
+/// Close codes this server uses (application codes, shown to the page with the reason).
+const CLOSE_NORMAL: u32 = 0;
+const CLOSE_REFUSED: u32 = 4000;
+const CLOSE_SHUTDOWN: u32 = 4001;
+
+pub(crate) async fn run(
+    incoming: IncomingSession,
+    node: NodeHandle,
+    max_frame_bytes: usize,
+    metrics: Arc<WtMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let request = incoming.await.context("handshake")?;
+    let (user, meeting) = match parse_lobby_path(request.path()) {
+        Ok(ids) => ids,
+        Err(reason) => {
+            metrics.refused.fetch_add(1, Ordering::Relaxed);
+            debug!("refusing WebTransport session: {reason}");
+            request.not_found().await;
+            return Ok(());
+        }
+    };
+    let connection = request.accept().await.context("accept")?;
+    let session = match node.join(user.clone(), meeting.clone()).await {
+        Ok(session) => session,
+        Err(NodeError::Join(e)) => {
+            connection.close(VarInt::from_u32(CLOSE_REFUSED), e.to_string().as_bytes());
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    debug!(%user, %meeting, session = %session.id(), "WebTransport session joined");
+    let sender = session.sender();
+    tokio::select! {
+        () = inbound(&connection, sender, max_frame_bytes, &metrics) => {}
+        reason = outbound(&connection, session) => {
+            connection.close(VarInt::from_u32(CLOSE_NORMAL), reason.as_bytes());
+        }
+        _ = shutdown.wait_for(|stop| *stop) => {
+            connection.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"server shutting down");
+        }
+    }
+    Ok(())
+}
+
+/// Reads streams and datagrams until the connection ends.
+async fn inbound(
+    connection: &Connection,
+    sender: SessionSender,
+    max_frame_bytes: usize,
+    metrics: &WtMetrics,
+) {
+    let mut readers = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            stream = connection.accept_uni() => {
+                let Ok(stream) = stream else { return };
+                readers.push(read_to_end(stream, max_frame_bytes));
+            }
+            datagram = connection.receive_datagram() => {
+                let Ok(datagram) = datagram else { return };
+                if sender.send(datagram.payload()).await.is_err() {
+                    return;
+                }
+            }
+            Some(packet) = readers.next(), if !readers.is_empty() => match packet {
+                Some(packet) => {
+                    if sender.send(packet).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    metrics.oversize_streams.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        }
+    }
+}
+
+/// One packet per stream: the stream's bytes, or `None` if it outgrew the limit (the stream is
+/// then stopped and the packet discarded; a broken stream also yields `None`).
+async fn read_to_end(mut stream: RecvStream, max: usize) -> Option<Bytes> {
+    let mut data = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => {
+                if data.len() + n > max {
+                    stream.stop(VarInt::from_u32(1));
+                    return None;
+                }
+                data.extend_from_slice(&chunk[..n]);
+            }
+            Ok(None) => return Some(data.into()),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Writes what the relay queues for this session until it is closed; returns the reason.
+async fn outbound(connection: &Connection, mut session: SessionHandle) -> String {
+    let mut batch = Vec::with_capacity(IN_FLIGHT);
+    let mut writes = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            more = session.recv_batch(&mut batch, IN_FLIGHT - writes.len()), if writes.len() < IN_FLIGHT => {
+                if !more {
+                    return "relay stopped".to_owned();
+                }
+                for out in batch.drain(..) {
+                    match out {
+                        Outbound::Packet(packet) => writes.push(write_packet(connection, packet)),
+                        Outbound::Close(reason) => return reason.as_str().to_owned(),
+                    }
+                }
+            }
+            Some(written) = writes.next(), if !writes.is_empty() => {
+                let mut total = written;
+                while let Some(Some(more)) = futures_util::FutureExt::now_or_never(writes.next()) {
+                    total += more;
+                }
+                if session.transmitted(total).await.is_err() {
+                    return "relay stopped".to_owned();
+                }
+            }
+        }
+    }
+}
+
+/// Writes one packet on a new unidirectional stream; returns its size (also when the client
+/// went away: the relay only needs to know the bytes left its queue).
+async fn write_packet(connection: &Connection, packet: Bytes) -> usize {
+    let len = packet.len();
+    let result: anyhow::Result<()> = async {
+        let mut stream = connection.open_uni().await?.await?;
+        stream.write_all(&packet).await?;
+        stream.finish().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        debug!("WebTransport write failed: {e}");
+    }
+    len
+}
