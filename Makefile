@@ -26,9 +26,11 @@ wasm:
 unit:
 	$(CARGO) test --workspace --all-features
 
+# One process: HTTP + WebSocket on :8080 and WebTransport on :4433 (udp), in-process bus.
 run:
 	@scripts/ensure-deps.sh
-	$(CARGO) run --release -p videocall-relay --features nats --example single_node
+	$(CARGO) build --release -p actix-api
+	$(CARGO) run --release -p actix-api -- --webtransport $(RUN_ARGS)
 
 bench:
 	$(CARGO) bench -p videocall-relay --bench fanout

@@ -84,10 +84,12 @@ fn main() -> anyhow::Result<()> {
         certificate_hash = Some(hash);
         let metrics = Arc::new(WtMetrics::default());
         wt_metrics = Some(metrics.clone());
+        let endpoint = runtime.block_on(async {
+            webtransport_server::bind(identity, config.wt.webtransport_listen)
+        })?;
         wt_task = Some(runtime.spawn(webtransport_server::serve(
+            endpoint,
             node.clone(),
-            identity,
-            config.wt.webtransport_listen,
             max_frame_bytes,
             metrics,
             shutdown.clone(),

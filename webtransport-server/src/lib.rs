@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use videocall_relay::node::NodeHandle;
 use videocall_types::{MeetingId, UserId};
+use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig};
 
 /// WebTransport flags, shared by the standalone server and the all-in-one node.
@@ -101,16 +103,8 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Serves WebTransport sessions on `listen` until `shutdown` turns true, then closes every
-/// session with "server shutting down".
-pub async fn serve(
-    node: NodeHandle,
-    identity: Identity,
-    listen: SocketAddr,
-    max_frame_bytes: usize,
-    metrics: Arc<WtMetrics>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+/// Binds the WebTransport endpoint (UDP) on `listen`. Must run inside a tokio runtime.
+pub fn bind(identity: Identity, listen: SocketAddr) -> anyhow::Result<Endpoint<Server>> {
     let builder = ServerConfig::builder();
     let builder = if listen.ip().is_unspecified() && listen.is_ipv6() {
         builder.with_bind_default(listen.port())
@@ -122,8 +116,21 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(3)))
         .max_idle_timeout(Some(Duration::from_secs(30)))?
         .build();
-    let endpoint = Endpoint::server(config)?;
+    let endpoint = Endpoint::server(config)
+        .with_context(|| format!("cannot listen for WebTransport on {listen} (udp)"))?;
     info!("WebTransport listening on {listen} (udp)");
+    Ok(endpoint)
+}
+
+/// Serves WebTransport sessions until `shutdown` turns true, then closes every session with
+/// "server shutting down".
+pub async fn serve(
+    endpoint: Endpoint<Server>,
+    node: NodeHandle,
+    max_frame_bytes: usize,
+    metrics: Arc<WtMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,

@@ -56,13 +56,9 @@ async fn main() -> anyhow::Result<()> {
         hash,
         shutdown.clone(),
     ));
+    let endpoint = webtransport_server::bind(identity, config.webtransport.webtransport_listen)?;
     let server = tokio::spawn(webtransport_server::serve(
-        node,
-        identity,
-        config.webtransport.webtransport_listen,
-        max_frame,
-        metrics,
-        shutdown,
+        endpoint, node, max_frame, metrics, shutdown,
     ));
     println!(
         "webtransport-server: WebTransport on https://{}/lobby/{{user}}/{{meeting}}, health on http://{}/healthz",

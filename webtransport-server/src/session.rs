@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::debug;
 use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, SessionSender};
 use wtransport::endpoint::IncomingSession;
-use wtransport::{Connection, RecvStream, VarInt};
+use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use crate::{WtMetrics, parse_lobby_path};
 
@@ -131,7 +131,15 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
                 }
                 for out in batch.drain(..) {
                     match out {
-                        Outbound::Packet(packet) => writes.push(write_packet(connection, packet)),
+                        Outbound::Packet(packet) => {
+                            // Streams are opened in queue order so that clients, which see
+                            // streams in id order, get packets in the order the relay sent
+                            // them (SESSION_ASSIGNED first); the writes then run side by side.
+                            let Ok(stream) = open_stream(connection).await else {
+                                return "connection lost".to_owned();
+                            };
+                            writes.push(write_packet(stream, packet));
+                        }
                         Outbound::Close(reason) => return reason.as_str().to_owned(),
                     }
                 }
@@ -149,12 +157,15 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
     }
 }
 
-/// Writes one packet on a new unidirectional stream; returns its size (also when the client
+async fn open_stream(connection: &Connection) -> anyhow::Result<SendStream> {
+    Ok(connection.open_uni().await?.await?)
+}
+
+/// Writes one packet on its own stream and finishes it; returns its size (also when the client
 /// went away: the relay only needs to know the bytes left its queue).
-async fn write_packet(connection: &Connection, packet: Bytes) -> usize {
+async fn write_packet(mut stream: SendStream, packet: Bytes) -> usize {
     let len = packet.len();
     let result: anyhow::Result<()> = async {
-        let mut stream = connection.open_uni().await?.await?;
         stream.write_all(&packet).await?;
         stream.finish().await?;
         Ok(())

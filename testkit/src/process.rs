@@ -1,0 +1,172 @@
+//! The service binaries as real processes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::PATIENCE;
+
+/// Path of a binary of this workspace, built beside the running test
+/// (`target/<profile>/<name>`; `cargo test --workspace` builds every binary before any test runs).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run the tests with `cargo test --workspace` (make test)",
+        path.display()
+    );
+    path
+}
+
+/// A running service process, killed on drop.
+#[derive(Debug)]
+pub struct Service {
+    child: Child,
+    /// Lines the service printed on stdout after its ready line.
+    pub stdout: mpsc::Receiver<String>,
+}
+
+impl Service {
+    /// Starts `bin` with `args` and `env`, and waits until it prints a line containing `ready`.
+    pub fn start(bin: &PathBuf, args: &[String], env: &[(&str, String)], ready: &str) -> Self {
+        let mut command = Command::new(bin);
+        command
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVICE_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("{} never printed {ready:?}", bin.display());
+                }
+            }
+        }
+        Self { child, stdout: rx }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait works") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET http://127.0.0.1:{port}{path}`: status code and body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("setting a timeout works");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .expect("request written");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `GET path` until it answers `status` (a service's state changes without telling us).
+pub fn wait_for_status(port: u16, path: &str, status: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_get(port, path).0 == status
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} on port {port} never answered {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `hex` field of `/api/v1/webtransport/certificate_hash`, as bytes.
+pub fn certificate_hash(port: u16) -> [u8; 32] {
+    let (status, body) = http_get(port, "/api/v1/webtransport/certificate_hash");
+    assert_eq!(status, 200, "{body}");
+    let hex = body
+        .split("\"hex\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a hex field");
+    let mut hash = [0u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits");
+    }
+    hash
+}
