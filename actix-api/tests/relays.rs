@@ -330,3 +330,27 @@ async fn a_burst_reaches_a_webtransport_client_complete() {
         receiver.recv_until(|w| is_audio(w, &tag)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_is_served_with_client_routes_falling_back_to_its_index() {
+    let dir = std::env::temp_dir().join(format!("videocall-ui-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<html>videocall app</html>").unwrap();
+    std::fs::write(dir.join("app.js"), "console.log('app')").unwrap();
+    let (_node, http, _) = single_node(&["--ui-dir", dir.to_str().unwrap()]);
+    for path in ["/", "/meeting/alice/standup"] {
+        let (status, body) = http_get(http, path);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "<html>videocall app</html>"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        http_get(http, "/app.js"),
+        (200, "console.log('app')".to_owned())
+    );
+    // API routes are not swallowed by the fallback.
+    assert_eq!(http_get(http, "/healthz"), (200, "ok\n".to_owned()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
