@@ -20,7 +20,7 @@ core-deps:
 	@scripts/check-core-deps.sh
 
 wasm:
-	$(CARGO) build -p videocall-types --target wasm32-unknown-unknown
+	$(CARGO) build -p videocall-types -p videocall-client --target wasm32-unknown-unknown
 
 # Tests start their own nats-server on free ports.
 unit:

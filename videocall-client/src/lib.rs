@@ -1,0 +1,27 @@
+//! The client core of videocall, shared by the CLI, the load bot and the browser.
+//!
+//! [`Session`] is a sans-IO state machine: it owns the protocol (join, heartbeats every second,
+//! RTT probes, keyframe requests, reconnect with backoff, leave) and never touches a socket or a
+//! clock. Time is a [`Duration`](std::time::Duration) since any fixed origin the driver picks
+//! (`Instant::now() - start` natively, `performance.now()` in the browser), so it builds for
+//! `wasm32-unknown-unknown`. The driver's loop:
+//!
+//! ```text
+//! session.handle_start(now);
+//! loop {
+//!     while let Some(action) = session.poll_action() { /* Connect: open a transport; Close */ }
+//!     while let Some(bytes) = session.poll_transmit() { /* write to the transport */ }
+//!     while let Some(event) = session.poll_event() { /* media, peers, keyframe requests … */ }
+//!     wait for: transport opened  -> session.handle_connected(now)
+//!               bytes received    -> session.handle_packet(now, bytes)
+//!               transport lost    -> session.handle_disconnected(now, reason)
+//!               poll_timeout()    -> session.handle_timeout(now)
+//! }
+//! ```
+
+mod session;
+
+pub use session::{
+    Action, ClientConfig, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
+    SessionError,
+};

@@ -1,0 +1,567 @@
+//! The client session state machine.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use videocall_types::{
+    HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket,
+    PacketType, PacketWrapper, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId, packets,
+};
+
+/// Waits before reconnect attempts 1, 2, 3 and every later one.
+pub const RECONNECT_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// Least time between two keyframe requests to the same peer.
+const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
+
+/// What the session is configured with.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Who we are.
+    pub user_id: UserId,
+    /// Which meeting.
+    pub meeting_id: MeetingId,
+    /// Heartbeat period (the relay closes sessions silent for its idle timeout).
+    pub heartbeat_interval: Duration,
+    /// RTT probe period.
+    pub rtt_interval: Duration,
+    /// A connection attempt that has not produced SESSION_ASSIGNED by then is given up.
+    pub connect_timeout: Duration,
+    /// Reconnect after a lost connection (with [`RECONNECT_BACKOFF`]); false: stay closed.
+    pub reconnect: bool,
+}
+
+impl ClientConfig {
+    /// Defaults: heartbeat and RTT probe every second, 10 s connect timeout, reconnect on.
+    pub fn new(user_id: UserId, meeting_id: MeetingId) -> Self {
+        Self {
+            user_id,
+            meeting_id,
+            heartbeat_interval: Duration::from_secs(1),
+            rtt_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(10),
+            reconnect: true,
+        }
+    }
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not started.
+    Idle,
+    /// Waiting for the transport to open and the relay to assign a session (attempt n ≥ 1).
+    Connecting {
+        /// Attempt number, 1 for the first.
+        attempt: u32,
+    },
+    /// In the meeting.
+    Joined {
+        /// Our session id.
+        session: SessionId,
+    },
+    /// Waiting to reconnect.
+    Backoff {
+        /// The attempt that comes next.
+        attempt: u32,
+        /// When it starts.
+        until: Duration,
+    },
+    /// Left (or gave up); nothing more happens.
+    Closed,
+}
+
+/// What the driver must do to the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a transport to the relay (attempt n ≥ 1); report with `handle_connected` or
+    /// `handle_disconnected`.
+    Connect {
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// Close the transport.
+    Close,
+}
+
+/// A media packet from a peer, with the identity the relay stamped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaFrom {
+    /// The sender's session.
+    pub session: u64,
+    /// The sender's user id.
+    pub user: String,
+    /// The packet.
+    pub packet: MediaPacket,
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The relay assigned us a session: we are in the meeting.
+    Joined {
+        /// Our session id.
+        session: SessionId,
+    },
+    /// Someone is in the meeting (sent for everyone present when we join).
+    PeerJoined {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+    },
+    /// Someone left.
+    PeerLeft {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+    },
+    /// Media (video, audio, screen, heartbeat) from a peer.
+    Media(MediaFrom),
+    /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us.
+    KeyframeRequested,
+    /// A receiver is dropping our video: lower the bitrate.
+    Congestion {
+        /// Who is dropping.
+        receiver: String,
+    },
+    /// A round trip to the relay and back took this long.
+    Rtt(Duration),
+    /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
+    Other(PacketWrapper),
+    /// The connection was lost; `retry_in` is when we reconnect (None: we stay closed).
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// Delay before the next attempt.
+        retry_in: Option<Duration>,
+    },
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Media can only be sent while joined.
+    #[error("not in the meeting (state {0:?})")]
+    NotJoined(ConnectionState),
+    /// A packet from the relay could not be decoded.
+    #[error("malformed packet from the relay: {0}")]
+    Malformed(String),
+}
+
+/// The client protocol of one participant.
+#[derive(Debug)]
+pub struct Session {
+    config: ClientConfig,
+    state: ConnectionState,
+    transport_open: bool,
+    connect_deadline: Option<Duration>,
+    next_heartbeat: Duration,
+    next_rtt: Duration,
+    heartbeat: HeartbeatMetadata,
+    subscription: Option<SubscriptionPacket>,
+    peers: HashMap<u64, String>,
+    keyframe_asked: HashMap<String, Duration>,
+    transmit: VecDeque<Bytes>,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+}
+
+impl Session {
+    /// A session that does nothing until [`Session::handle_start`].
+    pub fn new(config: ClientConfig) -> Self {
+        Self {
+            config,
+            state: ConnectionState::Idle,
+            transport_open: false,
+            connect_deadline: None,
+            next_heartbeat: Duration::ZERO,
+            next_rtt: Duration::ZERO,
+            heartbeat: HeartbeatMetadata::default(),
+            subscription: None,
+            peers: HashMap::new(),
+            keyframe_asked: HashMap::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Where the session is.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// Our session id while joined.
+    pub fn session_id(&self) -> Option<SessionId> {
+        match self.state {
+            ConnectionState::Joined { session } => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Peers known now: session → user id.
+    pub fn peers(&self) -> &HashMap<u64, String> {
+        &self.peers
+    }
+
+    /// Starts connecting.
+    pub fn handle_start(&mut self, now: Duration) {
+        if self.state == ConnectionState::Idle {
+            self.connect(now, 1);
+        }
+    }
+
+    /// The transport is open; the relay's SESSION_ASSIGNED completes the join.
+    pub fn handle_connected(&mut self, _now: Duration) {
+        if matches!(self.state, ConnectionState::Connecting { .. }) {
+            self.transport_open = true;
+        }
+    }
+
+    /// The transport failed or closed.
+    pub fn handle_disconnected(&mut self, now: Duration, reason: impl Into<String>) {
+        let attempt = match self.state {
+            ConnectionState::Closed | ConnectionState::Idle | ConnectionState::Backoff { .. } => {
+                return;
+            }
+            ConnectionState::Connecting { attempt } => attempt + 1,
+            ConnectionState::Joined { .. } => 1,
+        };
+        self.transport_open = false;
+        self.connect_deadline = None;
+        for (session, user) in std::mem::take(&mut self.peers) {
+            self.events.push_back(Event::PeerLeft { session, user });
+        }
+        let retry_in = self.config.reconnect.then(|| {
+            let index = (attempt as usize)
+                .saturating_sub(1)
+                .min(RECONNECT_BACKOFF.len() - 1);
+            RECONNECT_BACKOFF[index]
+        });
+        self.events.push_back(Event::Disconnected {
+            reason: reason.into(),
+            retry_in,
+        });
+        self.state = match retry_in {
+            Some(wait) => ConnectionState::Backoff {
+                attempt,
+                until: now + wait,
+            },
+            None => ConnectionState::Closed,
+        };
+    }
+
+    /// One message from the relay (one encoded `PacketWrapper`).
+    pub fn handle_packet(&mut self, now: Duration, bytes: Bytes) -> Result<(), SessionError> {
+        let wrapper =
+            PacketWrapper::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+        let from_system = wrapper.user_id == SYSTEM_USER_ID.as_bytes();
+        match PacketType::try_from(wrapper.packet_type) {
+            Ok(PacketType::SessionAssigned) if from_system => {
+                if let Some(session) = SessionId::from_wire(wrapper.session_id) {
+                    self.joined(now, session);
+                }
+            }
+            Ok(PacketType::Meeting) if from_system => {
+                let event = MeetingPacket::decode(wrapper.data)
+                    .map_err(|e| SessionError::Malformed(e.to_string()))?;
+                self.meeting_event(event);
+            }
+            Ok(PacketType::Congestion) => self.events.push_back(Event::Congestion {
+                receiver: String::from_utf8_lossy(&wrapper.user_id).into_owned(),
+            }),
+            Ok(PacketType::Media) => self.media(now, wrapper),
+            _ => self.events.push_back(Event::Other(wrapper)),
+        }
+        Ok(())
+    }
+
+    /// Runs the timers due at `now`: heartbeat, RTT probe, connect timeout, reconnect.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        match self.state {
+            ConnectionState::Backoff { attempt, until } if now >= until => {
+                self.connect(now, attempt);
+            }
+            ConnectionState::Connecting { .. }
+                if self.connect_deadline.is_some_and(|d| now >= d) =>
+            {
+                self.actions.push_back(Action::Close);
+                self.handle_disconnected(now, "connection timed out");
+            }
+            ConnectionState::Joined { .. } => {
+                if now >= self.next_heartbeat {
+                    self.next_heartbeat = now + self.config.heartbeat_interval;
+                    let media = MediaPacket {
+                        media_type: MediaType::Heartbeat as i32,
+                        user_id: self.user_bytes(),
+                        timestamp: millis(now),
+                        heartbeat_metadata: Some(self.heartbeat),
+                        ..Default::default()
+                    };
+                    self.queue_media(&media);
+                }
+                if now >= self.next_rtt {
+                    self.next_rtt = now + self.config.rtt_interval;
+                    let media = MediaPacket {
+                        media_type: MediaType::Rtt as i32,
+                        user_id: self.user_bytes(),
+                        timestamp: millis(now),
+                        ..Default::default()
+                    };
+                    self.queue_media(&media);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When [`Session::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        match self.state {
+            ConnectionState::Backoff { until, .. } => Some(until),
+            ConnectionState::Connecting { .. } => self.connect_deadline,
+            ConnectionState::Joined { .. } => Some(self.next_heartbeat.min(self.next_rtt)),
+            ConnectionState::Idle | ConnectionState::Closed => None,
+        }
+    }
+
+    /// Leaves the meeting for good.
+    pub fn leave(&mut self) {
+        if self.state != ConnectionState::Closed {
+            self.state = ConnectionState::Closed;
+            self.transmit.clear();
+            self.actions.push_back(Action::Close);
+        }
+    }
+
+    /// What we tell peers in heartbeats (camera/mic/screen on, speaking).
+    pub fn set_heartbeat(&mut self, heartbeat: HeartbeatMetadata) {
+        self.heartbeat = heartbeat;
+    }
+
+    /// Sends a media packet (video, audio, screen). Its identity fields are ours.
+    pub fn send_media(&mut self, mut media: MediaPacket) -> Result<(), SessionError> {
+        if self.session_id().is_none() {
+            return Err(SessionError::NotJoined(self.state));
+        }
+        media.user_id = self.user_bytes();
+        self.queue_media(&media);
+        Ok(())
+    }
+
+    /// Sends any other packet type (keys, diagnostics) with our identity.
+    pub fn send_packet(
+        &mut self,
+        packet_type: PacketType,
+        data: Bytes,
+    ) -> Result<(), SessionError> {
+        let Some(session) = self.session_id() else {
+            return Err(SessionError::NotJoined(self.state));
+        };
+        let wrapper = PacketWrapper {
+            packet_type: packet_type as i32,
+            user_id: self.user_bytes(),
+            data,
+            session_id: session.get(),
+        };
+        self.transmit.push_back(packets::encode(&wrapper));
+        Ok(())
+    }
+
+    /// Asks `peer_user` for a keyframe (at most one request per peer every 500 ms).
+    pub fn request_keyframe(&mut self, now: Duration, peer_user: &str) -> Result<(), SessionError> {
+        if let Some(at) = self.keyframe_asked.get(peer_user)
+            && now < *at + KEYFRAME_REQUEST_SPACING
+        {
+            return Ok(());
+        }
+        let media = MediaPacket {
+            media_type: MediaType::KeyframeRequest as i32,
+            ..Default::default()
+        };
+        let packet = PacketWrapper {
+            packet_type: PacketType::Media as i32,
+            data: packets::encode(&MediaPacket {
+                user_id: Bytes::copy_from_slice(peer_user.as_bytes()),
+                ..media
+            }),
+            ..Default::default()
+        };
+        if self.session_id().is_none() {
+            return Err(SessionError::NotJoined(self.state));
+        }
+        self.keyframe_asked.insert(peer_user.to_owned(), now);
+        self.transmit.push_back(packets::encode(&packet));
+        Ok(())
+    }
+
+    /// Receives video only from these sessions (subscribe on demand); `None`: from everyone.
+    /// Kept and re-sent after a reconnect.
+    pub fn set_subscription(&mut self, video: Option<(Vec<u64>, Vec<u64>)>) {
+        let packet = match video {
+            Some((video, screen)) => SubscriptionPacket {
+                video,
+                screen,
+                all: false,
+            },
+            None => SubscriptionPacket {
+                all: true,
+                ..Default::default()
+            },
+        };
+        self.subscription = Some(packet);
+        self.send_subscription();
+    }
+
+    /// The next packet to write to the transport.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next thing to do to the transport.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn connect(&mut self, now: Duration, attempt: u32) {
+        self.state = ConnectionState::Connecting { attempt };
+        self.transport_open = false;
+        self.connect_deadline = Some(now + self.config.connect_timeout);
+        self.transmit.clear();
+        self.actions.push_back(Action::Connect { attempt });
+    }
+
+    fn joined(&mut self, now: Duration, session: SessionId) {
+        self.state = ConnectionState::Joined { session };
+        self.connect_deadline = None;
+        self.next_heartbeat = now;
+        self.next_rtt = now;
+        self.events.push_back(Event::Joined { session });
+        self.send_subscription();
+        // Tell peers our state right away rather than a second later.
+        self.handle_timeout(now);
+    }
+
+    fn send_subscription(&mut self) {
+        if let (Some(packet), Some(_)) = (&self.subscription, self.session_id()) {
+            let data = packets::encode(packet);
+            let _ = self.send_packet(PacketType::Subscription, data);
+        }
+    }
+
+    fn meeting_event(&mut self, event: MeetingPacket) {
+        let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
+        match MeetingEventType::try_from(event.event_type) {
+            Ok(MeetingEventType::ParticipantJoined) => {
+                if Some(event.session_id) == self.session_id().map(SessionId::get) {
+                    return;
+                }
+                // A JOINED for a user already present with another session is a reconnect:
+                // the new session replaces the old one.
+                let replaced: Vec<u64> = self
+                    .peers
+                    .iter()
+                    .filter(|(s, u)| **u == user && **s != event.session_id)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for session in replaced {
+                    self.peers.remove(&session);
+                    self.events.push_back(Event::PeerLeft {
+                        session,
+                        user: user.clone(),
+                    });
+                }
+                if self.peers.insert(event.session_id, user.clone()).is_none() {
+                    self.events.push_back(Event::PeerJoined {
+                        session: event.session_id,
+                        user,
+                    });
+                }
+            }
+            Ok(MeetingEventType::ParticipantLeft)
+                if self.peers.remove(&event.session_id).is_some() =>
+            {
+                self.events.push_back(Event::PeerLeft {
+                    session: event.session_id,
+                    user,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn media(&mut self, now: Duration, wrapper: PacketWrapper) {
+        let Ok(media) = MediaPacket::decode(wrapper.data.clone()) else {
+            self.events.push_back(Event::Other(wrapper));
+            return;
+        };
+        let ours = Some(wrapper.session_id) == self.session_id().map(SessionId::get);
+        match MediaType::try_from(media.media_type) {
+            Ok(MediaType::Rtt) if ours => {
+                let sent = Duration::from_secs_f64(media.timestamp.max(0.0) / 1000.0);
+                self.events.push_back(Event::Rtt(now.saturating_sub(sent)));
+            }
+            Ok(MediaType::Rtt) => {}
+            Ok(MediaType::KeyframeRequest) => {
+                if media.user_id == self.config.user_id.as_bytes() {
+                    self.events.push_back(Event::KeyframeRequested);
+                }
+            }
+            _ => {
+                let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+                if !self.peers.contains_key(&wrapper.session_id) && !ours {
+                    self.peers.insert(wrapper.session_id, user.clone());
+                    self.events.push_back(Event::PeerJoined {
+                        session: wrapper.session_id,
+                        user: user.clone(),
+                    });
+                }
+                self.events.push_back(Event::Media(MediaFrom {
+                    session: wrapper.session_id,
+                    user,
+                    packet: media,
+                }));
+            }
+        }
+    }
+
+    fn queue_media(&mut self, media: &MediaPacket) {
+        let session = self.session_id().map(SessionId::get).unwrap_or_default();
+        let wrapper = PacketWrapper {
+            packet_type: PacketType::Media as i32,
+            user_id: self.user_bytes(),
+            data: packets::encode(media),
+            session_id: session,
+        };
+        self.transmit.push_back(packets::encode(&wrapper));
+    }
+
+    fn user_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(self.config.user_id.as_bytes())
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
