@@ -3,18 +3,21 @@
 
 CARGO ?= cargo
 SHELL := /bin/bash
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+UI_DIST := yew-ui/dist
 
-.PHONY: test run deps lint unit wasm core-deps bench fmt
+.PHONY: test run deps lint unit wasm core-deps bench fmt ui e2e
 
-test: deps lint core-deps wasm unit
+test: deps lint core-deps wasm unit e2e
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats
+	@scripts/ensure-deps.sh wasm nats wasm-bindgen chromium e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy -p yew-ui -p videocall-client -p videocall-types --target wasm32-unknown-unknown -- -D warnings
 
 core-deps:
 	@scripts/check-core-deps.sh
@@ -26,11 +29,21 @@ wasm:
 unit:
 	$(CARGO) test --workspace --all-features
 
-# One process: HTTP + WebSocket on :8080 and WebTransport on :4433 (udp), in-process bus.
-run:
-	@scripts/ensure-deps.sh
+# The browser app, built into yew-ui/dist.
+ui:
+	@scripts/ensure-deps.sh wasm wasm-bindgen
+	scripts/build-ui.sh $(UI_DIST)
+
+# Browser tests: real Chromium (fake camera and microphone) against real single nodes.
+e2e: ui
+	@scripts/ensure-deps.sh chromium e2e
+	$(CARGO) build -p actix-api
+	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api UI_DIR=$(abspath $(UI_DIST)) npm test
+
+# One process: the UI and HTTP + WebSocket on :8080, WebTransport on :4433 (udp), in-process bus.
+run: ui
 	$(CARGO) build --release -p actix-api
-	$(CARGO) run --release -p actix-api -- --webtransport $(RUN_ARGS)
+	$(CARGO) run --release -p actix-api -- --webtransport --ui-dir $(UI_DIST) $(RUN_ARGS)
 
 bench:
 	$(CARGO) bench -p videocall-relay --bench fanout

@@ -12,7 +12,7 @@ apt_updated=0
 apt_install() {
   if [ "$apt_updated" -eq 0 ]; then
     say "apt-get update"
-    as_root apt-get update -qq
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
     apt_updated=1
   fi
   say "apt-get install $*"
@@ -32,6 +32,26 @@ for want in "$@"; do
         apt_install nats-server
       fi
       say "nats-server: $(command -v nats-server) ($(nats-server --version 2>&1 | head -n1))"
+      ;;
+    wasm-bindgen)
+      # The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+      want_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+      have_version=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+      if [ "$have_version" != "$want_version" ]; then
+        say "cargo install wasm-bindgen-cli $want_version (once per machine, ~8 min cold)"
+        cargo install wasm-bindgen-cli --version "$want_version"
+      fi
+      ;;
+    chromium)
+      if [ ! -x /usr/bin/chromium ]; then
+        apt_install chromium
+      fi
+      ;;
+    e2e)
+      if [ ! -d e2e/node_modules/playwright-core ]; then
+        say "npm ci in e2e/ (playwright-core; it uses Debian's chromium, no browser download)"
+        (cd e2e && npm ci --no-audit --no-fund >/dev/null)
+      fi
       ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2

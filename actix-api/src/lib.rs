@@ -29,6 +29,8 @@ pub struct AppState {
     pub ping_interval: Duration,
     /// SHA-256 of the WebTransport certificate, when browsers should pin it.
     pub certificate_hash: Option<[u8; 32]>,
+    /// UDP port where browsers reach WebTransport (same host as the page), if offered.
+    pub webtransport_port: Option<u16>,
     /// The built browser app (index.html and assets), if served here.
     pub ui_dir: Option<PathBuf>,
     /// Turns true when the process is shutting down.

@@ -29,6 +29,10 @@ struct Config {
     wt: WtArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    /// UDP port of a separate WebTransport server that pages on this host should use (with
+    /// `--webtransport` the in-process server's port is used).
+    #[arg(long, env = "PUBLIC_WEBTRANSPORT_PORT")]
+    public_webtransport_port: Option<u16>,
     /// Directory of the built browser UI (index.html and assets); not served when absent.
     #[arg(long, env = "UI_DIR")]
     ui_dir: Option<PathBuf>,
@@ -107,6 +111,11 @@ fn main() -> anyhow::Result<()> {
         max_frame_bytes,
         ping_interval: Duration::from_secs(config.ping_interval_secs.max(1)),
         certificate_hash,
+        webtransport_port: if config.webtransport {
+            Some(config.wt.webtransport_listen.port())
+        } else {
+            config.public_webtransport_port
+        },
         ui_dir: config.ui_dir.clone(),
         shutdown,
         metrics: Arc::new(WsMetrics::default()),

@@ -18,7 +18,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route(
                 "/api/v1/webtransport/certificate_hash",
                 web::get().to(certificate_hash),
-            );
+            )
+            .route("/api/v1/config", web::get().to(client_config));
         if let Some(dir) = ui_dir {
             let index = dir.join("index.html");
             // Client-side routes (`/meeting/...`) get the app's index; files are served as is.
@@ -86,6 +87,23 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
+}
+
+/// What the browser app needs to connect: `{"webtransport_port": 4433 | null,
+/// "certificate_hash": [..32 bytes..] | null}`.
+async fn client_config(state: web::Data<AppState>) -> HttpResponse {
+    let port = state
+        .webtransport_port
+        .map_or("null".to_owned(), |p| p.to_string());
+    let hash = state.certificate_hash.map_or("null".to_owned(), |h| {
+        let bytes: Vec<String> = h.iter().map(u8::to_string).collect();
+        format!("[{}]", bytes.join(","))
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!(
+            "{{\"webtransport_port\":{port},\"certificate_hash\":{hash}}}"
+        ))
 }
 
 async fn certificate_hash(state: web::Data<AppState>) -> HttpResponse {

@@ -1,0 +1,113 @@
+// Shared by the browser tests: a real single node (actix-api, optionally with WebTransport)
+// on free ports, and Debian's Chromium with a fake camera and microphone.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const BIN = process.env.ACTIX_API_BIN;
+const UI_DIR = process.env.UI_DIR;
+if (!BIN || !UI_DIR) throw new Error('set ACTIX_API_BIN and UI_DIR (make e2e does)');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** Starts a node; resolves once it prints that it is running. */
+export async function startNode({ webtransport = true } = {}) {
+  const http = await freePort();
+  const udp = await freePort();
+  const args = ['--listen', `127.0.0.1:${http}`, '--ui-dir', UI_DIR];
+  if (webtransport) args.push('--webtransport', '--webtransport-listen', `[::]:${udp}`);
+  const child = spawn(BIN, args, { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('Ctrl-C stops.')) { clearTimeout(timer); resolve(); }
+    });
+    child.on('exit', (code) => reject(new Error(`node exited ${code}: ${out}`)));
+  });
+  return {
+    url: `http://localhost:${http}`,
+    http,
+    udp,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.on('exit', resolve);
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+/** A fresh Chromium profile with fake devices; collects console errors. */
+export async function openBrowser() {
+  const context = await chromium.launchPersistentContext(mkdtempSync(joinPath(tmpdir(), 'videocall-e2e-')), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1280, height: 720 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--auto-select-desktop-capture-source=Entire screen', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { context, page, errors, close: () => context.close() };
+}
+
+/** Opens the meeting page and presses Connect. */
+export async function join(page, base, user, meeting, query = '') {
+  await page.goto(`${base}/meeting/${user}/${meeting}${query}`);
+  await page.click('#connect');
+  await page.waitForSelector('.meeting[data-phase="joined"]', { timeout: 15000 });
+}
+
+/** The tile of `user` (camera by default). */
+export function tileOf(page, user, kind = 'camera') {
+  return page.locator(`.tile[data-user="${user}"][data-kind="${kind}"]`);
+}
+
+/** Frames decoded so far in a tile's canvas. */
+export async function framesIn(tile) {
+  return Number(await tile.locator('canvas').getAttribute('data-frames') ?? 0);
+}
+
+/** Waits until `user`'s tile has decoded at least `n` frames; returns the count. */
+export async function waitForFrames(page, user, n, kind = 'camera', timeout = 15000) {
+  const selector = `.tile[data-user="${user}"][data-kind="${kind}"] canvas`;
+  await page.waitForFunction(
+    ([sel, want]) => Number(document.querySelector(sel)?.dataset.frames ?? 0) >= want,
+    [selector, n],
+    { timeout },
+  );
+  return framesIn(tileOf(page, user, kind));
+}
+
+/** Standard deviation of the canvas's pixel values: 0 for a blank canvas. */
+export async function pixelSpread(tile) {
+  return tile.locator('canvas').evaluate((canvas) => {
+    const ctx = canvas.getContext('2d');
+    const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    let sum = 0, sq = 0, n = 0;
+    for (let i = 0; i < data.length; i += 16) { sum += data[i]; sq += data[i] * data[i]; n++; }
+    const mean = sum / n;
+    return Math.sqrt(sq / n - mean * mean);
+  });
+}

@@ -1,0 +1,8 @@
+//! Components of the meeting page, one per file.
+
+pub(crate) mod controls;
+pub(crate) mod diagnostics;
+pub(crate) mod peer_list;
+pub(crate) mod prejoin;
+pub(crate) mod self_view;
+pub(crate) mod tile;

@@ -1,0 +1,219 @@
+//! Camera or screen → `VideoEncoder` (VP9, VP8 when VP9 is unsupported; realtime) →
+//! `MediaPacket`s. Frames come from `MediaStreamTrackProcessor`, or where it is missing from a
+//! `<video>` element sampled 30 times a second, so other browsers are not locked out.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::Reflect;
+use videocall_types::{MediaPacket, MediaType, VideoCodec, VideoMetadata};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{
+    EncodedVideoChunk, EncodedVideoChunkType, HtmlVideoElement, LatencyMode, MediaStream,
+    MediaStreamTrack, MediaStreamTrackProcessor, MediaStreamTrackProcessorInit,
+    ReadableStreamDefaultReader, VideoEncoder, VideoEncoderConfig, VideoEncoderEncodeOptions,
+    VideoEncoderInit, VideoFrame,
+};
+
+use super::{PacketSink, chunk_bytes, log, now_ms};
+use crate::transport::{await_promise, read_chunk};
+
+/// A keyframe at least this often (ms), and whenever a peer asks.
+const KEYFRAME_INTERVAL_MS: f64 = 2_000.0;
+
+/// A running encoder for one track; stops when dropped.
+pub(crate) struct VideoSender {
+    stopped: Rc<Cell<bool>>,
+    force_key: Rc<Cell<bool>>,
+    track: MediaStreamTrack,
+    encoder: Rc<RefCell<Option<VideoEncoder>>>,
+}
+
+impl VideoSender {
+    /// Starts encoding `track` as `media_type` (VIDEO or SCREEN) at `bitrate` bits/s.
+    pub(crate) fn start(
+        track: MediaStreamTrack,
+        media_type: MediaType,
+        bitrate: u32,
+        sink: PacketSink,
+    ) -> Self {
+        let stopped = Rc::new(Cell::new(false));
+        let force_key = Rc::new(Cell::new(true));
+        let encoder = Rc::new(RefCell::new(None));
+        let sender = Self {
+            stopped: stopped.clone(),
+            force_key: force_key.clone(),
+            track: track.clone(),
+            encoder: encoder.clone(),
+        };
+        spawn_local(async move {
+            if let Err(e) = run(
+                track, media_type, bitrate, sink, stopped, force_key, encoder,
+            )
+            .await
+            {
+                log(&format!("video encoder stopped: {e}"));
+            }
+        });
+        sender
+    }
+
+    /// The next frame is encoded as a keyframe.
+    pub(crate) fn request_keyframe(&self) {
+        self.force_key.set(true);
+    }
+
+    /// Whether the track still produces frames (a screen share ends when the user stops it).
+    pub(crate) fn is_live(&self) -> bool {
+        !self.stopped.get() && self.track.ready_state() == web_sys::MediaStreamTrackState::Live
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.stopped.set(true);
+        if let Some(encoder) = self.encoder.borrow_mut().take() {
+            let _ = encoder.close();
+        }
+    }
+}
+
+async fn choose_codec(width: u32, height: u32) -> (&'static str, VideoCodec) {
+    for (codec, wire) in [
+        ("vp09.00.10.08", VideoCodec::Vp9Profile0Level108bit),
+        ("vp8", VideoCodec::Vp8),
+    ] {
+        let config = VideoEncoderConfig::new(codec, height, width);
+        if let Ok(result) =
+            await_promise(VideoEncoder::is_config_supported(&config).unchecked_into()).await
+            && Reflect::get(&result, &"supported".into())
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        {
+            return (codec, wire);
+        }
+    }
+    ("vp8", VideoCodec::Vp8)
+}
+
+fn track_size(track: &MediaStreamTrack) -> (u32, u32) {
+    let settings = track.get_settings();
+    let width = settings.get_width().unwrap_or(640) as u32;
+    let height = settings.get_height().unwrap_or(480) as u32;
+    // Encoders want even dimensions.
+    (width & !1, height & !1)
+}
+
+async fn run(
+    track: MediaStreamTrack,
+    media_type: MediaType,
+    bitrate: u32,
+    sink: PacketSink,
+    stopped: Rc<Cell<bool>>,
+    force_key: Rc<Cell<bool>>,
+    encoder_slot: Rc<RefCell<Option<VideoEncoder>>>,
+) -> Result<(), String> {
+    let (width, height) = track_size(&track);
+    let (codec, wire_codec) = choose_codec(width, height).await;
+    let sequence = Rc::new(Cell::new(0u64));
+    let on_output = {
+        let sequence = sequence.clone();
+        Closure::<dyn FnMut(EncodedVideoChunk, JsValue)>::new(
+            move |chunk: EncodedVideoChunk, _meta: JsValue| {
+                let seq = sequence.get();
+                sequence.set(seq + 1);
+                let key = chunk.type_() == EncodedVideoChunkType::Key;
+                sink(MediaPacket {
+                    media_type: media_type as i32,
+                    data: chunk_bytes(&chunk).into(),
+                    frame_type: if key { "key" } else { "delta" }.into(),
+                    timestamp: now_ms(),
+                    duration: chunk.duration().unwrap_or_default() / 1000.0,
+                    video_metadata: Some(VideoMetadata {
+                        sequence: seq,
+                        codec: wire_codec as i32,
+                    }),
+                    ..Default::default()
+                });
+            },
+        )
+    };
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        log(&format!(
+            "VideoEncoder error: {}",
+            crate::transport::js_error(&e)
+        ));
+    });
+    let encoder = VideoEncoder::new(&VideoEncoderInit::new(
+        on_error.as_ref().unchecked_ref(),
+        on_output.as_ref().unchecked_ref(),
+    ))
+    .map_err(|e| crate::transport::js_error(&e))?;
+    let config = VideoEncoderConfig::new(codec, height, width);
+    config.set_bitrate(bitrate);
+    config.set_latency_mode(LatencyMode::Realtime);
+    config.set_framerate(30.0);
+    encoder
+        .configure(&config)
+        .map_err(|e| crate::transport::js_error(&e))?;
+    *encoder_slot.borrow_mut() = Some(encoder.clone());
+
+    let mut last_key = f64::MIN;
+    let mut encode = |frame: VideoFrame| {
+        // Realtime: never queue; a busy encoder skips the frame.
+        if encoder.encode_queue_size() < 2 && encoder.state() == web_sys::CodecState::Configured {
+            let now = now_ms();
+            let key = force_key.replace(false) || now - last_key >= KEYFRAME_INTERVAL_MS;
+            if key {
+                last_key = now;
+            }
+            let options = VideoEncoderEncodeOptions::new();
+            options.set_key_frame(key);
+            let _ = encoder.encode_with_options(&frame, &options);
+        }
+        frame.close();
+    };
+
+    let has_processor =
+        Reflect::has(&js_sys::global(), &"MediaStreamTrackProcessor".into()).unwrap_or(false);
+    if has_processor {
+        let processor = MediaStreamTrackProcessor::new(&MediaStreamTrackProcessorInit::new(&track))
+            .map_err(|e| crate::transport::js_error(&e))?;
+        let reader: ReadableStreamDefaultReader =
+            processor.readable().get_reader().unchecked_into();
+        while !stopped.get() {
+            let Some(frame) = read_chunk(&reader).await else {
+                break;
+            };
+            encode(frame.unchecked_into());
+        }
+        let _ = reader.cancel();
+    } else {
+        // Fallback: sample a <video> element playing the track.
+        let video: HtmlVideoElement = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.create_element("video").ok())
+            .ok_or("cannot create a video element")?
+            .unchecked_into();
+        let stream = MediaStream::new().map_err(|e| crate::transport::js_error(&e))?;
+        stream.add_track(&track);
+        video.set_muted(true);
+        video.set_src_object(Some(&stream));
+        let _ = video.play();
+        while !stopped.get() && track.ready_state() == web_sys::MediaStreamTrackState::Live {
+            gloo_timers::future::TimeoutFuture::new(33).await;
+            if video.ready_state() >= 2
+                && let Ok(frame) = VideoFrame::new_with_html_video_element(&video)
+            {
+                encode(frame);
+            }
+        }
+    }
+    stopped.set(true);
+    drop(on_output);
+    drop(on_error);
+    Ok(())
+}

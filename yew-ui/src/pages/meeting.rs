@@ -1,0 +1,290 @@
+//! `/meeting/<user>/<meeting>`: pre-join, then the meeting room.
+
+use std::rc::Rc;
+
+use gloo_timers::callback::Interval;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{MediaStream, MediaStreamTrack};
+use yew::prelude::*;
+
+use crate::app::{Route, navigate};
+use crate::components::controls::Controls;
+use crate::components::diagnostics::Diagnostics;
+use crate::components::peer_list::PeerList;
+use crate::components::prejoin::PreJoin;
+use crate::components::self_view::SelfView;
+use crate::components::tile::Tile;
+use crate::media::audio_sender::AudioSender;
+use crate::media::devices::{self, DeviceList};
+use crate::meeting_client::MeetingClient;
+use crate::state::{Action, MeetingState, Phase};
+
+impl Reducible for MeetingState {
+    type Action = Action;
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        Rc::new((*self).clone().reduce(action))
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub(crate) struct MeetingProps {
+    pub(crate) user: String,
+    pub(crate) meeting: String,
+    pub(crate) on_route: Callback<Route>,
+}
+
+fn stop(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        track.unchecked_into::<MediaStreamTrack>().stop();
+    }
+}
+
+#[function_component(Meeting)]
+pub(crate) fn meeting(props: &MeetingProps) -> Html {
+    let state = use_reducer(|| MeetingState::new(props.user.clone(), props.meeting.clone()));
+    let stream = use_state(|| None::<MediaStream>);
+    let devices = use_state(DeviceList::default);
+    let camera_id = use_state(|| None::<String>);
+    let microphone_id = use_state(|| None::<String>);
+    let level = use_state(|| 0.0f32);
+    // Connect waits for the devices: joining before they open would publish nothing.
+    let opening = use_state(|| true);
+    let meter = use_mut_ref(|| None::<AudioSender>);
+    let client = use_mut_ref(|| None::<MeetingClient>);
+
+    // Open the devices (again when the user picks another one).
+    {
+        let (stream, devices, state, meter) = (
+            stream.clone(),
+            devices.clone(),
+            state.clone(),
+            meter.clone(),
+        );
+        let opening = opening.clone();
+        use_effect_with(
+            ((*camera_id).clone(), (*microphone_id).clone()),
+            move |(camera, microphone)| {
+                let (camera, microphone) = (camera.clone(), microphone.clone());
+                opening.set(true);
+                spawn_local(async move {
+                    if let Some(old) = &*stream {
+                        stop(old);
+                    }
+                    let (opened, notices) =
+                        devices::open_camera_and_mic(camera.as_deref(), microphone.as_deref())
+                            .await;
+                    for notice in notices {
+                        state.dispatch(Action::Notice(notice));
+                    }
+                    *meter.borrow_mut() = opened
+                        .as_ref()
+                        .and_then(|s| {
+                            s.get_audio_tracks()
+                                .get(0)
+                                .dyn_into::<MediaStreamTrack>()
+                                .ok()
+                        })
+                        .map(|track| AudioSender::start(track, None));
+                    stream.set(opened);
+                    opening.set(false);
+                    devices.set(devices::list_devices().await);
+                });
+            },
+        );
+    }
+    // Microphone level, ten times a second, before joining.
+    {
+        let (level, meter) = (level.clone(), meter.clone());
+        use_effect_with((), move |_| {
+            let interval = Interval::new(100, move || {
+                let value = meter
+                    .borrow()
+                    .as_ref()
+                    .map(|m| m.level.get())
+                    .unwrap_or(0.0);
+                level.set(value);
+            });
+            move || drop(interval)
+        });
+    }
+    // Leaving the page stops everything.
+    {
+        let (client, stream) = (client.clone(), stream.clone());
+        use_effect_with((), move |_| {
+            move || {
+                client.borrow_mut().take();
+                if let Some(s) = &*stream {
+                    stop(s);
+                }
+            }
+        });
+    }
+
+    let dispatch = {
+        let d = state.dispatcher();
+        Callback::from(move |a: Action| d.dispatch(a))
+    };
+    let on_connect = {
+        let (client, stream, state, dispatch) = (
+            client.clone(),
+            stream.clone(),
+            state.clone(),
+            dispatch.clone(),
+        );
+        let meter = meter.clone();
+        let (user, meeting) = (props.user.clone(), props.meeting.clone());
+        Callback::from(move |_| {
+            // The meeting's own encoder takes over the microphone.
+            meter.borrow_mut().take();
+            dispatch.emit(Action::Connect);
+            match MeetingClient::start(
+                &user,
+                &meeting,
+                (*stream).clone(),
+                state.camera_on,
+                state.mic_on,
+                dispatch.clone(),
+            ) {
+                Ok(c) => *client.borrow_mut() = Some(c),
+                Err(e) => dispatch.emit(Action::ConnectFailed(e)),
+            }
+        })
+    };
+    let on_retry = {
+        let client = client.clone();
+        let dispatch = dispatch.clone();
+        Callback::from(move |_: MouseEvent| {
+            dispatch.emit(Action::Connect);
+            if let Some(c) = &*client.borrow() {
+                c.retry();
+            }
+        })
+    };
+    let on_mic = {
+        let (client, state) = (client.clone(), state.clone());
+        Callback::from(move |_| {
+            if let Some(c) = &*client.borrow() {
+                c.set_mic(!state.mic_on);
+            }
+            state.dispatch(Action::ToggleMic);
+        })
+    };
+    let on_camera = {
+        let (client, state) = (client.clone(), state.clone());
+        Callback::from(move |_| {
+            if let Some(c) = &*client.borrow() {
+                c.set_camera(!state.camera_on);
+            }
+            state.dispatch(Action::ToggleCamera);
+        })
+    };
+    let on_share = {
+        let (client, state) = (client.clone(), state.clone());
+        Callback::from(move |_| {
+            let on = !state.sharing;
+            if let Some(c) = &*client.borrow() {
+                c.share_screen(on);
+            }
+            state.dispatch(Action::Sharing(on));
+        })
+    };
+    let on_pin = {
+        let (client, state) = (client.clone(), state.clone());
+        Callback::from(move |session: u64| {
+            let next = if state.pinned == Some(session) {
+                None
+            } else {
+                Some(session)
+            };
+            if let Some(c) = &*client.borrow() {
+                c.set_pinned(next);
+            }
+            state.dispatch(Action::Pin(session));
+        })
+    };
+    let on_diagnostics = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::ToggleDiagnostics))
+    };
+    let on_leave = {
+        let (client, state) = (client.clone(), state.clone());
+        Callback::from(move |_| {
+            client.borrow_mut().take();
+            state.dispatch(Action::Leave);
+        })
+    };
+    let on_home = {
+        let on_route = props.on_route.clone();
+        Callback::from(move |_: MouseEvent| navigate("/", &on_route))
+    };
+
+    let s = (*state).clone();
+    match &s.phase {
+        Phase::PreJoin | Phase::Connecting => html! {
+            <PreJoin meeting={s.meeting.clone()} user={s.user.clone()} stream={(*stream).clone()}
+                devices={(*devices).clone()} level={*level} mic_on={s.mic_on} camera_on={s.camera_on}
+                notices={s.notices.clone()} connecting={s.phase == Phase::Connecting} opening={*opening}
+                on_camera={Callback::from({ let c = camera_id.clone(); move |id: String| c.set(Some(id)) })}
+                on_microphone={Callback::from({ let m = microphone_id.clone(); move |id: String| m.set(Some(id)) })}
+                on_toggle_mic={Callback::from({ let st = state.clone(); move |_| st.dispatch(Action::ToggleMic) })}
+                on_toggle_camera={Callback::from({ let st = state.clone(); move |_| st.dispatch(Action::ToggleCamera) })}
+                on_connect={on_connect} />
+        },
+        Phase::Failed(reason) => html! {
+            <main class="centered">
+                <div class="card">
+                    <h1>{"Could not join"}</h1>
+                    <p id="error" class="error">{reason.clone()}</p>
+                    <div class="row">
+                        <button id="retry" onclick={on_retry}>{"Retry"}</button>
+                        <button class="secondary" onclick={on_home.clone()}>{"Home"}</button>
+                    </div>
+                </div>
+            </main>
+        },
+        Phase::Left => html! {
+            <main class="centered">
+                <div class="card">
+                    <h1>{"You left the meeting"}</h1>
+                    <button onclick={on_home}>{"Home"}</button>
+                </div>
+            </main>
+        },
+        Phase::Joined | Phase::Reconnecting(_) => {
+            let count =
+                s.peers.len() + s.peers.values().filter(|p| p.has_screen_stream).count() + 1;
+            html! {
+                <div class="meeting" data-phase={if s.phase == Phase::Joined { "joined" } else { "reconnecting" }}>
+                    <header class="topbar">
+                        <span class="title">{s.meeting.clone()}</span>
+                        <span id="transport" class="badge">{s.transport.map(|t| t.label()).unwrap_or("—")}</span>
+                        if let Some(rtt) = s.rtt_ms { <span class="badge muted">{format!("RTT {rtt:.0} ms")}</span> }
+                        if let Phase::Reconnecting(reason) = &s.phase { <span id="reconnecting" class="badge warn">{reason.clone()}</span> }
+                    </header>
+                    <div class="body">
+                        <section id="grid" class={classes!("grid", format!("n{}", count.min(16)), s.pinned.map(|_| "has-pinned"))}>
+                            { for s.peers.iter().filter(|(_, p)| p.has_screen_stream).map(|(session, peer)| html! {
+                                <Tile key={format!("screen-{session}")} session={*session} peer={peer.clone()} screen=true
+                                    pinned={false} on_pin={on_pin.clone()} />
+                            }) }
+                            { for s.peers.iter().map(|(session, peer)| html! {
+                                <Tile key={format!("video-{session}")} session={*session} peer={peer.clone()}
+                                    pinned={s.pinned == Some(*session)} on_pin={on_pin.clone()} />
+                            }) }
+                            <div class="tile self" id="tile-self">
+                                if s.camera_on { <SelfView stream={(*stream).clone()} /> } else { <div class="avatar">{"You"}</div> }
+                                <div class="label"><span class="name">{format!("{} (you)", s.user)}</span></div>
+                            </div>
+                        </section>
+                        <PeerList state={s.clone()} />
+                    </div>
+                    if s.diagnostics_open { <Diagnostics state={s.clone()} /> }
+                    <Controls mic_on={s.mic_on} camera_on={s.camera_on} sharing={s.sharing}
+                        on_mic={on_mic} on_camera={on_camera} on_share={on_share}
+                        on_diagnostics={on_diagnostics} on_leave={on_leave} />
+                </div>
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Pages: one per route.
+
+pub(crate) mod home;
+pub(crate) mod meeting;

@@ -1,0 +1,383 @@
+//! The meeting as the UI sees it: a pure reducer over [`Action`]s, unit-tested natively.
+//! Media never flows through here (decoders draw straight to their canvas); only what the
+//! page shows: who is there, what they have on, connection and diagnostics.
+
+use std::collections::BTreeMap;
+
+/// Which transport carries the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// QUIC / HTTP3.
+    WebTransport,
+    /// TCP fallback.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// As shown on the page.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::WebTransport => "WebTransport",
+            TransportKind::WebSocket => "WebSocket",
+        }
+    }
+}
+
+/// Where the meeting is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Choosing devices before joining.
+    PreJoin,
+    /// Connect pressed; trying transports.
+    Connecting,
+    /// In the meeting.
+    Joined,
+    /// Lost the connection; reconnecting in the background.
+    Reconnecting(String),
+    /// Could not connect at all: the message says why.
+    Failed(String),
+    /// Left.
+    Left,
+}
+
+/// One remote participant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Peer {
+    /// Their user id.
+    pub user: String,
+    /// Camera on (from their heartbeat).
+    pub video_on: bool,
+    /// Microphone on.
+    pub audio_on: bool,
+    /// Sharing their screen.
+    pub screen_on: bool,
+    /// Speaking now.
+    pub speaking: bool,
+    /// Decoded video frames per second (diagnostics).
+    pub fps: f64,
+    /// Received video kilobits per second.
+    pub kbps: f64,
+    /// Frames waiting in their decoder.
+    pub decode_queue: u32,
+    /// Frames dropped (decode errors, waiting for a keyframe).
+    pub dropped: u64,
+    /// Whether a screen-share stream has arrived (shown as its own tile).
+    pub has_screen_stream: bool,
+}
+
+/// Everything the meeting page renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingState {
+    /// Our user id.
+    pub user: String,
+    /// The meeting.
+    pub meeting: String,
+    /// Where we are.
+    pub phase: Phase,
+    /// The transport in use, once connected.
+    pub transport: Option<TransportKind>,
+    /// Remote participants by session id.
+    pub peers: BTreeMap<u64, Peer>,
+    /// The tile shown large, if any (session id; screen tiles use their publisher's id).
+    pub pinned: Option<u64>,
+    /// Our microphone is on.
+    pub mic_on: bool,
+    /// Our camera is on.
+    pub camera_on: bool,
+    /// We share our screen.
+    pub sharing: bool,
+    /// Last round trip to the relay, in ms.
+    pub rtt_ms: Option<f64>,
+    /// CONGESTION signals received.
+    pub congestion_events: u64,
+    /// Device problems to show (denied permission, no camera…).
+    pub notices: Vec<String>,
+    /// Diagnostics panel open.
+    pub diagnostics_open: bool,
+}
+
+/// Everything that changes the page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Connect pressed.
+    Connect,
+    /// A transport opened and the relay assigned a session.
+    Joined(TransportKind),
+    /// The connection dropped; the client retries.
+    ConnectionLost(String),
+    /// Neither transport could connect.
+    ConnectFailed(String),
+    /// Leave pressed.
+    Leave,
+    /// A participant is there.
+    PeerJoined {
+        /// Session.
+        session: u64,
+        /// User id.
+        user: String,
+    },
+    /// A participant left.
+    PeerLeft {
+        /// Session.
+        session: u64,
+    },
+    /// A participant's heartbeat.
+    Heartbeat {
+        /// Session.
+        session: u64,
+        /// Camera on.
+        video: bool,
+        /// Microphone on.
+        audio: bool,
+        /// Screen on.
+        screen: bool,
+        /// Speaking.
+        speaking: bool,
+    },
+    /// A screen-share stream of this participant started arriving.
+    ScreenStream {
+        /// Session.
+        session: u64,
+    },
+    /// Once-a-second statistics of a participant's video.
+    PeerStats {
+        /// Session.
+        session: u64,
+        /// Frames per second decoded.
+        fps: f64,
+        /// Kilobits per second received.
+        kbps: f64,
+        /// Decoder queue.
+        decode_queue: u32,
+        /// Frames dropped so far.
+        dropped: u64,
+    },
+    /// Round trip measured.
+    Rtt(f64),
+    /// A receiver told us it drops our video.
+    Congestion,
+    /// Microphone toggled.
+    ToggleMic,
+    /// Camera toggled.
+    ToggleCamera,
+    /// Screen share started (true) or stopped.
+    Sharing(bool),
+    /// Pin (or unpin, when already pinned) a tile.
+    Pin(u64),
+    /// Show a notice (device problems).
+    Notice(String),
+    /// Open or close diagnostics.
+    ToggleDiagnostics,
+}
+
+impl MeetingState {
+    /// A meeting page before joining.
+    pub fn new(user: impl Into<String>, meeting: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            meeting: meeting.into(),
+            phase: Phase::PreJoin,
+            transport: None,
+            peers: BTreeMap::new(),
+            pinned: None,
+            mic_on: true,
+            camera_on: true,
+            sharing: false,
+            rtt_ms: None,
+            congestion_events: 0,
+            notices: Vec::new(),
+            diagnostics_open: false,
+        }
+    }
+
+    /// The state after `action`.
+    pub fn reduce(mut self, action: Action) -> Self {
+        match action {
+            Action::Connect => self.phase = Phase::Connecting,
+            Action::Joined(kind) => {
+                self.phase = Phase::Joined;
+                self.transport = Some(kind);
+            }
+            Action::ConnectionLost(reason) => {
+                if self.phase != Phase::Left {
+                    self.phase = Phase::Reconnecting(reason);
+                    self.peers.clear();
+                    self.pinned = None;
+                }
+            }
+            Action::ConnectFailed(reason) => {
+                self.phase = Phase::Failed(reason);
+                self.transport = None;
+            }
+            Action::Leave => {
+                self.phase = Phase::Left;
+                self.peers.clear();
+                self.pinned = None;
+                self.sharing = false;
+            }
+            Action::PeerJoined { session, user } => {
+                self.peers.entry(session).or_default().user = user;
+            }
+            Action::PeerLeft { session } => {
+                self.peers.remove(&session);
+                if self.pinned == Some(session) {
+                    self.pinned = None;
+                }
+            }
+            Action::Heartbeat {
+                session,
+                video,
+                audio,
+                screen,
+                speaking,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.video_on = video;
+                    peer.audio_on = audio;
+                    peer.screen_on = screen;
+                    peer.speaking = speaking;
+                    if !screen {
+                        peer.has_screen_stream = false;
+                    }
+                }
+            }
+            Action::ScreenStream { session } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.has_screen_stream = true;
+                }
+            }
+            Action::PeerStats {
+                session,
+                fps,
+                kbps,
+                decode_queue,
+                dropped,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.fps = fps;
+                    peer.kbps = kbps;
+                    peer.decode_queue = decode_queue;
+                    peer.dropped = dropped;
+                }
+            }
+            Action::Rtt(ms) => self.rtt_ms = Some(ms),
+            Action::Congestion => self.congestion_events += 1,
+            Action::ToggleMic => self.mic_on = !self.mic_on,
+            Action::ToggleCamera => self.camera_on = !self.camera_on,
+            Action::Sharing(on) => self.sharing = on,
+            Action::Pin(session) => {
+                self.pinned = if self.pinned == Some(session) {
+                    None
+                } else {
+                    Some(session)
+                };
+            }
+            Action::Notice(text) => {
+                if !self.notices.contains(&text) {
+                    self.notices.push(text);
+                }
+            }
+            Action::ToggleDiagnostics => self.diagnostics_open = !self.diagnostics_open,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined() -> MeetingState {
+        MeetingState::new("alice", "demo")
+            .reduce(Action::Connect)
+            .reduce(Action::Joined(TransportKind::WebTransport))
+            .reduce(Action::PeerJoined {
+                session: 7,
+                user: "bob".into(),
+            })
+    }
+
+    #[test]
+    fn joining_records_the_transport_and_peers() {
+        let s = joined();
+        assert_eq!(s.phase, Phase::Joined);
+        assert_eq!(s.transport.map(TransportKind::label), Some("WebTransport"));
+        assert_eq!(s.peers[&7].user, "bob");
+    }
+
+    #[test]
+    fn a_failed_connection_is_never_shown_as_joined() {
+        let s = MeetingState::new("a", "m")
+            .reduce(Action::Connect)
+            .reduce(Action::ConnectFailed("no relay reachable".into()));
+        assert_eq!(s.phase, Phase::Failed("no relay reachable".into()));
+        assert_eq!(s.transport, None);
+    }
+
+    #[test]
+    fn heartbeats_update_a_peer_and_leaving_unpins_it() {
+        let s = joined()
+            .reduce(Action::Heartbeat {
+                session: 7,
+                video: true,
+                audio: false,
+                screen: false,
+                speaking: true,
+            })
+            .reduce(Action::Pin(7));
+        assert!(s.peers[&7].speaking && s.peers[&7].video_on && !s.peers[&7].audio_on);
+        assert_eq!(s.pinned, Some(7));
+        let s = s.reduce(Action::Pin(7));
+        assert_eq!(s.pinned, None, "pinning again unpins");
+        let s = s
+            .reduce(Action::Pin(7))
+            .reduce(Action::PeerLeft { session: 7 });
+        assert!(s.peers.is_empty());
+        assert_eq!(s.pinned, None);
+    }
+
+    #[test]
+    fn a_screen_tile_appears_with_its_stream_and_goes_with_the_share() {
+        let s = joined().reduce(Action::ScreenStream { session: 7 });
+        assert!(s.peers[&7].has_screen_stream);
+        let s = s.reduce(Action::Heartbeat {
+            session: 7,
+            video: true,
+            audio: true,
+            screen: false,
+            speaking: false,
+        });
+        assert!(!s.peers[&7].has_screen_stream);
+    }
+
+    #[test]
+    fn toggles_stats_and_notices() {
+        let s = joined()
+            .reduce(Action::ToggleMic)
+            .reduce(Action::ToggleCamera)
+            .reduce(Action::Rtt(12.5))
+            .reduce(Action::Congestion)
+            .reduce(Action::Notice("camera blocked".into()))
+            .reduce(Action::Notice("camera blocked".into()))
+            .reduce(Action::PeerStats {
+                session: 7,
+                fps: 29.0,
+                kbps: 480.0,
+                decode_queue: 1,
+                dropped: 2,
+            });
+        assert!(!s.mic_on && !s.camera_on);
+        assert_eq!((s.rtt_ms, s.congestion_events), (Some(12.5), 1));
+        assert_eq!(s.notices.len(), 1);
+        assert_eq!(s.peers[&7].fps, 29.0);
+    }
+
+    #[test]
+    fn a_lost_connection_clears_peers_until_the_rejoin() {
+        let s = joined().reduce(Action::ConnectionLost("reset".into()));
+        assert_eq!(s.phase, Phase::Reconnecting("reset".into()));
+        assert!(s.peers.is_empty());
+        let s = s.reduce(Action::Joined(TransportKind::WebSocket));
+        assert_eq!(s.transport, Some(TransportKind::WebSocket));
+    }
+}

@@ -1,0 +1,124 @@
+//! The two ways to the relay: WebTransport (preferred) and WebSocket (fallback). Both deliver
+//! whole packets (one encoded `PacketWrapper` each) to `on_packet` and report closure once to
+//! `on_close`.
+
+mod websocket;
+mod webtransport;
+
+pub(crate) use webtransport::read as read_chunk;
+
+use std::rc::Rc;
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::state::TransportKind;
+
+/// Called with each packet received.
+pub(crate) type OnPacket = Rc<dyn Fn(Vec<u8>)>;
+/// Called once when the transport closes, with the reason.
+pub(crate) type OnClose = Rc<dyn Fn(String)>;
+
+/// An open transport.
+pub(crate) enum Transport {
+    WebTransport(webtransport::WtTransport),
+    WebSocket(websocket::WsTransport),
+}
+
+impl Transport {
+    pub(crate) fn kind(&self) -> TransportKind {
+        match self {
+            Transport::WebTransport(_) => TransportKind::WebTransport,
+            Transport::WebSocket(_) => TransportKind::WebSocket,
+        }
+    }
+
+    pub(crate) fn send(&self, packet: &[u8]) {
+        match self {
+            Transport::WebTransport(t) => t.send(packet),
+            Transport::WebSocket(t) => t.send(packet),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Transport::WebTransport(t) => t.close(),
+            Transport::WebSocket(t) => t.close(),
+        }
+    }
+}
+
+/// Where the relay is, as the page learnt it from `/api/v1/config`.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    /// `wss?://host/lobby/user/meeting`.
+    pub(crate) websocket_url: String,
+    /// `https://host:port/lobby/user/meeting`, when the server offers WebTransport.
+    pub(crate) webtransport_url: Option<String>,
+    /// SHA-256 of a development certificate, for `serverCertificateHashes`.
+    pub(crate) certificate_hash: Option<Vec<u8>>,
+}
+
+/// How long WebTransport may take before the WebSocket fallback is tried.
+const WEBTRANSPORT_TIMEOUT_MS: u32 = 3_000;
+/// How long WebSocket may take before giving up.
+const WEBSOCKET_TIMEOUT_MS: u32 = 5_000;
+
+/// Opens WebTransport, or WebSocket when WebTransport is unavailable or does not connect in
+/// time. The error says what was tried.
+pub(crate) async fn connect(
+    endpoints: &Endpoints,
+    on_packet: OnPacket,
+    on_close: OnClose,
+) -> Result<Transport, String> {
+    let mut tried = Vec::new();
+    if let Some(url) = &endpoints.webtransport_url {
+        let attempt = webtransport::WtTransport::connect(
+            url,
+            endpoints.certificate_hash.as_deref(),
+            on_packet.clone(),
+            on_close.clone(),
+        );
+        match with_timeout(attempt, WEBTRANSPORT_TIMEOUT_MS).await {
+            Some(Ok(t)) => return Ok(Transport::WebTransport(t)),
+            Some(Err(e)) => tried.push(format!("WebTransport: {e}")),
+            None => tried.push("WebTransport: timed out".to_owned()),
+        }
+    }
+    let attempt = websocket::WsTransport::connect(&endpoints.websocket_url, on_packet, on_close);
+    match with_timeout(attempt, WEBSOCKET_TIMEOUT_MS).await {
+        Some(Ok(t)) => return Ok(Transport::WebSocket(t)),
+        Some(Err(e)) => tried.push(format!("WebSocket: {e}")),
+        None => tried.push("WebSocket: timed out".to_owned()),
+    }
+    Err(format!("cannot reach the relay ({})", tried.join("; ")))
+}
+
+pub(crate) async fn with_timeout<T>(
+    future: impl std::future::Future<Output = T>,
+    ms: u32,
+) -> Option<T> {
+    let future = std::pin::pin!(future);
+    let timer = gloo_timers::future::TimeoutFuture::new(ms);
+    match futures_util::future::select(future, timer).await {
+        futures_util::future::Either::Left((value, _)) => Some(value),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+/// Text of a JS error value.
+pub(crate) fn js_error(value: &JsValue) -> String {
+    value
+        .as_string()
+        .or_else(|| {
+            js_sys::Reflect::get(value, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Awaits a promise, mapping rejection to text.
+pub(crate) async fn await_promise(promise: js_sys::Promise) -> Result<JsValue, String> {
+    JsFuture::from(promise).await.map_err(|e| js_error(&e))
+}

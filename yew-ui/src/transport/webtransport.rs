@@ -1,0 +1,161 @@
+//! WebTransport: one packet per unidirectional stream, both ways (the relay's framing).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{
+    ReadableStream, ReadableStreamDefaultReader, WebTransport, WebTransportHash,
+    WebTransportOptions, WritableStream,
+};
+
+use super::{OnClose, OnPacket, await_promise, js_error};
+
+pub(crate) struct WtTransport {
+    transport: WebTransport,
+    closed: Rc<Cell<bool>>,
+}
+
+impl WtTransport {
+    pub(crate) async fn connect(
+        url: &str,
+        certificate_hash: Option<&[u8]>,
+        on_packet: OnPacket,
+        on_close: OnClose,
+    ) -> Result<Self, String> {
+        let options = WebTransportOptions::new();
+        if let Some(hash) = certificate_hash {
+            let entry = WebTransportHash::new();
+            entry.set_algorithm("sha-256");
+            entry.set_value_u8_array(&Uint8Array::from(hash));
+            options.set_server_certificate_hashes(&[entry]);
+        }
+        let transport = WebTransport::new_with_options(url, &options).map_err(|e| js_error(&e))?;
+        await_promise(transport.ready().unchecked_into()).await?;
+        let closed = Rc::new(Cell::new(false));
+        {
+            let (transport, closed, on_close) =
+                (transport.clone(), closed.clone(), on_close.clone());
+            spawn_local(async move {
+                let reason = match await_promise(transport.closed().unchecked_into()).await {
+                    Ok(info) => Reflect::get(&info, &"reason".into())
+                        .ok()
+                        .and_then(|r| r.as_string())
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "connection closed".into()),
+                    Err(e) => e,
+                };
+                if !closed.replace(true) {
+                    on_close(reason);
+                }
+            });
+        }
+        let incoming = transport.incoming_unidirectional_streams();
+        spawn_local(accept_streams(incoming, on_packet));
+        Ok(Self { transport, closed })
+    }
+
+    pub(crate) fn send(&self, packet: &[u8]) {
+        if self.closed.get() {
+            return;
+        }
+        let transport = self.transport.clone();
+        let bytes = Uint8Array::from(packet);
+        spawn_local(async move {
+            let Ok(stream) =
+                await_promise(transport.create_unidirectional_stream().unchecked_into()).await
+            else {
+                return;
+            };
+            let stream: WritableStream = stream.unchecked_into();
+            let Ok(writer) = stream.get_writer() else {
+                return;
+            };
+            let _ = await_promise(writer.write_with_chunk(&bytes).unchecked_into()).await;
+            let _ = await_promise(writer.close().unchecked_into()).await;
+        });
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.transport.close();
+    }
+}
+
+/// Reads incoming streams side by side and delivers their packets in stream order: the relay
+/// opens one stream per packet in the order it sends, and video decoders need that order.
+async fn accept_streams(incoming: ReadableStream, on_packet: OnPacket) {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesOrdered;
+    let Ok(reader) = incoming
+        .get_reader()
+        .dyn_into::<ReadableStreamDefaultReader>()
+    else {
+        return;
+    };
+    let mut reads = FuturesOrdered::new();
+    // The pending `read()` of the next stream survives loop turns: dropping it would lose the
+    // stream its promise resolves with.
+    let next = |reader: ReadableStreamDefaultReader| Box::pin(async move { read(&reader).await });
+    let mut next_stream = Some(next(reader.clone()));
+    loop {
+        let outcome = {
+            let next_packet = std::pin::pin!(async {
+                if reads.is_empty() {
+                    std::future::pending().await
+                } else {
+                    reads.next().await
+                }
+            });
+            match next_stream.as_mut() {
+                Some(stream) => match futures_util::future::select(stream, next_packet).await {
+                    futures_util::future::Either::Left((stream, _)) => Ok(stream),
+                    futures_util::future::Either::Right((packet, _)) => Err(packet),
+                },
+                None => Err(next_packet.await),
+            }
+        };
+        match outcome {
+            Ok(Some(stream)) => {
+                reads.push_back(read_to_end(stream.unchecked_into()));
+                next_stream = Some(next(reader.clone()));
+            }
+            Ok(None) => next_stream = None,
+            Err(packet) => {
+                if let Some(Some(packet)) = packet {
+                    on_packet(packet);
+                }
+            }
+        }
+        if next_stream.is_none() && reads.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn read_to_end(stream: ReadableStream) -> Option<Vec<u8>> {
+    let reader = stream
+        .get_reader()
+        .dyn_into::<ReadableStreamDefaultReader>()
+        .ok()?;
+    let mut data = Vec::new();
+    while let Some(chunk) = read(&reader).await {
+        data.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
+    }
+    Some(data)
+}
+
+/// The next chunk of a stream, `None` at its end or on error.
+pub(crate) async fn read(reader: &ReadableStreamDefaultReader) -> Option<JsValue> {
+    let result = await_promise(reader.read()).await.ok()?;
+    let done = Reflect::get(&result, &"done".into())
+        .ok()?
+        .as_bool()
+        .unwrap_or(true);
+    if done {
+        return None;
+    }
+    Reflect::get(&result, &"value".into()).ok()
+}
