@@ -92,3 +92,12 @@ impl WsTransport {
         let _ = self.socket.close();
     }
 }
+
+impl Drop for WsTransport {
+    fn drop(&mut self) {
+        self.socket.set_onopen(None);
+        self.socket.set_onclose(None);
+        self.socket.set_onmessage(None);
+        self.close();
+    }
+}

@@ -33,7 +33,10 @@ impl WtTransport {
             options.set_server_certificate_hashes(&[entry]);
         }
         let transport = WebTransport::new_with_options(url, &options).map_err(|e| js_error(&e))?;
+        // Giving up before it is ready (a timeout drops this future) closes the attempt.
+        let mut pending = CloseOnDrop(Some(transport.clone()));
         await_promise(transport.ready().unchecked_into()).await?;
+        pending.0 = None;
         let closed = Rc::new(Cell::new(false));
         {
             let (transport, closed, on_close) =
@@ -81,6 +84,16 @@ impl WtTransport {
     pub(crate) fn close(&self) {
         self.closed.set(true);
         self.transport.close();
+    }
+}
+
+struct CloseOnDrop(Option<WebTransport>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.close();
+        }
     }
 }
 
