@@ -6,7 +6,7 @@ SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 UI_DIST := yew-ui/dist
 
-.PHONY: test run deps lint unit wasm core-deps bench fmt ui e2e
+.PHONY: test run deps lint unit bins wasm core-deps bench fmt ui e2e
 
 test: deps lint core-deps wasm unit e2e
 	@echo "[test] all checks passed"
@@ -25,8 +25,12 @@ core-deps:
 wasm:
 	$(CARGO) build -p videocall-types -p videocall-client --target wasm32-unknown-unknown
 
-# Tests start their own nats-server on free ports.
-unit:
+# Tests start their own nats-server on free ports, and run the service binaries as processes:
+# build those first (cargo test alone does not build every package's binaries).
+bins:
+	$(CARGO) build --workspace --bins --all-features
+
+unit: bins
 	$(CARGO) test --workspace --all-features
 
 # The browser app, built into yew-ui/dist.
@@ -35,9 +39,8 @@ ui:
 	scripts/build-ui.sh $(UI_DIST)
 
 # Browser tests: real Chromium (fake camera and microphone) against real single nodes.
-e2e: ui
+e2e: ui bins
 	@scripts/ensure-deps.sh chromium e2e
-	$(CARGO) build -p actix-api
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api UI_DIR=$(abspath $(UI_DIST)) npm test
 
 # One process: the UI and HTTP + WebSocket on :8080, WebTransport on :4433 (udp), in-process bus.

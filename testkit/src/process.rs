@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::PATIENCE;
 
-/// Path of a binary of this workspace, built beside the running test
-/// (`target/<profile>/<name>`; `cargo test --workspace` builds every binary before any test runs).
+/// Path of a binary of this workspace, built beside the running test (`target/<profile>/<name>`;
+/// `make test` builds every binary before the tests run).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe
@@ -19,7 +19,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is not built: run the tests with `cargo test --workspace` (make test)",
+        "{} is not built: `make test` builds it (cargo build --workspace --bins --all-features)",
         path.display()
     );
     path
