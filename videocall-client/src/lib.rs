@@ -19,6 +19,7 @@
 //! }
 //! ```
 
+pub mod e2ee;
 mod session;
 
 pub use session::{
