@@ -25,6 +25,9 @@ pub use identity::{Identity, MAX_RSA_BITS, MIN_RSA_BITS, PeerKey};
 pub use machine::{E2ee, E2eeConfig, E2eeStats, KeyPacket, SENDER_KEY_VERSION};
 pub use safety_code::SafetyCode;
 
+/// The RNG trait `E2ee` takes, and the system RNG (getrandom; `crypto.getRandomValues` on wasm32).
+pub use rand_core::{CryptoRngCore, OsRng};
+
 #[cfg(test)]
 mod tests;
 

@@ -497,3 +497,33 @@ impl SenderKeyPacketView {
             .unwrap_or_default()
     }
 }
+
+#[test]
+fn a_participant_with_the_system_rng_seals_for_a_seeded_one() {
+    let mut a = E2ee::new(E2eeConfig::default(), "os", OsRng).unwrap();
+    let mut b = member(1, 200);
+    a.handle_joined(100);
+    b.e2ee.handle_joined(200);
+    a.handle_peer_joined(200, &b.user);
+    b.e2ee.handle_peer_joined(100, "os");
+    for _ in 0..2 {
+        for k in std::iter::from_fn(|| a.poll_transmit()).collect::<Vec<_>>() {
+            let w = PacketWrapper {
+                packet_type: k.packet_type as i32,
+                user_id: Bytes::from_static(b"os"),
+                data: k.data,
+                session_id: 100,
+            };
+            b.e2ee.handle_key_packet(&w).unwrap();
+        }
+        for w in outbox(&mut b) {
+            a.handle_key_packet(&w).unwrap();
+        }
+    }
+    let envelope = a.seal(&video(0, b"from the os rng")).unwrap();
+    assert_eq!(
+        b.e2ee.open(100, &envelope).unwrap().data,
+        &b"from the os rng"[..]
+    );
+    assert_eq!(a.safety_code(), b.e2ee.safety_code());
+}
