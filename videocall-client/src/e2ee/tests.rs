@@ -527,3 +527,47 @@ fn a_participant_with_the_system_rng_seals_for_a_seeded_one() {
     );
     assert_eq!(a.safety_code(), b.e2ee.safety_code());
 }
+
+#[test]
+fn mutated_envelopes_and_key_packets_are_refused_without_panicking() {
+    use rand_core::RngCore;
+    let (mut a, mut b) = pair();
+    let mut rng = test_keys::rng(77);
+    let envelope = a.e2ee.seal(&video(0, &[9; 64])).unwrap().to_vec();
+    let mut c = member(2, 300);
+    c.e2ee.handle_joined(c.session);
+    c.e2ee.handle_peer_joined(b.session, &b.user);
+    b.e2ee.handle_peer_joined(c.session, &c.user);
+    let key_packets = outbox(&mut c);
+    for round in 0..5_000 {
+        let mut bytes = if round % 2 == 0 {
+            envelope.clone()
+        } else {
+            key_packets[round % key_packets.len()].data.to_vec()
+        };
+        for _ in 0..1 + rng.next_u32() % 4 {
+            let at = rng.next_u32() as usize % bytes.len();
+            bytes[at] = rng.next_u32() as u8;
+        }
+        bytes.truncate(bytes.len() - rng.next_u32() as usize % 3);
+        if round % 2 == 0 {
+            // Only a mutation that changed nothing that counts (same bytes, or a protobuf
+            // encoding of the same fields) may open, and then to the genuine frame.
+            if let Ok(opened) = b.e2ee.open(a.session, &bytes) {
+                assert_eq!(opened, video(0, &[9; 64]));
+            }
+        } else {
+            for packet_type in [PacketType::RsaPubKey, PacketType::AesKey] {
+                let _ = b.e2ee.handle_key_packet(&PacketWrapper {
+                    packet_type: packet_type as i32,
+                    user_id: Bytes::from_static(b"user-2"),
+                    data: Bytes::from(bytes.clone()),
+                    session_id: c.session,
+                });
+            }
+        }
+    }
+    // Counter 0 opened at most once, whatever came in.
+    let _ = b.e2ee.open(a.session, &envelope);
+    assert_eq!(b.e2ee.stats().opened, 1);
+}
