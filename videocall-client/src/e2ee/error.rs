@@ -74,6 +74,10 @@ pub enum E2eeError {
     /// RSA key generation or wrapping failed.
     #[error("RSA: {0}")]
     Rsa(String),
+    /// A peer sent more new sender keys than leaves in the meeting justify: refused without
+    /// decrypting (bounds the RSA work, and the timing samples, a participant can cause).
+    #[error("session {0} sent more sender keys than rotations justify")]
+    TooManyKeys(u64),
 }
 
 /// Under which counter a refused frame is counted.

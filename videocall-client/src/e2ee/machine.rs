@@ -13,6 +13,13 @@ use super::identity::{Identity, PeerKey};
 use super::safety_code::SafetyCode;
 use super::sender_key::{FrameHeader, KeyMaterial, ReceivingKey, SendingKey};
 
+/// Sender keys a peer may make us unwrap before any leave: its first key, plus slack for a leave
+/// it saw before we did and for a re-key racing a join.
+const UNWRAP_CREDIT_INITIAL: u32 = 4;
+/// Most unwrap credit a peer can hold: a long meeting with many leaves does not let a peer save up
+/// a burst of RSA decryptions.
+const UNWRAP_CREDIT_MAX: u32 = 16;
+
 /// Version of the AES_KEY data this core speaks ([`SenderKeyPacket::version`]).
 pub const SENDER_KEY_VERSION: u32 = 1;
 
@@ -71,6 +78,9 @@ struct Peer {
     public_key: Option<PeerKey>,
     current: Option<ReceivingKey>,
     previous: Option<ReceivingKey>,
+    /// How many more of its sender keys we will unwrap. A legitimate sender rotates once per
+    /// leave, so each leave we see grants one more.
+    unwrap_credit: u32,
 }
 
 impl Peer {
@@ -80,6 +90,7 @@ impl Peer {
             public_key: None,
             current: None,
             previous: None,
+            unwrap_credit: UNWRAP_CREDIT_INITIAL,
         }
     }
 }
@@ -210,6 +221,9 @@ impl E2ee {
     pub fn handle_peer_left(&mut self, session: u64) {
         if self.peers.remove(&session).is_some() {
             self.unwrapped_for.remove(&session);
+            for peer in self.peers.values_mut() {
+                peer.unwrap_credit = (peer.unwrap_credit + 1).min(UNWRAP_CREDIT_MAX);
+            }
             self.rotate();
         }
     }
@@ -363,6 +377,12 @@ impl E2ee {
         )
     }
 
+    /// Rotates with nobody leaving, as a misbehaving client could.
+    #[cfg(test)]
+    pub(crate) fn rotate_for_test(&mut self) {
+        self.rotate();
+    }
+
     fn rotate(&mut self) {
         let epoch = self.sending.epoch().wrapping_add(1);
         self.sending = SendingKey::new(KeyMaterial::random(&mut self.rng, epoch));
@@ -428,6 +448,11 @@ impl E2ee {
         {
             return Ok(());
         }
+        if peer.unwrap_credit == 0 {
+            return Err(E2eeError::TooManyKeys(from));
+        }
+        // Spent whether or not the unwrap succeeds: failures are what an attacker would send.
+        peer.unwrap_credit -= 1;
         let secret = self.identity.unwrap(&mut self.rng, &entry.wrapped)?;
         let material = KeyMaterial::from_secret(&secret)?;
         if material.epoch != packet.epoch {

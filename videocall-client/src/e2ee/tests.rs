@@ -571,3 +571,31 @@ fn mutated_envelopes_and_key_packets_are_refused_without_panicking() {
     let _ = b.e2ee.open(a.session, &envelope);
     assert_eq!(b.e2ee.stats().opened, 1);
 }
+
+#[test]
+fn a_peer_cannot_make_us_unwrap_more_keys_than_leaves_justify() {
+    let (mut a, mut b) = pair();
+    let installed = b.e2ee.stats().keys_installed;
+    // a rotates over and over with nobody leaving (as a hostile client could): b unwraps a few
+    // for slack, then refuses without decrypting.
+    let mut refused = 0;
+    for _ in 0..10 {
+        a.e2ee.rotate_for_test();
+        for k in outbox(&mut a) {
+            if b.e2ee.handle_key_packet(&k) == Err(E2eeError::TooManyKeys(a.session)) {
+                refused += 1;
+            }
+        }
+    }
+    let unwrapped = b.e2ee.stats().keys_installed - installed;
+    assert_eq!(unwrapped + refused, 10);
+    assert!(unwrapped <= 4, "{unwrapped} unwraps");
+    // A leave in the meeting justifies one more rotation.
+    let mut c = member(2, 300);
+    join(&mut c, &mut [&mut a, &mut b]);
+    a.e2ee.handle_peer_left(c.session);
+    b.e2ee.handle_peer_left(c.session);
+    exchange(&mut [&mut a, &mut b]);
+    let f = a.e2ee.seal(&video(0, b"after the leave")).unwrap();
+    assert!(b.e2ee.open(a.session, &f).is_ok());
+}
