@@ -110,6 +110,10 @@ impl Peer {
 /// while let Some(k) = e2ee.poll_transmit() { session.send_packet(k.packet_type, k.data) }
 /// outgoing media                     -> session.send_packet(PacketType::Media, e2ee.seal(&media)?)
 /// ```
+///
+/// Seal VIDEO, AUDIO and SCREEN (and HEARTBEAT if its flags should be private). RTT probes and
+/// KEYFRAME_REQUEST stay in clear: the relay echoes the former and routes the latter by the
+/// `user_id` inside, and `Session` interprets both.
 pub struct E2ee {
     config: E2eeConfig,
     rng: Box<dyn CryptoRngCore + Send>,
