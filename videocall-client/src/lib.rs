@@ -18,7 +18,11 @@
 //!               poll_timeout()    -> session.handle_timeout(now)
 //! }
 //! ```
+//!
+//! [`e2ee`] is the end-to-end encryption core the driver runs beside the session (its own
+//! sans-IO state machine: keys in, key packets out, frames sealed and opened).
 
+pub mod e2ee;
 mod session;
 
 pub use session::{
