@@ -25,23 +25,28 @@ export function freePort() {
   });
 }
 
-/** Starts a node; resolves once it prints that it is running. */
+/** Starts `actix-api` with `args`; resolves with the child once it prints that it runs. */
+function spawnNode(args) {
+  const child = spawn(BIN, args, { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('Ctrl-C stops.')) { clearTimeout(timer); resolve(child); }
+    });
+    child.on('exit', (code) => reject(new Error(`node exited ${code}: ${out}`)));
+  });
+}
+
+/** Starts a node on free ports; `stop()` ends it and `restart()` starts it again on the same ports. */
 export async function startNode({ webtransport = true } = {}) {
   const http = await freePort();
   const udp = await freePort();
   const args = ['--listen', `127.0.0.1:${http}`, '--ui-dir', UI_DIR];
   if (webtransport) args.push('--webtransport', '--webtransport-listen', `[::]:${udp}`);
-  const child = spawn(BIN, args, { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('Ctrl-C stops.')) { clearTimeout(timer); resolve(); }
-    });
-    child.on('exit', (code) => reject(new Error(`node exited ${code}: ${out}`)));
-  });
-  return {
+  let child = await spawnNode(args);
+  const node = {
     url: `http://localhost:${http}`,
     http,
     udp,
@@ -50,7 +55,12 @@ export async function startNode({ webtransport = true } = {}) {
       child.on('exit', resolve);
       child.kill('SIGTERM');
     }),
+    restart: async () => {
+      await node.stop();
+      child = await spawnNode(args);
+    },
   };
+  return node;
 }
 
 /** A fresh Chromium profile with fake devices; collects console errors. */

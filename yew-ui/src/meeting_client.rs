@@ -423,9 +423,6 @@ fn pump(inner: &Rc<RefCell<Inner>>) {
 }
 
 fn connect(inner: &Rc<RefCell<Inner>>, attempt: u32) {
-    let Some(endpoints) = inner.borrow().endpoints.clone() else {
-        return;
-    };
     let weak = Rc::downgrade(inner);
     let on_packet: transport::OnPacket = Rc::new(move |packet: Vec<u8>| {
         if let Some(inner) = weak.upgrade() {
@@ -453,6 +450,23 @@ fn connect(inner: &Rc<RefCell<Inner>>, attempt: u32) {
     let inner = inner.clone();
     spawn_local(async move {
         log(&format!("connecting (attempt {attempt})"));
+        // Ask again where the relay is on every attempt: a restarted node has a new
+        // development certificate (and may have moved WebTransport).
+        let first = attempt == 1 && !inner.borrow().ever_joined;
+        let endpoints = if first {
+            inner.borrow().endpoints.clone()
+        } else {
+            None
+        };
+        let endpoints = match endpoints {
+            Some(e) => e,
+            None => {
+                let config = inner.borrow().session.config().clone();
+                let fresh = fetch_endpoints(&config).await;
+                inner.borrow_mut().endpoints = Some(fresh.clone());
+                fresh
+            }
+        };
         match transport::connect(&endpoints, on_packet, on_close).await {
             Ok(t) => {
                 let mut i = inner.borrow_mut();
