@@ -18,7 +18,12 @@
 //!               poll_timeout()    -> session.handle_timeout(now)
 //! }
 //! ```
+//!
+//! With the `native` feature, [`native::Client`] is that loop on tokio over WebTransport or
+//! WebSocket.
 
+#[cfg(feature = "native")]
+pub mod native;
 mod session;
 
 pub use session::{
