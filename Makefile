@@ -10,7 +10,7 @@ test: deps lint core-deps wasm unit
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats
+	@scripts/ensure-deps.sh wasm nats nasm
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -33,6 +33,13 @@ for want in "$@"; do
       fi
       say "nats-server: $(command -v nats-server) ($(nats-server --version 2>&1 | head -n1))"
       ;;
+    nasm)
+      # openh264 builds without its assembly when nasm is missing (about 4x slower encode).
+      if ! command -v nasm >/dev/null 2>&1; then
+        apt_install nasm
+      fi
+      say "nasm: $(command -v nasm) ($(nasm -v 2>&1 | head -n1))"
+      ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2
       exit 2
