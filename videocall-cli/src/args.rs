@@ -70,7 +70,9 @@ pub struct ConnectArgs {
     #[arg(long, env = "VIDEOCALL_TRANSPORT", value_enum, default_value_t = Transport::Webtransport)]
     pub transport: Transport,
     /// Trust the WebTransport server whose certificate has this SHA-256 (64 hex digits, as
-    /// served at /api/v1/webtransport/certificate_hash).
+    /// served at /api/v1/webtransport/certificate_hash). Without it (and without --insecure)
+    /// the hash is fetched from that endpoint on --websocket-url when it is plain http (as the
+    /// browser UI does), else the system's certificate authorities verify the server.
     #[arg(long, env = "VIDEOCALL_CERT_HASH")]
     pub cert_hash: Option<String>,
     /// Do not verify the WebTransport server at all (development only).
@@ -110,7 +112,8 @@ impl ConnectArgs {
     }
 }
 
-fn parse_hash(hex: &str) -> anyhow::Result<[u8; 32]> {
+/// 64 hex digits (colons and spaces allowed between) as a SHA-256.
+pub fn parse_hash(hex: &str) -> anyhow::Result<[u8; 32]> {
     let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
     let mut hash = [0u8; 32];
     if hex.len() != 64 || !hex.is_ascii() {

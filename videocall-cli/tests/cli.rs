@@ -391,3 +391,26 @@ fn info_says_clearly_which_cameras_exist() {
         assert!(stdout.contains("camera 0:"), "{stdout}");
     }
 }
+
+#[test]
+fn webtransport_without_a_cert_hash_trusts_the_hash_the_node_serves() {
+    let (_node, http, udp) = single_node();
+    let mut child = Command::new(binary("videocall-cli"))
+        .args(["stream", "--test-pattern", "--resolution", "320x240"])
+        .args(["--user-id", "pi", "--meeting-id", "served"])
+        .args(["--url", &format!("https://127.0.0.1:{udp}")])
+        .args(["--websocket-url", &format!("http://127.0.0.1:{http}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("videocall-cli starts");
+    let stdout = child.stdout.take().expect("piped");
+    let joined = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("joined meeting"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let joined = joined.expect("the streamer joins");
+    assert!(joined.ends_with("via webtransport"), "{joined}");
+}

@@ -556,6 +556,7 @@ async fn open_webtransport(
     let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
     let out = connection.clone();
     let writer = tokio::spawn(async move {
+        let mut finishing = tokio::task::JoinSet::new();
         while let Some(bytes) = out_rx.recv().await {
             // Streams are opened in send order; finishing (which waits for the peer's
             // acknowledgement) happens beside, so one slow ack does not hold the next packet.
@@ -568,10 +569,13 @@ async fn open_webtransport(
             if stream.write_all(&bytes).await.is_err() {
                 return;
             }
-            tokio::spawn(async move {
+            finishing.spawn(async move {
                 let _ = stream.finish().await;
             });
+            while finishing.try_join_next().is_some() {}
         }
+        // Leaving: closing the connection would discard streams still in flight.
+        let _ = tokio::time::timeout(Duration::from_secs(1), finishing.join_all()).await;
         out.close(0u32.into(), b"leave");
     });
     let events = events.clone();
