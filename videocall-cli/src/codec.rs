@@ -59,6 +59,9 @@ impl H264Encoder {
             // Rate control may skip a picture to hold the bitrate (openh264 cannot hold it
             // otherwise); `encode` then returns no frame.
             .skip_frames(true)
+            // IDRs come at the interval and on request only: an IDR on every scene change
+            // costs a conference stream several frames' worth of bits each time.
+            .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(
                 settings.keyframe_interval,
             ));
@@ -89,7 +92,8 @@ impl H264Encoder {
             return Ok(None);
         }
         Ok(Some(EncodedFrame {
-            key: matches!(kind, FrameType::IDR | FrameType::I),
+            // Only an IDR resets references: a scene-change I frame may not start a stream.
+            key: kind == FrameType::IDR,
             data: bitstream.to_vec(),
         }))
     }

@@ -62,7 +62,7 @@ pub fn frame(width: usize, height: usize, counter: u64) -> Result<I420, PatternS
     let mut data = vec![0u8; width * height + 2 * cw * ch];
     let (y_plane, chroma) = data.split_at_mut(width * height);
     let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
-    let shift = (counter as usize).wrapping_mul(4);
+    let shift = (counter as usize).wrapping_mul(2);
     let side = height / 4;
     let box_x = (counter as usize * 8) % (width - side).max(1);
     let box_y = height / 2 - side / 2;

@@ -199,7 +199,9 @@ impl Source {
                 timestamp: captured,
                 duration: period.as_secs_f64() * 1000.0,
                 video_metadata: Some(VideoMetadata {
-                    sequence: counter - 1,
+                    // Sent frames are numbered without gaps (a skipped picture is not a lost
+                    // frame); the picture's own counter is burned into it.
+                    sequence: counters.frames.load(Ordering::Relaxed) - 1,
                     codec: VideoCodec::H264Baseline as i32,
                 }),
                 ..Default::default()

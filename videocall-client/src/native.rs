@@ -427,10 +427,7 @@ async fn connect(
     if let Some(base) = &native.webtransport_url {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         match open_webtransport(&native, &url, generation, &events).await {
-            Ok(link) => {
-                let _ = events.send((generation, LinkEvent::Opened(link)));
-                return;
-            }
+            Ok(()) => return,
             Err(error) => {
                 let certificate = error.contains("certificate");
                 last_error = format!("webtransport {url}: {error}");
@@ -457,10 +454,7 @@ async fn connect(
             _ => format!("{base}{path}"),
         };
         match open_websocket(&url, generation, &events).await {
-            Ok(link) => {
-                let _ = events.send((generation, LinkEvent::Opened(link)));
-                return;
-            }
+            Ok(()) => return,
             Err(error) => {
                 last_error = format!("websocket {url}: {error}");
                 let _ = events.send((
@@ -477,7 +471,8 @@ async fn connect(
     let _ = events.send((generation, LinkEvent::GaveUp(last_error)));
 }
 
-async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Result<Link, String> {
+/// Opens a WebSocket and announces it ([`LinkEvent::Opened`]) before its first packet.
+async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Result<(), String> {
     let (socket, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| e.to_string())?;
@@ -499,6 +494,14 @@ async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Resu
         }
         let _ = sink.close().await;
     });
+    // Announced before the reader starts: the session must know the link is open before it
+    // handles SESSION_ASSIGNED, or what it sends on joining would find no link.
+    let link = Link {
+        kind: TransportKind::WebSocket,
+        outgoing,
+        writer,
+    };
+    let _ = events.send((generation, LinkEvent::Opened(link)));
     let events = events.clone();
     tokio::spawn(async move {
         let reason = loop {
@@ -521,19 +524,17 @@ async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Resu
         };
         let _ = events.send((generation, LinkEvent::Closed(reason)));
     });
-    Ok(Link {
-        kind: TransportKind::WebSocket,
-        outgoing,
-        writer,
-    })
+    Ok(())
 }
 
+/// Opens a WebTransport session and announces it ([`LinkEvent::Opened`]) before its first
+/// packet.
 async fn open_webtransport(
     native: &NativeConfig,
     url: &str,
     generation: u64,
     events: &LinkSender,
-) -> Result<Link, String> {
+) -> Result<(), String> {
     let builder = WtConfig::builder().with_bind_default();
     let builder = match &native.verification {
         ServerVerification::NativeRoots => builder.with_native_certs(),
@@ -578,6 +579,12 @@ async fn open_webtransport(
         let _ = tokio::time::timeout(Duration::from_secs(1), finishing.join_all()).await;
         out.close(0u32.into(), b"leave");
     });
+    let link = Link {
+        kind: TransportKind::WebTransport,
+        outgoing,
+        writer,
+    };
+    let _ = events.send((generation, LinkEvent::Opened(link)));
     let events = events.clone();
     let reader = connection;
     tokio::spawn(async move {
@@ -599,11 +606,7 @@ async fn open_webtransport(
         };
         let _ = events.send((generation, LinkEvent::Closed(reason)));
     });
-    Ok(Link {
-        kind: TransportKind::WebTransport,
-        outgoing,
-        writer,
-    })
+    Ok(())
 }
 
 /// Reads a stream to its end; `None` if it was reset (a partial packet is no packet).

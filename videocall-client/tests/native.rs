@@ -51,6 +51,17 @@ fn is_joined(update: &Update) -> bool {
     matches!(update, Update::Session(Event::Joined { .. }))
 }
 
+/// The link is announced before the session joins on it (what the session sends on joining
+/// needs the link).
+fn connected_before_joined(seen: &[Update], kind: TransportKind) {
+    let connected = seen.iter().position(|u| *u == Update::Connected(kind));
+    let joined = seen.iter().position(is_joined);
+    assert!(
+        connected.is_some() && connected < joined,
+        "expected Connected({kind}) before Joined: {seen:?}"
+    );
+}
+
 #[tokio::test]
 async fn webtransport_falls_back_to_websocket_when_quic_is_unreachable() {
     let (_node, http, _udp) = single_node();
@@ -73,7 +84,7 @@ async fn webtransport_falls_back_to_websocket_when_quic_is_unreachable() {
         ),
         "{seen:?}"
     );
-    assert!(seen.contains(&Update::Connected(TransportKind::WebSocket)));
+    connected_before_joined(&seen, TransportKind::WebSocket);
     assert_eq!(client.status().transport, Some(TransportKind::WebSocket));
     client.handle().leave().await;
 }
@@ -86,8 +97,8 @@ async fn clients_on_both_transports_exchange_media_and_measure_rtt() {
     let over_ws = NativeConfig::new(None, Some(format!("http://127.0.0.1:{http}")));
     let mut a = Client::start(config("a", "both"), over_wt);
     let mut b = Client::start(config("b", "both"), over_ws);
-    until(&mut a, is_joined).await;
-    until(&mut b, is_joined).await;
+    connected_before_joined(&until(&mut a, is_joined).await, TransportKind::WebTransport);
+    connected_before_joined(&until(&mut b, is_joined).await, TransportKind::WebSocket);
     assert_eq!(a.status().transport, Some(TransportKind::WebTransport));
     // b is in the meeting once a hears of it.
     until(
