@@ -40,6 +40,17 @@ for want in "$@"; do
       fi
       say "nasm: $(command -v nasm) ($(nasm -v 2>&1 | head -n1))"
       ;;
+    aarch64)
+      # Cross toolchain for the Raspberry Pi build of videocall-cli, and qemu to run it here.
+      if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1 \
+          || ! command -v file >/dev/null 2>&1 || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
+        apt_install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file
+      fi
+      if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        say "rustup target add aarch64-unknown-linux-gnu"
+        rustup target add aarch64-unknown-linux-gnu
+      fi
+      ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2
       exit 2
