@@ -23,7 +23,10 @@ wasm:
 	$(CARGO) build -p videocall-types -p videocall-client --target wasm32-unknown-unknown
 
 # Tests start their own nats-server on free ports.
+# The process tests start binaries of other packages (actix-api's tests start
+# webtransport-server), which `cargo test` builds only for packages with integration tests.
 unit:
+	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
 
 # One process: HTTP + WebSocket on :8080 and WebTransport on :4433 (udp), in-process bus.

@@ -111,8 +111,8 @@ impl Recorder {
                 .entry((from.user.clone(), name.clone()))
                 .or_insert(0);
             if *count == 0 {
-                eprintln!(
-                    "videocall-cli: cannot decode {name} video from {}: not recorded",
+                println!(
+                    "cannot decode {name} video from {}: not recorded",
                     from.user
                 );
             }

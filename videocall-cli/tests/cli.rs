@@ -415,3 +415,48 @@ fn webtransport_without_a_cert_hash_trusts_the_hash_the_node_serves() {
     let joined = joined.expect("the streamer joins");
     assert!(joined.ends_with("via webtransport"), "{joined}");
 }
+
+// Multi-threaded: the test blocks on the receiver's stdout while the client's tasks run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_in_codecs_it_cannot_decode_are_reported() {
+    let (_node, http, udp) = single_node();
+    let meeting = format!("m{}", free_tcp_port());
+    let out = out_dir("vp8");
+    let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
+    receiver_args.extend(["--out".into(), out.display().to_string()]);
+    let mut receiver = cli("receive", receiver_args);
+    let mut browser =
+        TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/browser/{meeting}"))
+            .await
+            .expect("WebSocket connects");
+    browser
+        .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
+        .await;
+    let vp8 = MediaPacket {
+        media_type: MediaType::Video as i32,
+        data: vec![0x9d, 0x01, 0x2a].into(),
+        frame_type: "key".into(),
+        video_metadata: Some(videocall_types::VideoMetadata {
+            sequence: 0,
+            codec: videocall_types::VideoCodec::Vp8 as i32,
+        }),
+        ..Default::default()
+    };
+    let wrapper = PacketWrapper {
+        packet_type: PacketType::Media as i32,
+        data: vp8.encode_to_vec().into(),
+        ..Default::default()
+    };
+    browser.send(wrapper.encode_to_vec().into());
+    line_until(&receiver.stdout, "reporting the VP8 stream", |l| {
+        l == "cannot decode VP8 video from browser: not recorded"
+    });
+    receiver.terminate();
+    assert!(receiver.wait_exit(PATIENCE).expect("exits").success());
+    let summary = line_until(&receiver.stdout, "counting it", |l| {
+        l.starts_with("not decoded from browser:")
+    });
+    assert_eq!(summary, "not decoded from browser: 1 VP8 frames");
+    assert!(!out.join("browser.y4m").exists());
+    let _ = std::fs::remove_dir_all(out);
+}
