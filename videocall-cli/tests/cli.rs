@@ -215,13 +215,27 @@ async fn keyframe_request_produces_an_idr_within_200_ms() {
     let mut viewer = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/kf/{meeting}"))
         .await
         .expect("WebSocket connects");
+    let is_key = |w: &PacketWrapper| video_from(w, "pi").is_some_and(|m| m.frame_type == "key");
     for round in 0..3 {
-        // A run of deltas first: the next keyframe can only be the answer.
-        for _ in 0..10 {
-            viewer
+        // A run of deltas first, and no keyframe kept from before (the stream's first one):
+        // the next keyframe can only be the answer. 20 frames (0.67 s) also keep the requests
+        // under the relay's limit of 2 per second.
+        let mut last_delta = 0;
+        for _ in 0..20 {
+            let delta = viewer
                 .recv_until(|w| video_from(w, "pi").is_some_and(|m| m.frame_type == "delta"))
                 .await;
+            let sequence = video_from(&delta, "pi")
+                .and_then(|m| m.video_metadata)
+                .map(|m| m.sequence)
+                .expect("video metadata");
+            last_delta = last_delta.max(sequence);
         }
+        while viewer
+            .try_recv_until(Duration::ZERO, is_key)
+            .await
+            .is_some()
+        {}
         let request = MediaPacket {
             media_type: MediaType::KeyframeRequest as i32,
             user_id: "pi".into(),
@@ -234,10 +248,16 @@ async fn keyframe_request_produces_an_idr_within_200_ms() {
         };
         let asked = Instant::now();
         viewer.send(wrapper.encode_to_vec().into());
-        viewer
-            .recv_until(|w| video_from(w, "pi").is_some_and(|m| m.frame_type == "key"))
-            .await;
+        let key = viewer.recv_until(is_key).await;
         let took = asked.elapsed();
+        let sequence = video_from(&key, "pi")
+            .and_then(|m| m.video_metadata)
+            .map(|m| m.sequence)
+            .expect("video metadata");
+        assert!(
+            sequence > last_delta,
+            "round {round}: a keyframe from before"
+        );
         eprintln!("round {round}: keyframe after {took:?}");
         assert!(took < Duration::from_millis(200), "round {round}: {took:?}");
     }
