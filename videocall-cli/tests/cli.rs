@@ -310,6 +310,12 @@ fn streamer_and_receiver_reconnect_after_the_server_restarts() {
         l.starts_with("frame pi ") && l != first
     });
     assert_ne!(first, later);
+    // Ctrl-C (here SIGTERM) leaves cleanly: exit 0 and a summary.
+    for (name, mut process) in [("streamer", streamer), ("receiver", receiver)] {
+        process.terminate();
+        let status = process.wait_exit(PATIENCE).expect("exits on SIGTERM");
+        assert!(status.success(), "{name}: {status:?}");
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 
