@@ -10,7 +10,7 @@ test: deps lint core-deps wasm unit aarch64
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats nasm
+	@scripts/ensure-deps.sh wasm nats nasm libclang
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -48,7 +48,7 @@ AARCH64_ENV = CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gc
 
 # videocall-cli for the Raspberry Pi (aarch64-unknown-linux-gnu, Debian cross toolchain).
 cli-aarch64:
-	@scripts/ensure-deps.sh nasm aarch64
+	@scripts/ensure-deps.sh nasm libclang aarch64
 	$(AARCH64_ENV) $(CARGO) build --release -p videocall-cli --target aarch64-unknown-linux-gnu
 	@file $(TARGET_DIR)/aarch64-unknown-linux-gnu/release/videocall-cli
 

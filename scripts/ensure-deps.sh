@@ -40,6 +40,13 @@ for want in "$@"; do
       fi
       say "nasm: $(command -v nasm) ($(nasm -v 2>&1 | head -n1))"
       ;;
+    libclang)
+      # nokhwa (videocall-cli's camera feature) generates its V4L2 bindings with bindgen.
+      if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+        apt_install libclang-dev
+      fi
+      say "libclang-dev: $(dpkg-query -W -f='${Version}' libclang-dev)"
+      ;;
     aarch64)
       # Cross toolchain for the Raspberry Pi build of videocall-cli, and qemu to run it here.
       if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1 \

@@ -1,11 +1,12 @@
-//! videocall from the command line: `stream` publishes H.264 (openh264) from a test pattern
-//! (camera capture comes later), `receive` decodes and records every participant's video, `info`
+//! videocall from the command line: `stream` publishes H.264 (openh264) from a camera (nokhwa,
+//! feature `camera`) or a test pattern, `receive` decodes and records every participant's video, `info`
 //! says what the machine offers. The protocol lives in `videocall-client`; this crate only
 //! produces and consumes pictures.
 
 pub mod args;
 pub mod camera;
 pub mod codec;
+pub mod convert;
 pub mod info;
 pub mod join;
 pub mod pattern;

@@ -25,9 +25,6 @@ struct Counters {
 
 /// Runs `stream` until Ctrl-C, SIGTERM or `--frames`.
 pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
-    if !args.test_pattern {
-        camera::open(args.video_device_index)?;
-    }
     let (width, height) = args.resolution;
     let settings = EncoderSettings {
         bitrate_kbps: args.bitrate_kbps,
@@ -36,6 +33,48 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     };
     // Fail on a bad encoder setup before joining.
     let encoder = H264Encoder::new(settings)?;
+    let keyframe = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (done_tx, mut done) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    // The encoder thread opens the source first (a camera must be opened on the thread that
+    // reads it) and reports; it starts once we have joined and hand it the client.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    let (start_tx, start_rx) = std::sync::mpsc::channel::<ClientHandle>();
+    let encoder_thread = {
+        let (keyframe, stop, counters) = (keyframe.clone(), stop.clone(), counters.clone());
+        let source = Source {
+            width,
+            height,
+            fps: args.fps,
+            frames: args.frames,
+        };
+        let camera = (!args.test_pattern).then_some((args.video_device_index, args.frame_format));
+        std::thread::Builder::new()
+            .name("encoder".into())
+            .spawn(move || {
+                let capture = match camera {
+                    Some((index, format)) => {
+                        match camera::open(index, (width, height), source.fps, format) {
+                            Ok(capture) => Some(capture),
+                            Err(e) => {
+                                let _ = opened_tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let _ = opened_tx.send(Ok(()));
+                let Ok(handle) = start_rx.recv() else { return };
+                let result = source.run(capture, encoder, &handle, &keyframe, &stop, &counters);
+                let _ = done_tx.send(result);
+            })?
+    };
+    tokio::task::spawn_blocking(move || opened_rx.recv())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the encoder thread died"))??;
+
     let (mut client, session, transport) = join(&args.connect).await?;
     println!(
         "joined meeting {} as session {session} via {transport}",
@@ -45,31 +84,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         video_enabled: true,
         ..Default::default()
     });
-
-    let keyframe = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
-    let (done_tx, mut done) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
-    let encoder_thread = {
-        let (handle, keyframe, stop, counters) = (
-            client.handle().clone(),
-            keyframe.clone(),
-            stop.clone(),
-            counters.clone(),
-        );
-        let source = Source {
-            width,
-            height,
-            fps: args.fps,
-            frames: args.frames,
-        };
-        std::thread::Builder::new()
-            .name("encoder".into())
-            .spawn(move || {
-                let result = source.run(encoder, &handle, &keyframe, &stop, &counters);
-                let _ = done_tx.send(result);
-            })?
-    };
+    let _ = start_tx.send(client.handle().clone());
 
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -152,6 +167,7 @@ struct Source {
 impl Source {
     fn run(
         self,
+        mut capture: Option<camera::Capture>,
         mut encoder: H264Encoder,
         handle: &ClientHandle,
         keyframe: &AtomicBool,
@@ -162,12 +178,18 @@ impl Source {
         let mut next = Instant::now();
         let mut counter = 0u64;
         while !stop.load(Ordering::Relaxed) && self.frames.is_none_or(|n| counter < n) {
-            // Pacing to the frame rate, as a camera would deliver.
-            if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let captured = unix_millis();
-            let picture = pattern::frame(self.width, self.height, counter)?;
+            let (picture, captured) = match &mut capture {
+                // A camera paces itself.
+                Some(capture) => (capture.capture()?, unix_millis()),
+                None => {
+                    // The pattern is paced to the frame rate, as a camera would deliver.
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let captured = unix_millis();
+                    (pattern::frame(self.width, self.height, counter)?, captured)
+                }
+            };
             let started = Instant::now();
             let frame = encoder.encode(&picture, keyframe.swap(false, Ordering::Relaxed))?;
             counters
