@@ -486,3 +486,20 @@ async fn streams_in_codecs_it_cannot_decode_are_reported() {
     assert!(!out.join("browser.y4m").exists());
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn unsupported_resolution_is_one_clear_error() {
+    let args = [
+        "stream",
+        "--test-pattern",
+        "--user-id",
+        "pi",
+        "--meeting-id",
+        "m1",
+        "--resolution",
+        "1281x720",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_one_clear_error(args, "resolution 1281x720 is not supported");
+}
