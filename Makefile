@@ -6,13 +6,13 @@ SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 UI_DIST := yew-ui/dist
 
-.PHONY: test run deps lint unit bins wasm core-deps bench fmt ui e2e
+.PHONY: test run deps lint unit bins wasm core-deps bench fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64
 
-test: deps lint core-deps wasm unit e2e
+test: deps lint core-deps wasm unit e2e aarch64
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats wasm-bindgen chromium e2e
+	@scripts/ensure-deps.sh wasm nats nasm libclang wasm-bindgen chromium e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -41,7 +41,9 @@ ui:
 # Browser tests: real Chromium (fake camera and microphone) against real single nodes.
 e2e: ui bins
 	@scripts/ensure-deps.sh chromium e2e
-	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api UI_DIR=$(abspath $(UI_DIST)) npm test
+	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
+		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \
+		UI_DIR=$(abspath $(UI_DIST)) npm test
 
 # One process: the UI and HTTP + WebSocket on :8080, WebTransport on :4433 (udp), in-process bus.
 run: ui
@@ -53,3 +55,23 @@ bench:
 
 fmt:
 	$(CARGO) fmt --all
+
+AARCH64_ENV = CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+	CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+
+# videocall-cli for the Raspberry Pi (aarch64-unknown-linux-gnu, Debian cross toolchain).
+cli-aarch64:
+	@scripts/ensure-deps.sh nasm libclang aarch64
+	$(AARCH64_ENV) $(CARGO) build --release -p videocall-cli --target aarch64-unknown-linux-gnu
+	@file $(TARGET_DIR)/aarch64-unknown-linux-gnu/release/videocall-cli
+
+# That binary under qemu-aarch64 streams the test pattern to a local node (host debug build);
+# a host receiver must decode >= 90% of it. Part of `make test` (after `unit`, which builds the
+# host binaries): about 3.5 min more on a cold machine (cross toolchain, target, cross build).
+aarch64: cli-aarch64
+	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/test-cli-aarch64.sh
+
+test-cli-aarch64: cli-aarch64
+	$(CARGO) build -p videocall-cli -p actix-api
+	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/test-cli-aarch64.sh

@@ -53,6 +53,31 @@ for want in "$@"; do
         (cd e2e && npm ci --no-audit --no-fund >/dev/null)
       fi
       ;;
+    nasm)
+      # openh264 builds without its assembly when nasm is missing (about 4x slower encode).
+      if ! command -v nasm >/dev/null 2>&1; then
+        apt_install nasm
+      fi
+      say "nasm: $(command -v nasm) ($(nasm -v 2>&1 | head -n1))"
+      ;;
+    libclang)
+      # nokhwa (videocall-cli's camera feature) generates its V4L2 bindings with bindgen.
+      if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+        apt_install libclang-dev
+      fi
+      say "libclang-dev: $(dpkg-query -W -f='${Version}' libclang-dev)"
+      ;;
+    aarch64)
+      # Cross toolchain for the Raspberry Pi build of videocall-cli, and qemu to run it here.
+      if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1 \
+          || ! command -v file >/dev/null 2>&1 || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
+        apt_install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file
+      fi
+      if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        say "rustup target add aarch64-unknown-linux-gnu"
+        rustup target add aarch64-unknown-linux-gnu
+      fi
+      ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2
       exit 2

@@ -21,8 +21,13 @@
 //!
 //! [`e2ee`] is the end-to-end encryption core the driver runs beside the session (its own
 //! sans-IO state machine: keys in, key packets out, frames sealed and opened).
+//!
+//! With the `native` feature, [`native::Client`] is that loop on tokio over WebTransport or
+//! WebSocket.
 
 pub mod e2ee;
+#[cfg(feature = "native")]
+pub mod native;
 mod session;
 
 pub use session::{

@@ -1,0 +1,200 @@
+//! The command line: one clap struct per subcommand; every flag also reads an env var.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use videocall_client::native::{NativeConfig, ServerVerification};
+
+/// videocall from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "videocall-cli", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Join a meeting and publish H.264 video from a camera or the test pattern.
+    Stream(StreamArgs),
+    /// Join a meeting, decode every H.264 stream and record one .y4m per participant.
+    Receive(ReceiveArgs),
+    /// What this machine offers (cameras, formats, resolutions).
+    Info(InfoArgs),
+}
+
+/// Transport to try first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// WebTransport, falling back to WebSocket at --websocket-url.
+    Webtransport,
+    /// WebSocket only.
+    Websocket,
+}
+
+/// Pixel format asked of the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum FrameFormat {
+    /// 4:2:0, luma plane then interleaved chroma.
+    Nv12,
+    /// 4:2:2 packed.
+    Yuyv,
+    /// Motion JPEG.
+    Mjpeg,
+}
+
+/// Where and as whom to join.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Our user id in the meeting.
+    #[arg(long, env = "VIDEOCALL_USER_ID")]
+    pub user_id: String,
+    /// The meeting to join.
+    #[arg(long, env = "VIDEOCALL_MEETING_ID")]
+    pub meeting_id: String,
+    /// Server URL for --transport (default: the local single node, https://localhost:4433 for
+    /// WebTransport, http://localhost:8080 for WebSocket).
+    #[arg(long, env = "VIDEOCALL_URL")]
+    pub url: Option<String>,
+    /// WebSocket URL WebTransport falls back to.
+    #[arg(
+        long,
+        env = "VIDEOCALL_WEBSOCKET_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub websocket_url: String,
+    /// Transport to use.
+    #[arg(long, env = "VIDEOCALL_TRANSPORT", value_enum, default_value_t = Transport::Webtransport)]
+    pub transport: Transport,
+    /// Trust the WebTransport server whose certificate has this SHA-256 (64 hex digits, as
+    /// served at /api/v1/webtransport/certificate_hash). Without it (and without --insecure)
+    /// the hash is fetched from that endpoint on --websocket-url when it is plain http (as the
+    /// browser UI does), else the system's certificate authorities verify the server.
+    #[arg(long, env = "VIDEOCALL_CERT_HASH")]
+    pub cert_hash: Option<String>,
+    /// Do not verify the WebTransport server at all (development only).
+    #[arg(long, env = "VIDEOCALL_INSECURE")]
+    pub insecure: bool,
+}
+
+impl ConnectArgs {
+    /// The driver configuration these flags describe.
+    pub fn native_config(&self) -> anyhow::Result<NativeConfig> {
+        let verification = match (&self.cert_hash, self.insecure) {
+            (Some(_), true) => anyhow::bail!("--cert-hash and --insecure exclude each other"),
+            (Some(hex), false) => ServerVerification::CertHash(parse_hash(hex)?),
+            (None, true) => ServerVerification::Insecure,
+            (None, false) => ServerVerification::NativeRoots,
+        };
+        let mut config = match self.transport {
+            Transport::Webtransport => NativeConfig::new(
+                Some(
+                    self.url
+                        .clone()
+                        .unwrap_or_else(|| "https://localhost:4433".to_owned()),
+                ),
+                Some(self.websocket_url.clone()),
+            ),
+            Transport::Websocket => NativeConfig::new(
+                None,
+                Some(
+                    self.url
+                        .clone()
+                        .unwrap_or_else(|| self.websocket_url.clone()),
+                ),
+            ),
+        };
+        config.verification = verification;
+        Ok(config)
+    }
+}
+
+/// 64 hex digits (colons and spaces allowed between) as a SHA-256.
+pub fn parse_hash(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
+    let mut hash = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        anyhow::bail!("--cert-hash must be 64 hex digits (a SHA-256), got {hex:?}");
+    }
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| anyhow::anyhow!("--cert-hash must be hex digits, got {hex:?}"))?;
+    }
+    Ok(hash)
+}
+
+fn parse_resolution(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let w = w.parse().map_err(|_| format!("bad width in {s:?}"))?;
+    let h = h.parse().map_err(|_| format!("bad height in {s:?}"))?;
+    crate::pattern::check_size(w, h).map_err(|e| e.to_string())?;
+    Ok((w, h))
+}
+
+/// `stream`.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Where and as whom.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Publish the synthetic test pattern instead of a camera.
+    #[arg(long, env = "VIDEOCALL_TEST_PATTERN")]
+    pub test_pattern: bool,
+    /// Picture size, WIDTHxHEIGHT.
+    #[arg(long, env = "VIDEOCALL_RESOLUTION", default_value = "1280x720", value_parser = parse_resolution)]
+    pub resolution: (usize, usize),
+    /// Frames per second.
+    #[arg(long, env = "VIDEOCALL_FPS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+    /// Target bitrate.
+    #[arg(long, env = "VIDEOCALL_BITRATE_KBPS", default_value_t = 500, value_parser = clap::value_parser!(u32).range(10..=50_000))]
+    pub bitrate_kbps: u32,
+    /// Frames between keyframes (0: only the first and those receivers ask for).
+    #[arg(long, env = "VIDEOCALL_KEYFRAME_INTERVAL", default_value_t = 150)]
+    pub keyframe_interval: u32,
+    /// Pixel format asked of the camera.
+    #[arg(long, env = "VIDEOCALL_FRAME_FORMAT", value_enum, default_value_t = FrameFormat::Nv12)]
+    pub frame_format: FrameFormat,
+    /// Which camera (see `info --list-cameras`).
+    #[arg(long, env = "VIDEOCALL_VIDEO_DEVICE_INDEX", default_value_t = 0)]
+    pub video_device_index: usize,
+    /// Stop after this many frames (default: until Ctrl-C).
+    #[arg(long, env = "VIDEOCALL_FRAMES")]
+    pub frames: Option<u64>,
+}
+
+/// `receive`.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// Where and as whom.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Directory for the recordings (`<user>.y4m`).
+    #[arg(long, env = "VIDEOCALL_OUT")]
+    pub out: PathBuf,
+    /// Print `frame <user> <sequence> <latency ms>` on stdout for every decoded frame.
+    #[arg(long, env = "VIDEOCALL_PRINT_FRAMES")]
+    pub print_frames: bool,
+}
+
+/// `info`.
+#[derive(Debug, Clone, Args)]
+pub struct InfoArgs {
+    /// List the cameras.
+    #[arg(long)]
+    pub list_cameras: bool,
+    /// List the pixel formats of --video-device-index.
+    #[arg(long)]
+    pub list_formats: bool,
+    /// List the resolutions of --video-device-index.
+    #[arg(long)]
+    pub list_resolutions: bool,
+    /// Which camera.
+    #[arg(long, env = "VIDEOCALL_VIDEO_DEVICE_INDEX", default_value_t = 0)]
+    pub video_device_index: usize,
+}

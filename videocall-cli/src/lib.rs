@@ -1,0 +1,16 @@
+//! videocall from the command line: `stream` publishes H.264 (openh264) from a camera (nokhwa,
+//! feature `camera`) or a test pattern, `receive` decodes and records every participant's video, `info`
+//! says what the machine offers. The protocol lives in `videocall-client`; this crate only
+//! produces and consumes pictures.
+
+pub mod args;
+pub mod camera;
+pub mod codec;
+pub mod convert;
+pub mod info;
+pub mod join;
+pub mod pattern;
+pub mod receive;
+pub mod reorder;
+pub mod stream;
+pub mod y4m;

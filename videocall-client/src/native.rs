@@ -1,0 +1,628 @@
+//! The native driver (feature `native`): runs a [`Session`] on tokio over WebTransport
+//! (wtransport) or WebSocket (tokio-tungstenite), falling back from the first to the second.
+//!
+//! The driver only moves bytes and time: every protocol decision (join, heartbeats, RTT,
+//! keyframe requests, reconnect backoff) stays in the sans-IO [`Session`]. One task owns the
+//! session; the application talks to it through a cheap [`ClientHandle`] (send media, ask for
+//! keyframes, leave) and reads [`Update`]s and a [`Status`] from the [`Client`].
+//!
+//! WebTransport framing: one packet per unidirectional stream, read to its end, in both
+//! directions. Streams are opened in send order and delivered to the session in stream order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+use videocall_types::{HeartbeatMetadata, MediaPacket};
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig as WtConfig, Endpoint};
+
+use crate::{ClientConfig, ConnectionState, Event, Session};
+
+/// Which transport carries the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// WebTransport over QUIC.
+    WebTransport,
+    /// WebSocket over TCP.
+    WebSocket,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WebTransport => "webtransport",
+            Self::WebSocket => "websocket",
+        })
+    }
+}
+
+/// How the WebTransport server certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerVerification {
+    /// By the system's certificate authorities.
+    NativeRoots,
+    /// By the SHA-256 of the server certificate (as browsers do with `serverCertificateHashes`).
+    CertHash([u8; 32]),
+    /// Not at all (development only: anyone on the path can read and alter the session).
+    Insecure,
+}
+
+/// Where and how the driver connects.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    /// WebTransport base URL (`https://host:port`); tried first when set.
+    pub webtransport_url: Option<String>,
+    /// WebSocket base URL (`http://host:port` or `ws://host:port`); used when WebTransport is not
+    /// set or fails for a reason other than the server's certificate.
+    pub websocket_url: Option<String>,
+    /// How the WebTransport server is verified.
+    pub verification: ServerVerification,
+    /// A WebTransport handshake that takes longer is given up (then WebSocket is tried).
+    pub webtransport_timeout: Duration,
+    /// A QUIC connection silent for this long is considered lost.
+    pub webtransport_idle_timeout: Duration,
+}
+
+impl NativeConfig {
+    /// WebTransport at `webtransport_url`, falling back to WebSocket at `websocket_url`.
+    pub fn new(webtransport_url: Option<String>, websocket_url: Option<String>) -> Self {
+        Self {
+            webtransport_url,
+            websocket_url,
+            verification: ServerVerification::NativeRoots,
+            webtransport_timeout: Duration::from_secs(3),
+            webtransport_idle_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// What the driver tells the application.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+// Updates move through a channel by value; boxing the common (media) variant would cost an
+// allocation per packet to save bytes in the rare ones.
+#[allow(clippy::large_enum_variant)]
+pub enum Update {
+    /// An event of the session (joined, media, keyframe requested, disconnected, …).
+    Session(Event),
+    /// A transport opened (the relay's SESSION_ASSIGNED follows as [`Event::Joined`]).
+    Connected(TransportKind),
+    /// A connection attempt on one transport failed.
+    TransportFailed {
+        /// Which transport.
+        transport: TransportKind,
+        /// Why.
+        error: String,
+        /// True when the failure is about the server's identity (wrong certificate): the driver
+        /// does not fall back to another transport then.
+        certificate: bool,
+    },
+}
+
+/// A snapshot of the driver's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Status {
+    /// Where the session is (None before the driver started it).
+    pub state: Option<ConnectionState>,
+    /// The transport in use while connected.
+    pub transport: Option<TransportKind>,
+    /// The last round trip to the relay.
+    pub rtt: Option<Duration>,
+    /// Packets written to a transport.
+    pub sent_packets: u64,
+    /// Bytes written to a transport.
+    pub sent_bytes: u64,
+    /// Media the application sent while not joined (dropped).
+    pub dropped_media: u64,
+    /// Times the session joined (1 + reconnects).
+    pub joins: u64,
+}
+
+// As for `Update`: the media variant is the common one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Command {
+    Media(MediaPacket),
+    KeyframeRequest(String),
+    Heartbeat(HeartbeatMetadata),
+    Leave(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to the driver; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl ClientHandle {
+    /// Sends a media packet (dropped and counted while not joined).
+    pub fn send_media(&self, media: MediaPacket) {
+        let _ = self.commands.send(Command::Media(media));
+    }
+
+    /// Asks `peer_user` for a keyframe.
+    pub fn request_keyframe(&self, peer_user: impl Into<String>) {
+        let _ = self
+            .commands
+            .send(Command::KeyframeRequest(peer_user.into()));
+    }
+
+    /// What heartbeats tell peers.
+    pub fn set_heartbeat(&self, heartbeat: HeartbeatMetadata) {
+        let _ = self.commands.send(Command::Heartbeat(heartbeat));
+    }
+
+    /// Leaves the meeting and closes the transport; returns once it is closed (or the driver
+    /// is gone).
+    pub async fn leave(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.commands.send(Command::Leave(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// A running client: its handle, its updates and its status.
+#[derive(Debug)]
+pub struct Client {
+    handle: ClientHandle,
+    updates: mpsc::UnboundedReceiver<Update>,
+    status: watch::Receiver<Status>,
+}
+
+impl Client {
+    /// Starts the driver on the current tokio runtime; it connects at once.
+    pub fn start(config: ClientConfig, native: NativeConfig) -> Self {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (update_tx, updates) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(Status::default());
+        let driver = Driver {
+            session: Session::new(config),
+            native: Arc::new(native),
+            start: Instant::now(),
+            commands: command_rx,
+            updates: update_tx,
+            status: status_tx,
+            generation: 0,
+            link: None,
+        };
+        tokio::spawn(driver.run());
+        Self {
+            handle: ClientHandle { commands },
+            updates,
+            status,
+        }
+    }
+
+    /// The handle (clone it for other tasks or threads).
+    pub fn handle(&self) -> &ClientHandle {
+        &self.handle
+    }
+
+    /// The next update; `None` once the driver has stopped.
+    pub async fn next_update(&mut self) -> Option<Update> {
+        self.updates.recv().await
+    }
+
+    /// The status now.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+}
+
+/// What a transport's tasks report to the driver, tagged with the connection's generation.
+#[derive(Debug)]
+enum LinkEvent {
+    Failed {
+        transport: TransportKind,
+        error: String,
+        certificate: bool,
+    },
+    GaveUp(String),
+    Opened(Link),
+    Packet(Bytes),
+    Closed(String),
+}
+
+/// An open transport: where to write, and the writer task to await on leave.
+#[derive(Debug)]
+struct Link {
+    kind: TransportKind,
+    outgoing: mpsc::UnboundedSender<Bytes>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+type LinkSender = mpsc::UnboundedSender<(u64, LinkEvent)>;
+
+struct Driver {
+    session: Session,
+    native: Arc<NativeConfig>,
+    start: Instant,
+    commands: mpsc::UnboundedReceiver<Command>,
+    updates: mpsc::UnboundedSender<Update>,
+    status: watch::Sender<Status>,
+    generation: u64,
+    link: Option<Link>,
+}
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self) {
+        let (link_tx, mut link_rx) = mpsc::unbounded_channel::<(u64, LinkEvent)>();
+        let mut leaving: Option<oneshot::Sender<()>> = None;
+        let now = self.now();
+        self.session.handle_start(now);
+        loop {
+            self.flush(&link_tx);
+            if leaving.is_some() && self.session.state() == ConnectionState::Closed {
+                break;
+            }
+            let deadline = self.session.poll_timeout().map(|t| self.start + t);
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Media(media)) => {
+                        if self.session.send_media(media).is_err() {
+                            self.status.send_modify(|s| s.dropped_media += 1);
+                        }
+                    }
+                    Some(Command::KeyframeRequest(user)) => {
+                        let now = self.now();
+                        let _ = self.session.request_keyframe(now, &user);
+                    }
+                    Some(Command::Heartbeat(heartbeat)) => self.session.set_heartbeat(heartbeat),
+                    Some(Command::Leave(done)) => {
+                        self.session.leave();
+                        leaving = Some(done);
+                    }
+                    None => self.session.leave(),
+                },
+                Some((generation, event)) = link_rx.recv() => {
+                    if generation == self.generation {
+                        self.handle_link(event);
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.session.handle_timeout(now);
+                }
+            }
+            if leaving.is_none() && self.commands.is_closed() {
+                break;
+            }
+        }
+        // Closing: let the writer send what is queued and close the transport properly.
+        if let Some(link) = self.link.take() {
+            drop(link.outgoing);
+            let _ = tokio::time::timeout(Duration::from_secs(2), link.writer).await;
+        }
+        self.status.send_modify(|s| {
+            s.state = Some(ConnectionState::Closed);
+            s.transport = None;
+        });
+        if let Some(done) = leaving {
+            let _ = done.send(());
+        }
+    }
+
+    /// Carries out what the session asks for: actions, packets to write, events to report.
+    fn flush(&mut self, link_tx: &LinkSender) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                crate::Action::Connect { .. } => {
+                    self.close_link();
+                    self.generation += 1;
+                    tokio::spawn(connect(
+                        self.native.clone(),
+                        self.session.config().clone(),
+                        self.generation,
+                        link_tx.clone(),
+                    ));
+                }
+                crate::Action::Close => self.close_link(),
+            }
+        }
+        let mut sent = (0u64, 0u64);
+        while let Some(bytes) = self.session.poll_transmit() {
+            if let Some(link) = &self.link {
+                sent.0 += 1;
+                sent.1 += bytes.len() as u64;
+                let _ = link.outgoing.send(bytes);
+            }
+        }
+        let mut rtt = None;
+        let mut joined = 0;
+        while let Some(event) = self.session.poll_event() {
+            match &event {
+                Event::Rtt(value) => rtt = Some(*value),
+                Event::Joined { .. } => joined += 1,
+                _ => {}
+            }
+            let _ = self.updates.send(Update::Session(event));
+        }
+        let state = self.session.state();
+        let transport = self.link.as_ref().map(|l| l.kind);
+        self.status.send_if_modified(|s| {
+            let before = s.clone();
+            s.state = Some(state);
+            s.transport = transport;
+            s.sent_packets += sent.0;
+            s.sent_bytes += sent.1;
+            s.joins += joined;
+            if rtt.is_some() {
+                s.rtt = rtt;
+            }
+            *s != before
+        });
+    }
+
+    fn close_link(&mut self) {
+        // Dropping the sender ends the writer, which closes the transport; events still in
+        // flight from it carry an old generation and are ignored.
+        self.link = None;
+        self.generation += 1;
+    }
+
+    fn handle_link(&mut self, event: LinkEvent) {
+        let now = self.now();
+        match event {
+            LinkEvent::Failed {
+                transport,
+                error,
+                certificate,
+            } => {
+                let _ = self.updates.send(Update::TransportFailed {
+                    transport,
+                    error,
+                    certificate,
+                });
+            }
+            LinkEvent::GaveUp(reason) => self.session.handle_disconnected(now, reason),
+            LinkEvent::Opened(link) => {
+                let _ = self.updates.send(Update::Connected(link.kind));
+                self.link = Some(link);
+                self.session.handle_connected(now);
+            }
+            LinkEvent::Packet(bytes) => {
+                // A relay that sends garbage is reported by the session; the link stays.
+                let _ = self.session.handle_packet(now, bytes);
+            }
+            LinkEvent::Closed(reason) => {
+                self.link = None;
+                self.session.handle_disconnected(now, reason);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("session", &self.session)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens a transport for connection `generation`: WebTransport first when configured, then
+/// WebSocket unless WebTransport refused the server's certificate.
+async fn connect(
+    native: Arc<NativeConfig>,
+    config: ClientConfig,
+    generation: u64,
+    events: LinkSender,
+) {
+    let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
+    let mut last_error = String::from("no transport configured");
+    if let Some(base) = &native.webtransport_url {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        match open_webtransport(&native, &url, generation, &events).await {
+            Ok(()) => return,
+            Err(error) => {
+                let certificate = error.contains("certificate");
+                last_error = format!("webtransport {url}: {error}");
+                let _ = events.send((
+                    generation,
+                    LinkEvent::Failed {
+                        transport: TransportKind::WebTransport,
+                        error,
+                        certificate,
+                    },
+                ));
+                if certificate {
+                    let _ = events.send((generation, LinkEvent::GaveUp(last_error)));
+                    return;
+                }
+            }
+        }
+    }
+    if let Some(base) = &native.websocket_url {
+        let base = base.trim_end_matches('/');
+        let url = match base.split_once("://") {
+            Some(("http", rest)) => format!("ws://{rest}{path}"),
+            Some(("https", rest)) => format!("wss://{rest}{path}"),
+            _ => format!("{base}{path}"),
+        };
+        match open_websocket(&url, generation, &events).await {
+            Ok(()) => return,
+            Err(error) => {
+                last_error = format!("websocket {url}: {error}");
+                let _ = events.send((
+                    generation,
+                    LinkEvent::Failed {
+                        transport: TransportKind::WebSocket,
+                        error,
+                        certificate: false,
+                    },
+                ));
+            }
+        }
+    }
+    let _ = events.send((generation, LinkEvent::GaveUp(last_error)));
+}
+
+/// Opens a WebSocket and announces it ([`LinkEvent::Opened`]) before its first packet.
+async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Result<(), String> {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Real-time media: small packets must not wait for Nagle.
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+        let _ = tcp.set_nodelay(true);
+    }
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if sink
+                .send(tungstenite::Message::Binary(bytes))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    // Announced before the reader starts: the session must know the link is open before it
+    // handles SESSION_ASSIGNED, or what it sends on joining would find no link.
+    let link = Link {
+        kind: TransportKind::WebSocket,
+        outgoing,
+        writer,
+    };
+    let _ = events.send((generation, LinkEvent::Opened(link)));
+    let events = events.clone();
+    tokio::spawn(async move {
+        let reason = loop {
+            match stream.next().await {
+                Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                    if events.send((generation, LinkEvent::Packet(bytes))).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(tungstenite::Message::Close(frame))) => {
+                    break format!(
+                        "websocket closed by the server{}",
+                        frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
+                    );
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break format!("websocket: {e}"),
+                None => break "websocket closed".to_owned(),
+            }
+        };
+        let _ = events.send((generation, LinkEvent::Closed(reason)));
+    });
+    Ok(())
+}
+
+/// Opens a WebTransport session and announces it ([`LinkEvent::Opened`]) before its first
+/// packet.
+async fn open_webtransport(
+    native: &NativeConfig,
+    url: &str,
+    generation: u64,
+    events: &LinkSender,
+) -> Result<(), String> {
+    let builder = WtConfig::builder().with_bind_default();
+    let builder = match &native.verification {
+        ServerVerification::NativeRoots => builder.with_native_certs(),
+        ServerVerification::CertHash(hash) => {
+            builder.with_server_certificate_hashes([Sha256Digest::new(*hash)])
+        }
+        ServerVerification::Insecure => builder.with_no_cert_validation(),
+    };
+    let config = builder
+        .keep_alive_interval(Some(Duration::from_secs(1)))
+        .max_idle_timeout(Some(native.webtransport_idle_timeout))
+        .map_err(|e| format!("bad idle timeout: {e}"))?
+        .build();
+    let endpoint = Endpoint::client(config).map_err(|e| e.to_string())?;
+    let connection = tokio::time::timeout(native.webtransport_timeout, endpoint.connect(url))
+        .await
+        .map_err(|_| format!("no answer within {:?}", native.webtransport_timeout))?
+        .map_err(|e| e.to_string())?;
+    let connection = Arc::new(connection);
+    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let out = connection.clone();
+    let writer = tokio::spawn(async move {
+        let mut finishing = tokio::task::JoinSet::new();
+        while let Some(bytes) = out_rx.recv().await {
+            // Streams are opened in send order; finishing (which waits for the peer's
+            // acknowledgement) happens beside, so one slow ack does not hold the next packet.
+            let Ok(opening) = out.open_uni().await else {
+                return;
+            };
+            let Ok(mut stream) = opening.await else {
+                return;
+            };
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            finishing.spawn(async move {
+                let _ = stream.finish().await;
+            });
+            while finishing.try_join_next().is_some() {}
+        }
+        // Leaving: closing the connection would discard streams still in flight.
+        let _ = tokio::time::timeout(Duration::from_secs(1), finishing.join_all()).await;
+        out.close(0u32.into(), b"leave");
+    });
+    let link = Link {
+        kind: TransportKind::WebTransport,
+        outgoing,
+        writer,
+    };
+    let _ = events.send((generation, LinkEvent::Opened(link)));
+    let events = events.clone();
+    let reader = connection;
+    tokio::spawn(async move {
+        let mut reads = FuturesOrdered::new();
+        let reason = loop {
+            tokio::select! {
+                stream = reader.accept_uni() => match stream {
+                    Ok(stream) => reads.push_back(read_to_end(stream)),
+                    Err(e) => break format!("webtransport: {e}"),
+                },
+                Some(packet) = reads.next(), if !reads.is_empty() => {
+                    if let Some(packet) = packet
+                        && events.send((generation, LinkEvent::Packet(packet))).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = events.send((generation, LinkEvent::Closed(reason)));
+    });
+    Ok(())
+}
+
+/// Reads a stream to its end; `None` if it was reset (a partial packet is no packet).
+async fn read_to_end(mut stream: wtransport::RecvStream) -> Option<Bytes> {
+    let mut data = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => data.extend_from_slice(&chunk[..n]),
+            Ok(None) => return Some(data.into()),
+            Err(_) => return None,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The native driver against a real single node (actix-api --webtransport) on real sockets.
+#![cfg(feature = "native")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use videocall_client::native::{Client, NativeConfig, ServerVerification, TransportKind, Update};
+use videocall_client::{ClientConfig, Event};
+use videocall_testkit::process::{Service, binary, certificate_hash};
+use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
+use videocall_types::{MediaPacket, MediaType, MeetingId, UserId};
+
+fn single_node() -> (Service, u16, u16) {
+    let (http, udp) = (free_tcp_port(), free_udp_port());
+    let args = [
+        "--listen".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--webtransport".to_owned(),
+        "--webtransport-listen".to_owned(),
+        format!("[::]:{udp}"),
+    ];
+    let node = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
+    (node, http, udp)
+}
+
+fn config(user: &str, meeting: &str) -> ClientConfig {
+    ClientConfig::new(
+        UserId::new(user).expect("valid user"),
+        MeetingId::new(meeting).expect("valid meeting"),
+    )
+}
+
+/// Collects updates until one satisfies `want`, returning everything seen.
+async fn until(client: &mut Client, want: impl Fn(&Update) -> bool) -> Vec<Update> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let update = tokio::time::timeout_at(deadline, client.next_update())
+            .await
+            .unwrap_or_else(|_| panic!("update never came; saw {seen:?}"))
+            .expect("the driver runs");
+        let done = want(&update);
+        seen.push(update);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn is_joined(update: &Update) -> bool {
+    matches!(update, Update::Session(Event::Joined { .. }))
+}
+
+/// The link is announced before the session joins on it (what the session sends on joining
+/// needs the link).
+fn connected_before_joined(seen: &[Update], kind: TransportKind) {
+    let connected = seen.iter().position(|u| *u == Update::Connected(kind));
+    let joined = seen.iter().position(is_joined);
+    assert!(
+        connected.is_some() && connected < joined,
+        "expected Connected({kind}) before Joined: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn webtransport_falls_back_to_websocket_when_quic_is_unreachable() {
+    let (_node, http, _udp) = single_node();
+    let mut native = NativeConfig::new(
+        Some(format!("https://127.0.0.1:{}", free_udp_port())),
+        Some(format!("http://127.0.0.1:{http}")),
+    );
+    native.verification = ServerVerification::Insecure;
+    native.webtransport_timeout = Duration::from_secs(1);
+    let mut client = Client::start(config("a", "fallback"), native);
+    let seen = until(&mut client, is_joined).await;
+    assert!(
+        matches!(
+            seen.first(),
+            Some(Update::TransportFailed {
+                transport: TransportKind::WebTransport,
+                certificate: false,
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+    connected_before_joined(&seen, TransportKind::WebSocket);
+    assert_eq!(client.status().transport, Some(TransportKind::WebSocket));
+    client.handle().leave().await;
+}
+
+#[tokio::test]
+async fn clients_on_both_transports_exchange_media_and_measure_rtt() {
+    let (_node, http, udp) = single_node();
+    let mut over_wt = NativeConfig::new(Some(format!("https://127.0.0.1:{udp}")), None);
+    over_wt.verification = ServerVerification::CertHash(certificate_hash(http));
+    let over_ws = NativeConfig::new(None, Some(format!("http://127.0.0.1:{http}")));
+    let mut a = Client::start(config("a", "both"), over_wt);
+    let mut b = Client::start(config("b", "both"), over_ws);
+    connected_before_joined(&until(&mut a, is_joined).await, TransportKind::WebTransport);
+    connected_before_joined(&until(&mut b, is_joined).await, TransportKind::WebSocket);
+    assert_eq!(a.status().transport, Some(TransportKind::WebTransport));
+    // b is in the meeting once a hears of it.
+    until(
+        &mut a,
+        |u| matches!(u, Update::Session(Event::PeerJoined { user, .. }) if user == "b"),
+    )
+    .await;
+
+    let frame = Bytes::from_static(b"not really h264");
+    a.handle().send_media(MediaPacket {
+        media_type: MediaType::Video as i32,
+        data: frame.clone(),
+        frame_type: "key".into(),
+        ..Default::default()
+    });
+    let seen = until(&mut b, |u| {
+        matches!(u, Update::Session(Event::Media(m))
+            if m.user == "a" && m.packet.media_type == MediaType::Video as i32)
+    })
+    .await;
+    let Some(Update::Session(Event::Media(media))) = seen.last() else {
+        unreachable!("until returns on a match")
+    };
+    assert_eq!(media.packet.data, frame);
+
+    until(&mut a, |u| matches!(u, Update::Session(Event::Rtt(_)))).await;
+    let rtt = a.status().rtt.expect("an RTT after an RTT event");
+    assert!(rtt < Duration::from_secs(1), "{rtt:?}");
+
+    a.handle().leave().await;
+    until(
+        &mut b,
+        |u| matches!(u, Update::Session(Event::PeerLeft { user, .. }) if user == "a"),
+    )
+    .await;
+}
