@@ -581,7 +581,10 @@ async fn open_webtransport(
             while finishing.try_join_next().is_some() {}
         }
         // Leaving: closing the connection would discard streams still in flight.
-        let _ = tokio::time::timeout(Duration::from_secs(1), finishing.join_all()).await;
+        // (`join_next`, not `join_all`, which panics on a task the shutting-down runtime
+        // cancelled.)
+        let drained = async { while finishing.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
         out.close(0u32.into(), b"leave");
     });
     let link = Link {
