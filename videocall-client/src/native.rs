@@ -131,6 +131,7 @@ enum Command {
     Media(MediaPacket),
     KeyframeRequest(String),
     Heartbeat(HeartbeatMetadata),
+    Subscription(Option<(Vec<u64>, Vec<u64>)>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -156,6 +157,12 @@ impl ClientHandle {
     /// What heartbeats tell peers.
     pub fn set_heartbeat(&self, heartbeat: HeartbeatMetadata) {
         let _ = self.commands.send(Command::Heartbeat(heartbeat));
+    }
+
+    /// Receive video only from these sessions (camera, screen); `None`: from everyone. Kept
+    /// across reconnects.
+    pub fn set_subscription(&self, video: Option<(Vec<u64>, Vec<u64>)>) {
+        let _ = self.commands.send(Command::Subscription(video));
     }
 
     /// Leaves the meeting and closes the transport; returns once it is closed (or the driver
@@ -279,6 +286,7 @@ impl Driver {
                         let _ = self.session.request_keyframe(now, &user);
                     }
                     Some(Command::Heartbeat(heartbeat)) => self.session.set_heartbeat(heartbeat),
+                    Some(Command::Subscription(video)) => self.session.set_subscription(video),
                     Some(Command::Leave(done)) => {
                         self.session.leave();
                         leaving = Some(done);

@@ -1,0 +1,91 @@
+//! The media the bot sends: by default a 30 fps video stream of ≈ 500 kbit/s (a 7.5 KB
+//! keyframe once a second, 1.9 KB deltas) and 50 audio packets/s of ≈ 100 B. Every payload
+//! starts with a header carrying its send time and sequence, so receivers measure the relay hop.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Marks bot payloads.
+const MAGIC: &[u8; 4] = b"VCB1";
+/// Header: magic, send time (µs since the bot's start), sequence.
+pub(crate) const HEADER: usize = 4 + 8 + 8;
+
+/// Sizes and rates of the media profile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Profile {
+    pub(crate) fps: u32,
+    pub(crate) keyframe_bytes: usize,
+    pub(crate) delta_bytes: usize,
+    pub(crate) audio_per_sec: u32,
+    pub(crate) audio_bytes: usize,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            fps: 30,
+            keyframe_bytes: 7_500,
+            delta_bytes: 1_900,
+            audio_per_sec: 50,
+            audio_bytes: 100,
+        }
+    }
+}
+
+impl Profile {
+    pub(crate) fn frame_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.fps.max(1)))
+    }
+
+    pub(crate) fn audio_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.audio_per_sec.max(1)))
+    }
+
+    /// Whether frame `seq` is a keyframe (one a second).
+    pub(crate) fn is_key(&self, seq: u64) -> bool {
+        seq.is_multiple_of(u64::from(self.fps.max(1)))
+    }
+}
+
+/// A payload of `size` bytes (at least the header) stamped with `sent_us` and `seq`.
+pub(crate) fn payload(size: usize, sent_us: u64, seq: u64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(size.max(HEADER));
+    buf.put_slice(MAGIC);
+    buf.put_u64(sent_us);
+    buf.put_u64(seq);
+    buf.resize(size.max(HEADER), 0x42);
+    buf.freeze()
+}
+
+/// The send time and sequence of a bot payload.
+pub(crate) fn read_header(data: &[u8]) -> Option<(u64, u64)> {
+    if data.len() < HEADER || &data[..4] != MAGIC {
+        return None;
+    }
+    let sent = u64::from_be_bytes(data[4..12].try_into().ok()?);
+    let seq = u64::from_be_bytes(data[12..20].try_into().ok()?);
+    Some((sent, seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_carry_their_send_time_and_sequence() {
+        let p = payload(1900, 123_456, 7);
+        assert_eq!(p.len(), 1900);
+        assert_eq!(read_header(&p), Some((123_456, 7)));
+        assert_eq!(read_header(b"not a bot payload at all"), None);
+        assert_eq!(payload(3, 1, 2).len(), HEADER);
+    }
+
+    #[test]
+    fn the_default_profile_is_about_half_a_megabit() {
+        let p = Profile::default();
+        let bits = (p.keyframe_bytes + (p.fps as usize - 1) * p.delta_bytes) * 8;
+        assert!((450_000..=550_000).contains(&bits), "{bits} bit/s");
+        assert!(p.is_key(0) && p.is_key(30) && !p.is_key(1));
+    }
+}

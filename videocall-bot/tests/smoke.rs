@@ -1,0 +1,55 @@
+//! The bot against a real single node: a short run delivers frames over WebSocket and
+//! WebTransport (a check that it works, not a timing assertion).
+
+use std::process::Command;
+
+use videocall_testkit::process::{Service, binary};
+use videocall_testkit::{free_tcp_port, free_udp_port};
+
+fn run_bot(http: u16, udp: u16, transport: &str) -> serde_json::Value {
+    let json = std::env::temp_dir().join(format!("bot-{}-{transport}.json", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_videocall-bot"))
+        .args(["--url", &format!("http://127.0.0.1:{http}")])
+        .args(["--wt-url", &format!("https://127.0.0.1:{udp}")])
+        .args([
+            "--transport",
+            transport,
+            "--duration",
+            "3s",
+            "--ramp",
+            "500ms",
+        ])
+        .args(["--publishers", "2", "--subscribers", "2"])
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .expect("the bot runs");
+    assert!(status.success(), "bot exited with {status}");
+    let text = std::fs::read_to_string(&json).expect("the bot wrote its JSON report");
+    std::fs::remove_file(&json).ok();
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+#[test]
+fn a_short_run_delivers_frames_over_both_transports() {
+    let (http, udp) = (free_tcp_port(), free_udp_port());
+    let args: Vec<String> = [
+        "--listen",
+        &format!("127.0.0.1:{http}"),
+        "--webtransport",
+        "--webtransport-listen",
+        &format!("[::]:{udp}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _node = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
+    for transport in ["ws", "wt"] {
+        let report = run_bot(http, udp, transport);
+        assert_eq!(report["joined"], 4, "{transport}: {report}");
+        let delivered = report["delivered_frames"].as_u64().unwrap();
+        let expected = report["expected_frames"].as_u64().unwrap();
+        assert!(delivered > 0 && expected > 0, "{transport}: {report}");
+        assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    }
+}
