@@ -166,7 +166,7 @@ fn main() -> anyhow::Result<()> {
         );
         println!("Ctrl-C stops.");
 
-        shutdown_signal().await;
+        webtransport_server::shutdown_signal().await;
         info!("shutting down: closing sessions");
         let _ = stop.send(true);
         let stopping = async {
@@ -188,13 +188,4 @@ fn main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

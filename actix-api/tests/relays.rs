@@ -6,24 +6,11 @@ use std::time::Duration;
 use videocall_testkit::client::TestClient;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, is_audio, is_joined, media, video, video_seq};
-use videocall_testkit::process::{Service, binary, certificate_hash, http_get, wait_for_status};
+use videocall_testkit::process::{
+    Service, binary, certificate_hash, http_get, single_node, wait_for_status,
+};
 use videocall_testkit::{free_tcp_port, free_udp_port};
 use videocall_types::{MediaType, PacketType, SYSTEM_USER_ID};
-
-/// An all-in-one node (HTTP + WebSocket + WebTransport): (process, http port, udp port).
-fn single_node(extra: &[&str]) -> (Service, u16, u16) {
-    let (http, udp) = (free_tcp_port(), free_udp_port());
-    let mut args = vec![
-        "--listen".to_owned(),
-        format!("127.0.0.1:{http}"),
-        "--webtransport".to_owned(),
-        "--webtransport-listen".to_owned(),
-        format!("[::]:{udp}"),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    (service, http, udp)
-}
 
 fn api_on_nats(nats: &NatsServer) -> (Service, u16) {
     let http = free_tcp_port();

@@ -112,6 +112,26 @@ impl Drop for Service {
     }
 }
 
+/// The all-in-one single node (`actix-api --webtransport`) on the given ports, with `extra`
+/// flags; returns once it prints that it runs.
+pub fn single_node_on(http: u16, udp: u16, extra: &[&str]) -> Service {
+    let mut args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--webtransport".to_owned(),
+        "--webtransport-listen".to_owned(),
+        format!("[::]:{udp}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.")
+}
+
+/// [`single_node_on`] free ports: (process, http port, udp port).
+pub fn single_node(extra: &[&str]) -> (Service, u16, u16) {
+    let (http, udp) = (crate::free_tcp_port(), crate::free_udp_port());
+    (single_node_on(http, udp, extra), http, udp)
+}
+
 /// `GET http://127.0.0.1:{port}{path}`: status code and body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))

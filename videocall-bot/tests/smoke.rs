@@ -3,8 +3,7 @@
 
 use std::process::Command;
 
-use videocall_testkit::process::{Service, binary};
-use videocall_testkit::{free_tcp_port, free_udp_port};
+use videocall_testkit::process::single_node;
 
 fn run_bot(http: u16, udp: u16, transport: &str) -> serde_json::Value {
     let json = std::env::temp_dir().join(format!("bot-{}-{transport}.json", std::process::id()));
@@ -32,18 +31,7 @@ fn run_bot(http: u16, udp: u16, transport: &str) -> serde_json::Value {
 
 #[test]
 fn a_short_run_delivers_frames_over_both_transports() {
-    let (http, udp) = (free_tcp_port(), free_udp_port());
-    let args: Vec<String> = [
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--webtransport",
-        "--webtransport-listen",
-        &format!("[::]:{udp}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _node = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
+    let (_node, http, udp) = single_node(&[]);
     for transport in ["ws", "wt"] {
         let report = run_bot(http, udp, transport);
         assert_eq!(report["joined"], 4, "{transport}: {report}");

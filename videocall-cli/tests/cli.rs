@@ -15,14 +15,7 @@ use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper};
 
 /// The all-in-one node on these ports.
 fn node_on(http: u16, udp: u16) -> Service {
-    let args = [
-        "--listen".to_owned(),
-        format!("127.0.0.1:{http}"),
-        "--webtransport".to_owned(),
-        "--webtransport-listen".to_owned(),
-        format!("[::]:{udp}"),
-    ];
-    Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.")
+    videocall_testkit::process::single_node_on(http, udp, &[])
 }
 
 /// An all-in-one node: (process, http port, udp port).

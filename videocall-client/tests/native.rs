@@ -6,21 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use videocall_client::native::{Client, NativeConfig, ServerVerification, TransportKind, Update};
 use videocall_client::{ClientConfig, Event};
-use videocall_testkit::process::{Service, binary, certificate_hash};
-use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
+use videocall_testkit::process::{Service, certificate_hash};
+use videocall_testkit::{PATIENCE, free_udp_port};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId};
 
 fn single_node() -> (Service, u16, u16) {
-    let (http, udp) = (free_tcp_port(), free_udp_port());
-    let args = [
-        "--listen".to_owned(),
-        format!("127.0.0.1:{http}"),
-        "--webtransport".to_owned(),
-        "--webtransport-listen".to_owned(),
-        format!("[::]:{udp}"),
-    ];
-    let node = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    (node, http, udp)
+    videocall_testkit::process::single_node(&[])
 }
 
 fn config(user: &str, meeting: &str) -> ClientConfig {

@@ -150,6 +150,16 @@ pub async fn serve(
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM: how every videocall service is told to stop.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

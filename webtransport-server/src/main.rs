@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         "webtransport-server: WebTransport on https://{}/lobby/{{user}}/{{meeting}}, health on http://{}/healthz",
         config.webtransport.webtransport_listen, config.health_listen
     );
-    shutdown_signal().await;
+    webtransport_server::shutdown_signal().await;
     info!("shutting down: closing sessions");
     let _ = stop.send(true);
     let deadline = std::time::Duration::from_secs(4);
@@ -74,13 +74,4 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
