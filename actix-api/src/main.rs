@@ -49,11 +49,7 @@ struct Config {
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    webtransport_server::init_logging(&config.log);
     if let Some(dir) = &config.ui_dir
         && !dir.join("index.html").is_file()
     {

@@ -29,11 +29,7 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    webtransport_server::init_logging(&config.log);
     let relay_config = config.relay.relay_config();
     let bus = config.relay.connect_bus().await?;
     info!(
