@@ -36,7 +36,7 @@ for want in "$@"; do
     wasm-bindgen)
       # The CLI must match the wasm-bindgen crate in Cargo.lock exactly.
       want_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
-      have_version=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+      have_version=$( (wasm-bindgen --version 2>/dev/null || true) | awk '{print $2}')
       if [ "$have_version" != "$want_version" ]; then
         say "cargo install wasm-bindgen-cli $want_version (once per machine, ~8 min cold)"
         cargo install wasm-bindgen-cli --version "$want_version"
