@@ -1,5 +1,6 @@
 //! The HTTP side of videocall: the WebSocket relay transport (`/lobby/{user_id}/{meeting_id}`),
-//! `/healthz`, `/metrics`, the WebTransport certificate hash, and the built browser UI.
+//! `/healthz`, `/metrics`, the WebTransport certificate hash, meeting settings
+//! (`/api/v1/meetings/{id}`), and the built browser UI.
 //!
 //! Like the WebTransport server it is a thin adapter: each WebSocket is one session of a
 //! [`NodeHandle`]; all meeting logic lives in `videocall-relay`.
@@ -7,6 +8,7 @@
 mod routes;
 mod ws;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -39,6 +41,36 @@ pub struct AppState {
     pub metrics: Arc<WsMetrics>,
     /// Extra Prometheus text to append (the in-process WebTransport server's counters).
     pub extra_metrics: Option<Arc<webtransport_server::WtMetrics>>,
+    /// Which meetings are end-to-end encrypted.
+    pub meetings: Arc<MeetingPolicy>,
+}
+
+/// Meeting settings until meetings live in a store: end-to-end encryption is on for every
+/// meeting unless the node is configured otherwise.
+#[derive(Debug, Clone)]
+pub struct MeetingPolicy {
+    /// E2EE for meetings not listed in `plaintext`.
+    pub e2ee_default: bool,
+    /// Meetings whose media travels in clear to the relay (e.g. for an original videocall-rs
+    /// client, which cannot do E2EE v2).
+    pub plaintext: HashSet<String>,
+}
+
+impl Default for MeetingPolicy {
+    /// Every meeting encrypted.
+    fn default() -> Self {
+        Self {
+            e2ee_default: true,
+            plaintext: HashSet::new(),
+        }
+    }
+}
+
+impl MeetingPolicy {
+    /// Whether `meeting`'s media is end-to-end encrypted.
+    pub fn e2ee(&self, meeting: &str) -> bool {
+        self.e2ee_default && !self.plaintext.contains(meeting)
+    }
 }
 
 /// Counters of the WebSocket transport, beside the relay's own.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_api::{AppState, WsMetrics, configure};
+use actix_api::{AppState, MeetingPolicy, WsMetrics, configure};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use clap::Parser;
@@ -42,9 +42,29 @@ struct Config {
     /// HTTP worker threads.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 2)]
     workers: usize,
+    /// End-to-end encryption of meetings: `on` (every meeting but those of
+    /// --plaintext-meeting) or `off` (none; media travels in clear to the relay).
+    #[arg(long, env = "E2EE", value_enum, default_value_t = Toggle::On)]
+    e2ee: Toggle,
+    /// A meeting whose media travels in clear (repeatable; env: comma-separated).
+    #[arg(
+        long = "plaintext-meeting",
+        env = "PLAINTEXT_MEETINGS",
+        value_delimiter = ','
+    )]
+    plaintext_meetings: Vec<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `actix_api=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Toggle {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,6 +136,10 @@ fn main() -> anyhow::Result<()> {
         shutdown,
         metrics: Arc::new(WsMetrics::default()),
         extra_metrics: wt_metrics,
+        meetings: Arc::new(MeetingPolicy {
+            e2ee_default: config.e2ee == Toggle::On,
+            plaintext: config.plaintext_meetings.iter().cloned().collect(),
+        }),
     };
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {

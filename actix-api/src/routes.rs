@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use videocall_relay::bus::BusState;
+use videocall_types::MeetingId;
 
 use crate::{AppState, ws};
 
@@ -19,7 +20,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/webtransport/certificate_hash",
                 web::get().to(certificate_hash),
             )
-            .route("/api/v1/config", web::get().to(client_config));
+            .route("/api/v1/config", web::get().to(client_config))
+            .route(
+                "/api/v1/meetings/{meeting_id}",
+                web::get().to(meeting_settings),
+            );
         if let Some(dir) = ui_dir {
             let index = dir.join("index.html");
             // Client-side routes (`/meeting/...`) get the app's index; files are served as is.
@@ -104,6 +109,20 @@ async fn client_config(state: web::Data<AppState>) -> HttpResponse {
         .body(format!(
             "{{\"webtransport_port\":{port},\"certificate_hash\":{hash}}}"
         ))
+}
+
+/// A meeting's settings: `{"meeting_id": "…", "e2ee": true}`; 400 for an invalid id.
+async fn meeting_settings(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    match MeetingId::new(path.into_inner()) {
+        Ok(meeting) => HttpResponse::Ok().content_type("application/json").body(
+            serde_json::json!({
+                "meeting_id": meeting.as_str(),
+                "e2ee": state.meetings.e2ee(meeting.as_str()),
+            })
+            .to_string(),
+        ),
+        Err(e) => HttpResponse::BadRequest().body(format!("invalid meeting id: {e}\n")),
+    }
 }
 
 async fn certificate_hash(state: web::Data<AppState>) -> HttpResponse {

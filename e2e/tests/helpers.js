@@ -40,10 +40,10 @@ function spawnNode(args) {
 }
 
 /** Starts a node on free ports; `stop()` ends it and `restart()` starts it again on the same ports. */
-export async function startNode({ webtransport = true } = {}) {
+export async function startNode({ webtransport = true, listen = '127.0.0.1', extraArgs = [] } = {}) {
   const http = await freePort();
   const udp = await freePort();
-  const args = ['--listen', `127.0.0.1:${http}`, '--ui-dir', UI_DIR];
+  const args = ['--listen', `${listen}:${http}`, '--ui-dir', UI_DIR, ...extraArgs];
   if (webtransport) args.push('--webtransport', '--webtransport-listen', `[::]:${udp}`);
   let child = await spawnNode(args);
   const node = {

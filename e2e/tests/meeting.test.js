@@ -5,6 +5,18 @@ import {
   ARTIFACTS, framesIn, join, openBrowser, pixelSpread, startNode, tileOf, waitForFrames,
 } from './helpers.js';
 
+/** Waits until every page shows the same 25-digit safety code; returns it. */
+async function sameSafetyCode(pages) {
+  const deadline = Date.now() + 10000;
+  let codes = [];
+  while (Date.now() < deadline) {
+    codes = await Promise.all(pages.map(async (p) => (await p.textContent('#safety-code')).trim()));
+    if (/^\d{5}( \d{5}){4}$/.test(codes[0]) && codes.every((c) => c === codes[0])) return codes[0];
+    await pages[0].waitForTimeout(100);
+  }
+  assert.fail(`safety codes differ: ${codes.join(' / ')}`);
+}
+
 describe('a meeting over WebTransport', () => {
   let node, alice, bob;
   before(async () => {
@@ -21,6 +33,10 @@ describe('a meeting over WebTransport', () => {
   });
 
   test('each sees the other with frames advancing, real pixels and audio', async () => {
+    for (const me of [alice, bob]) {
+      assert.match(await me.page.textContent('#e2ee'), /End-to-end encrypted/);
+    }
+    await sameSafetyCode([alice.page, bob.page]);
     for (const [me, other] of [[alice, 'bob'], [bob, 'alice']]) {
       assert.equal(await me.page.textContent('#transport'), 'WebTransport');
       const first = await waitForFrames(me.page, other, 10);
@@ -45,7 +61,12 @@ describe('a meeting over WebTransport', () => {
       await waitForFrames(carol.page, 'alice', 5);
       await waitForFrames(carol.page, 'bob', 5);
       await alice.page.screenshot({ path: `${ARTIFACTS}meeting-three.png` });
+      // Everyone holds the same three keys: one safety code, shown by all.
+      const three = await sameSafetyCode([alice.page, bob.page, carol.page]);
       await carol.page.click('#leave');
+      await alice.page.waitForSelector('.tile[data-user="carol"]', { state: 'detached', timeout: 15000 });
+      const two = await sameSafetyCode([alice.page, bob.page]);
+      assert.notEqual(two, three, 'the code changes when someone leaves');
     } finally {
       await carol.close();
     }

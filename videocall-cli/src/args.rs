@@ -78,6 +78,22 @@ pub struct ConnectArgs {
     /// Do not verify the WebTransport server at all (development only).
     #[arg(long, env = "VIDEOCALL_INSECURE")]
     pub insecure: bool,
+    /// End-to-end encryption: `auto` follows the meeting's setting (asked on --websocket-url;
+    /// on when the node does not say), `on` refuses a meeting in clear, `off` refuses an
+    /// encrypted one.
+    #[arg(long, env = "VIDEOCALL_E2EE", value_enum, default_value_t = E2eeMode::Auto)]
+    pub e2ee: E2eeMode,
+}
+
+/// `--e2ee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum E2eeMode {
+    /// As the meeting is set (encrypted unless the node says otherwise).
+    Auto,
+    /// Always encrypt.
+    On,
+    /// Never encrypt.
+    Off,
 }
 
 impl ConnectArgs {
@@ -114,16 +130,9 @@ impl ConnectArgs {
 
 /// 64 hex digits (colons and spaces allowed between) as a SHA-256.
 pub fn parse_hash(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
-    let mut hash = [0u8; 32];
-    if hex.len() != 64 || !hex.is_ascii() {
-        anyhow::bail!("--cert-hash must be 64 hex digits (a SHA-256), got {hex:?}");
-    }
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| anyhow::anyhow!("--cert-hash must be hex digits, got {hex:?}"))?;
-    }
-    Ok(hash)
+    videocall_client::http::parse_hash(hex).ok_or_else(|| {
+        anyhow::anyhow!("--cert-hash must be 64 hex digits (a SHA-256), got {hex:?}")
+    })
 }
 
 fn parse_resolution(s: &str) -> Result<(usize, usize), String> {

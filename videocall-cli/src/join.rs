@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use videocall_client::native::{Client, ServerVerification, TransportKind, Update};
+use videocall_client::e2ee::{Identity, OsRng};
+use videocall_client::http::{meeting_settings, served_certificate_hash};
+use videocall_client::native::{Client, ServerVerification, Status, TransportKind, Update};
 use videocall_client::{ClientConfig, Event};
 use videocall_types::{MeetingId, SessionId, UserId};
 
-use crate::args::ConnectArgs;
+use crate::args::{ConnectArgs, E2eeMode};
+
+/// RSA modulus of the identity generated at start.
+const RSA_BITS: usize = 2048;
 
 /// Starts the client and waits until it is in the meeting. Before the first join a failed
 /// attempt is fatal (a wrong address or certificate should not retry forever); afterwards the
@@ -19,6 +23,19 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     let meeting = MeetingId::new(args.meeting_id.clone())
         .map_err(|e| anyhow::anyhow!("bad --meeting-id {:?}: {e}", args.meeting_id))?;
     let mut native = args.native_config()?;
+    let mut unknown_setting = None;
+    if encrypt(args, &meeting, &mut unknown_setting).await? {
+        let started = std::time::Instant::now();
+        let identity =
+            tokio::task::spawn_blocking(|| Identity::generate(&mut OsRng, RSA_BITS)).await??;
+        println!(
+            "E2EE on: RSA-{RSA_BITS} identity generated in {} ms",
+            started.elapsed().as_millis()
+        );
+        native.e2ee = Some(identity);
+    } else {
+        println!("E2EE off: media of meeting {meeting} travels in clear to the relay");
+    }
     if native.webtransport_url.is_some()
         && native.verification == ServerVerification::NativeRoots
         && let Some(hash) = served_certificate_hash(&args.websocket_url).await
@@ -44,6 +61,12 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
                         failures.join("; ")
                     );
                 }
+                if let Some(why) = unknown_setting {
+                    eprintln!(
+                        "videocall-cli: warning: the node did not state the meeting's E2EE \
+                         setting ({why}); encrypting"
+                    );
+                }
                 return Ok((client, session, kind));
             }
             Update::Session(Event::Disconnected { reason, .. }) => {
@@ -63,6 +86,66 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     anyhow::bail!("the client stopped before joining")
 }
 
+/// Whether to encrypt, from `--e2ee` and what the node says of the meeting; a mode that
+/// contradicts the meeting is one clear error.
+async fn encrypt(
+    args: &ConnectArgs,
+    meeting: &MeetingId,
+    unknown: &mut Option<String>,
+) -> anyhow::Result<bool> {
+    let setting = meeting_settings(&args.websocket_url, meeting).await;
+    match (args.e2ee, setting) {
+        (E2eeMode::Auto, Ok(s)) => Ok(s.e2ee),
+        (E2eeMode::Auto, Err(why)) => {
+            // Said once joined: an unreachable node is reported by the join itself.
+            *unknown = Some(why);
+            Ok(true)
+        }
+        (E2eeMode::On, Ok(s)) if !s.e2ee => anyhow::bail!(
+            "meeting {meeting} is set to travel in clear (not end-to-end encrypted); join it \
+             with --e2ee auto or off"
+        ),
+        (E2eeMode::Off, Ok(s)) if s.e2ee => anyhow::bail!(
+            "meeting {meeting} is end-to-end encrypted: --e2ee off cannot join it (use --e2ee \
+             auto or on)"
+        ),
+        (mode, _) => Ok(mode == E2eeMode::On),
+    }
+}
+
+/// The E2EE part of a status line.
+pub fn e2ee_status(status: &Status) -> String {
+    match status.safety_code {
+        Some(code) => format!(
+            "E2EE code {code}, {} undecryptable, {} in clear refused",
+            status.e2ee_dropped, status.mismatch_drops
+        ),
+        None if status.mismatch_drops > 0 => {
+            format!(
+                "E2EE off, {} dropped (encrypted peers)",
+                status.mismatch_drops
+            )
+        }
+        None => "E2EE off".to_owned(),
+    }
+}
+
+/// Says what an E2EE event means for the user, on stdout.
+pub fn report_e2ee(event: &Event) {
+    match event {
+        Event::SafetyCode(code) => println!("safety code {code}"),
+        Event::E2eeMismatch {
+            user,
+            peer_encrypts: true,
+            ..
+        } => println!("cannot decrypt {user}: it encrypts and we do not (--e2ee)"),
+        Event::E2eeMismatch { user, .. } => {
+            println!("refusing media of {user}: it is not end-to-end encrypted")
+        }
+        _ => {}
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -80,35 +163,4 @@ pub fn unix_millis() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or_default()
-}
-
-/// The WebTransport certificate hash a node serves at `/api/v1/webtransport/certificate_hash`
-/// on its plain-HTTP address, as the browser UI gets it. Trusting it is as safe as the plain
-/// WebSocket fallback on the same address (no more); `--cert-hash` pins it instead.
-async fn served_certificate_hash(http_base: &str) -> Option<[u8; 32]> {
-    let authority = http_base.strip_prefix("http://")?.trim_end_matches('/');
-    let host = authority.split(':').next().unwrap_or(authority);
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        let request = format!(
-            "GET /api/v1/webtransport/certificate_hash HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream
-            .take(64 * 1024)
-            .read_to_end(&mut response)
-            .await
-            .ok()?;
-        let response = String::from_utf8_lossy(&response);
-        if !response.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        let hex = response.split("\"hex\":\"").nth(1)?.split('"').next()?;
-        crate::args::parse_hash(hex).ok()
-    };
-    tokio::time::timeout(Duration::from_secs(2), fetch)
-        .await
-        .ok()
-        .flatten()
 }

@@ -10,7 +10,7 @@ use videocall_types::{MediaPacket, MediaType, VideoCodec};
 
 use crate::args::ReceiveArgs;
 use crate::codec::H264Decoder;
-use crate::join::{join, shutdown_signal, unix_millis};
+use crate::join::{e2ee_status, join, report_e2ee, shutdown_signal, unix_millis};
 use crate::reorder::Reorder;
 use crate::y4m::Y4mWriter;
 
@@ -74,6 +74,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                 Some(Update::Session(Event::Disconnected { reason, retry_in })) => {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }
+                Some(Update::Session(event)) => report_e2ee(&event),
                 Some(_) => {}
                 None => break Err(anyhow::anyhow!("the client stopped")),
             },
@@ -81,10 +82,11 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                 let status = client.status();
                 let frames: u64 = recorder.tracks.values().map(|t| t.frames).sum();
                 eprintln!(
-                    "receive: {} stream(s), {frames} frames decoded, rtt {}, {}",
+                    "receive: {} stream(s), {frames} frames decoded, rtt {}, {}, {}",
                     recorder.tracks.len(),
                     status.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1000.0)).unwrap_or("-".into()),
                     status.transport.map(|t| t.to_string()).unwrap_or("disconnected".into()),
+                    e2ee_status(&status),
                 );
             }
             _ = &mut signal => break Ok(()),

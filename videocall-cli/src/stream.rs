@@ -11,7 +11,7 @@ use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, VideoCodec, Vid
 
 use crate::args::StreamArgs;
 use crate::codec::{EncoderSettings, H264Encoder};
-use crate::join::{join, shutdown_signal, unix_millis};
+use crate::join::{e2ee_status, join, report_e2ee, shutdown_signal, unix_millis};
 use crate::{camera, pattern};
 
 #[derive(Debug, Default)]
@@ -107,6 +107,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }
                 Some(Update::Session(Event::Congestion { .. })) => congestion += 1,
+                Some(Update::Session(event)) => report_e2ee(&event),
                 Some(_) => {}
                 None => break Err(anyhow::anyhow!("the client stopped")),
             },
@@ -117,12 +118,13 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                 let secs = last.2.elapsed().as_secs_f64().max(1e-3);
                 let encode_ms = counters.encode_micros.load(Ordering::Relaxed) as f64 / 1000.0 / frames.max(1) as f64;
                 eprintln!(
-                    "stream: {:.1} fps, {:.0} kbps, rtt {}, {}, {}, encode {encode_ms:.2} ms/frame, drops {} (rate control {}, congestion {congestion})",
+                    "stream: {:.1} fps, {:.0} kbps, rtt {}, {}, {}, {}, encode {encode_ms:.2} ms/frame, drops {} (rate control {}, congestion {congestion})",
                     (frames - last.0) as f64 / secs,
                     (bytes - last.1) as f64 * 8.0 / 1000.0 / secs,
                     status.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1000.0)).unwrap_or("-".into()),
                     status.transport.map(|t| t.to_string()).unwrap_or("disconnected".into()),
                     status.state.map(state_name).unwrap_or("starting"),
+                    e2ee_status(&status),
                     status.dropped_media,
                     counters.skipped.load(Ordering::Relaxed),
                 );

@@ -180,6 +180,18 @@ fn streamed_test_pattern_is_decoded_intact_over_websocket() {
     streamed_pattern_is_received_intact(Via::WebSocket);
 }
 
+/// Where a video frame is in its stream: the sealed frame counter (E2EE, the default) or the
+/// sequence of a frame in clear.
+fn position(media: &MediaPacket) -> u64 {
+    match &media.sealed {
+        Some(sealed) => sealed.counter,
+        None => media
+            .video_metadata
+            .map(|m| m.sequence)
+            .expect("video metadata"),
+    }
+}
+
 fn video_from(wrapper: &PacketWrapper, user: &str) -> Option<MediaPacket> {
     if wrapper.packet_type != PacketType::Media as i32 || wrapper.user_id != user.as_bytes() {
         return None;
@@ -218,11 +230,8 @@ async fn keyframe_request_produces_an_idr_within_200_ms() {
             let delta = viewer
                 .recv_until(|w| video_from(w, "pi").is_some_and(|m| m.frame_type == "delta"))
                 .await;
-            let sequence = video_from(&delta, "pi")
-                .and_then(|m| m.video_metadata)
-                .map(|m| m.sequence)
-                .expect("video metadata");
-            last_delta = last_delta.max(sequence);
+            let sequence = video_from(&delta, "pi").map(|m| position(&m));
+            last_delta = last_delta.max(sequence.expect("a video frame"));
         }
         while viewer
             .try_recv_until(Duration::ZERO, is_key)
@@ -244,9 +253,8 @@ async fn keyframe_request_produces_an_idr_within_200_ms() {
         let key = viewer.recv_until(is_key).await;
         let took = asked.elapsed();
         let sequence = video_from(&key, "pi")
-            .and_then(|m| m.video_metadata)
-            .map(|m| m.sequence)
-            .expect("video metadata");
+            .map(|m| position(&m))
+            .expect("a video frame");
         assert!(
             sequence > last_delta,
             "round {round}: a keyframe from before"
@@ -380,6 +388,86 @@ fn wrong_certificate_hash_is_one_clear_error_without_fallback() {
     assert_one_clear_error(args, "certificate");
 }
 
+/// A peer that sends a VP8 keyframe in clear, as an original videocall-rs browser does.
+async fn send_vp8_keyframe(http: u16, meeting: &str) -> TestClient {
+    let mut browser =
+        TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/browser/{meeting}"))
+            .await
+            .expect("WebSocket connects");
+    browser
+        .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
+        .await;
+    let vp8 = MediaPacket {
+        media_type: MediaType::Video as i32,
+        data: vec![0x9d, 0x01, 0x2a].into(),
+        frame_type: "key".into(),
+        video_metadata: Some(videocall_types::VideoMetadata {
+            sequence: 0,
+            codec: videocall_types::VideoCodec::Vp8 as i32,
+        }),
+        ..Default::default()
+    };
+    let wrapper = PacketWrapper {
+        packet_type: PacketType::Media as i32,
+        data: vp8.encode_to_vec().into(),
+        ..Default::default()
+    };
+    browser.send(wrapper.encode_to_vec().into());
+    browser
+}
+
+// Multi-threaded: the test thread blocks on the receiver's lines while the client's tasks write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_in_clear_is_refused_in_an_encrypted_meeting_and_said() {
+    let (_node, http, udp) = single_node();
+    let meeting = format!("m{}", free_tcp_port());
+    let out = out_dir("clear");
+    let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
+    receiver_args.extend(["--out".into(), out.display().to_string()]);
+    // Returns once the receiver has joined.
+    let mut receiver = cli("receive", receiver_args);
+    let _browser = send_vp8_keyframe(http, &meeting).await;
+    line_until(&receiver.stdout, "refusing the clear stream", |l| {
+        l == "refusing media of browser: it is not end-to-end encrypted"
+    });
+    receiver.terminate();
+    assert!(receiver.wait_exit(PATIENCE).expect("exits").success());
+    assert!(!out.join("browser.y4m").exists());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn e2ee_off_cannot_join_an_encrypted_meeting_and_says_why() {
+    let (_node, http, udp) = single_node();
+    let mut args = vec!["stream".to_owned(), "--test-pattern".to_owned()];
+    args.extend(connect_args(Via::WebSocket, http, udp, "pi", "m1"));
+    args.extend(["--e2ee".into(), "off".into()]);
+    assert_one_clear_error(args, "meeting m1 is end-to-end encrypted");
+}
+
+#[test]
+fn the_relay_forwards_the_streamers_video_sealed() {
+    let (_node, http, udp) = single_node();
+    let meeting = format!("m{}", free_tcp_port());
+    let mut args = connect_args(Via::WebSocket, http, udp, "pi", &meeting);
+    args.extend(["--test-pattern", "--resolution", "320x240"].map(String::from));
+    let _streamer = cli("stream", args);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let mut viewer =
+            TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/spy/{meeting}"))
+                .await
+                .expect("WebSocket connects");
+        for _ in 0..10 {
+            let frame = viewer.recv_until(|w| video_from(w, "pi").is_some()).await;
+            let media = video_from(&frame, "pi").expect("a video frame");
+            let sealed = media.sealed.expect("video is sealed");
+            assert!(media.data.is_empty() && media.video_metadata.is_none());
+            assert!(sealed.ciphertext.len() > 16);
+        }
+    });
+}
+
 #[test]
 fn unknown_camera_index_is_one_clear_error() {
     let index = videocall_cli::camera::devices().len() + 3;
@@ -438,35 +526,18 @@ fn webtransport_without_a_cert_hash_trusts_the_hash_the_node_serves() {
 // Multi-threaded: the test blocks on the receiver's stdout while the client's tasks run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_in_codecs_it_cannot_decode_are_reported() {
-    let (_node, http, udp) = single_node();
+    let (http, udp) = (free_tcp_port(), free_udp_port());
     let meeting = format!("m{}", free_tcp_port());
+    let _node = videocall_testkit::process::single_node_on(
+        http,
+        udp,
+        &["--plaintext-meeting", meeting.as_str()],
+    );
     let out = out_dir("vp8");
     let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
     receiver_args.extend(["--out".into(), out.display().to_string()]);
     let mut receiver = cli("receive", receiver_args);
-    let mut browser =
-        TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/browser/{meeting}"))
-            .await
-            .expect("WebSocket connects");
-    browser
-        .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
-        .await;
-    let vp8 = MediaPacket {
-        media_type: MediaType::Video as i32,
-        data: vec![0x9d, 0x01, 0x2a].into(),
-        frame_type: "key".into(),
-        video_metadata: Some(videocall_types::VideoMetadata {
-            sequence: 0,
-            codec: videocall_types::VideoCodec::Vp8 as i32,
-        }),
-        ..Default::default()
-    };
-    let wrapper = PacketWrapper {
-        packet_type: PacketType::Media as i32,
-        data: vp8.encode_to_vec().into(),
-        ..Default::default()
-    };
-    browser.send(wrapper.encode_to_vec().into());
+    let _browser = send_vp8_keyframe(http, &meeting).await;
     line_until(&receiver.stdout, "reporting the VP8 stream", |l| {
         l == "cannot decode VP8 video from browser: not recorded"
     });

@@ -19,13 +19,17 @@
 //! }
 //! ```
 //!
-//! [`e2ee`] is the end-to-end encryption core the driver runs beside the session (its own
-//! sans-IO state machine: keys in, key packets out, frames sealed and opened).
+//! [`e2ee`] is the end-to-end encryption core (its own sans-IO state machine: keys in, key
+//! packets out, frames sealed and opened). A session made with [`Session::with_e2ee`] runs it
+//! itself: it exchanges the key packets, seals what it sends and opens what it receives, so
+//! every driver (native, browser) gets the same encryption.
 //!
 //! With the `native` feature, [`native::Client`] is that loop on tokio over WebTransport or
 //! WebSocket.
 
 pub mod e2ee;
+#[cfg(feature = "native")]
+pub mod http;
 #[cfg(feature = "native")]
 pub mod native;
 mod session;

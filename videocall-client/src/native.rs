@@ -22,6 +22,7 @@ use videocall_types::{HeartbeatMetadata, MediaPacket};
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig as WtConfig, Endpoint};
 
+use crate::e2ee::{E2ee, E2eeConfig, Identity, OsRng, SafetyCode};
 use crate::{ClientConfig, ConnectionState, Event, Session};
 
 /// Which transport carries the session.
@@ -67,6 +68,8 @@ pub struct NativeConfig {
     pub webtransport_timeout: Duration,
     /// A QUIC connection silent for this long is considered lost.
     pub webtransport_idle_timeout: Duration,
+    /// End-to-end encrypt media under this identity (`None`: media in clear).
+    pub e2ee: Option<Identity>,
 }
 
 impl NativeConfig {
@@ -78,6 +81,7 @@ impl NativeConfig {
             verification: ServerVerification::NativeRoots,
             webtransport_timeout: Duration::from_secs(3),
             webtransport_idle_timeout: Duration::from_secs(4),
+            e2ee: None,
         }
     }
 }
@@ -122,6 +126,14 @@ pub struct Status {
     pub dropped_media: u64,
     /// Times the session joined (1 + reconnects).
     pub joins: u64,
+    /// The meeting's safety code while E2EE is on (once joined).
+    pub safety_code: Option<SafetyCode>,
+    /// E2EE: frames opened.
+    pub e2ee_opened: u64,
+    /// E2EE: frames that did not open (no key yet, tampered, replayed, …), dropped.
+    pub e2ee_dropped: u64,
+    /// Media dropped because a peer and we disagree on encryption.
+    pub mismatch_drops: u64,
 }
 
 // As for `Update`: the media variant is the common one.
@@ -189,8 +201,16 @@ impl Client {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (update_tx, updates) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::default());
+        let session = match native.e2ee.clone() {
+            Some(identity) => {
+                let user = config.user_id.as_str().to_owned();
+                let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity, OsRng);
+                Session::with_e2ee(config, e2ee)
+            }
+            None => Session::new(config),
+        };
         let driver = Driver {
-            session: Session::new(config),
+            session,
             native: Arc::new(native),
             start: Instant::now(),
             commands: command_rx,
@@ -358,8 +378,20 @@ impl Driver {
         }
         let state = self.session.state();
         let transport = self.link.as_ref().map(|l| l.kind);
+        let e2ee = self.session.e2ee().map(|e| {
+            let stats = e.stats();
+            (stats.opened, stats.dropped.total())
+        });
+        let safety_code = self.session.safety_code();
+        let mismatch_drops = self.session.mismatch_drops();
         self.status.send_if_modified(|s| {
             let before = s.clone();
+            s.safety_code = safety_code;
+            if let Some((opened, dropped)) = e2ee {
+                s.e2ee_opened = opened;
+                s.e2ee_dropped = dropped;
+            }
+            s.mismatch_drops = mismatch_drops;
             s.state = Some(state);
             s.transport = transport;
             s.sent_packets += sent.0;

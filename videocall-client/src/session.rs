@@ -1,6 +1,6 @@
 //! The client session state machine.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,6 +9,8 @@ use videocall_types::{
     HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket,
     PacketType, PacketWrapper, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId, packets,
 };
+
+use crate::e2ee::{E2ee, E2eeError, SafetyCode};
 
 /// Waits before reconnect attempts 1, 2, 3 and every later one.
 pub const RECONNECT_BACKOFF: [Duration; 4] = [
@@ -138,6 +140,19 @@ pub enum Event {
     Rtt(Duration),
     /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
     Other(PacketWrapper),
+    /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).
+    SafetyCode(SafetyCode),
+    /// E2EE: a peer's media cannot be shown: it sends in clear while we encrypt
+    /// (`peer_encrypts` false), or it encrypts while we do not (true). Said once per peer
+    /// session; its media is dropped and counted.
+    E2eeMismatch {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+        /// Whether the peer seals its media.
+        peer_encrypts: bool,
+    },
     /// The connection was lost; `retry_in` is when we reconnect (None: we stay closed).
     Disconnected {
         /// Why.
@@ -157,6 +172,9 @@ pub enum SessionError {
     /// A packet from the relay could not be decoded.
     #[error("malformed packet from the relay: {0}")]
     Malformed(String),
+    /// E2EE refused a key packet or could not seal.
+    #[error("E2EE: {0}")]
+    E2ee(#[from] E2eeError),
 }
 
 /// The client protocol of one participant.
@@ -175,6 +193,16 @@ pub struct Session {
     transmit: VecDeque<Bytes>,
     events: VecDeque<Event>,
     actions: VecDeque<Action>,
+    e2ee: Option<E2ee>,
+    /// The last safety code told to the application.
+    safety_code: Option<SafetyCode>,
+    /// Peers or keys changed since the safety code was last computed.
+    keys_changed: bool,
+    /// Peer sessions already reported in an [`Event::E2eeMismatch`].
+    mismatched: HashSet<u64>,
+    /// Media dropped because of an E2EE mismatch (clear media while we encrypt, or sealed
+    /// media while we do not).
+    mismatch_drops: u64,
 }
 
 impl Session {
@@ -194,7 +222,39 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
+            e2ee: None,
+            safety_code: None,
+            keys_changed: false,
+            mismatched: HashSet::new(),
+            mismatch_drops: 0,
         }
+    }
+
+    /// A session whose media is end-to-end encrypted by `e2ee`: key packets are exchanged by
+    /// the session itself, video, audio and screen frames are sealed in [`Session::send_media`]
+    /// and opened before [`Event::Media`]; frames that do not open are dropped and counted
+    /// (`e2ee().stats()`), and clear media from peers is refused ([`Event::E2eeMismatch`]).
+    /// Heartbeats, RTT probes and keyframe requests stay in clear (the relay reads the last two).
+    pub fn with_e2ee(config: ClientConfig, e2ee: E2ee) -> Self {
+        Self {
+            e2ee: Some(e2ee),
+            ..Self::new(config)
+        }
+    }
+
+    /// The E2EE state (safety code, counters), when the session encrypts.
+    pub fn e2ee(&self) -> Option<&E2ee> {
+        self.e2ee.as_ref()
+    }
+
+    /// The meeting's safety code as last told in [`Event::SafetyCode`] (E2EE on, joined).
+    pub fn safety_code(&self) -> Option<SafetyCode> {
+        self.safety_code
+    }
+
+    /// Media dropped because a peer and we disagree on encryption.
+    pub fn mismatch_drops(&self) -> u64 {
+        self.mismatch_drops
     }
 
     /// The configuration.
@@ -287,8 +347,14 @@ impl Session {
                 receiver: String::from_utf8_lossy(&wrapper.user_id).into_owned(),
             }),
             Ok(PacketType::Media) => self.media(now, wrapper),
+            Ok(PacketType::RsaPubKey | PacketType::AesKey) if self.e2ee.is_some() => {
+                let result = self.key_packet(now, &wrapper);
+                self.flush_keys();
+                return result;
+            }
             _ => self.events.push_back(Event::Other(wrapper)),
         }
+        self.flush_keys();
         Ok(())
     }
 
@@ -361,6 +427,16 @@ impl Session {
             return Err(SessionError::NotJoined(self.state));
         }
         media.user_id = self.user_bytes();
+        if self.e2ee.is_some() && is_private(media.media_type) {
+            // Peers must hold our key before frames sealed under it.
+            self.flush_keys();
+            let envelope = self
+                .e2ee
+                .as_mut()
+                .expect("checked on the line above")
+                .seal(&media)?;
+            return self.send_packet(PacketType::Media, envelope);
+        }
         self.queue_media(&media);
         Ok(())
     }
@@ -458,6 +534,12 @@ impl Session {
         self.next_heartbeat = now;
         self.next_rtt = now;
         self.events.push_back(Event::Joined { session });
+        self.mismatched.clear();
+        if let Some(e2ee) = &mut self.e2ee {
+            e2ee.handle_joined(session.get());
+            self.keys_changed = true;
+            self.flush_keys();
+        }
         self.send_subscription();
         // Tell peers our state right away rather than a second later.
         self.handle_timeout(now);
@@ -487,12 +569,14 @@ impl Session {
                     .collect();
                 for session in replaced {
                     self.peers.remove(&session);
+                    self.e2ee_peer_left(session);
                     self.events.push_back(Event::PeerLeft {
                         session,
                         user: user.clone(),
                     });
                 }
                 if self.peers.insert(event.session_id, user.clone()).is_none() {
+                    self.e2ee_peer_joined(event.session_id, &user);
                     self.events.push_back(Event::PeerJoined {
                         session: event.session_id,
                         user,
@@ -502,6 +586,7 @@ impl Session {
             Ok(MeetingEventType::ParticipantLeft)
                 if self.peers.remove(&event.session_id).is_some() =>
             {
+                self.e2ee_peer_left(event.session_id);
                 self.events.push_back(Event::PeerLeft {
                     session: event.session_id,
                     user,
@@ -532,16 +617,107 @@ impl Session {
                 let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
                 if !self.peers.contains_key(&wrapper.session_id) && !ours {
                     self.peers.insert(wrapper.session_id, user.clone());
+                    self.e2ee_peer_joined(wrapper.session_id, &user);
                     self.events.push_back(Event::PeerJoined {
                         session: wrapper.session_id,
                         user: user.clone(),
                     });
                 }
+                let Some(packet) = self.open(wrapper.session_id, &user, media) else {
+                    return;
+                };
                 self.events.push_back(Event::Media(MediaFrom {
                     session: wrapper.session_id,
                     user,
-                    packet: media,
+                    packet,
                 }));
+            }
+        }
+    }
+
+    /// E2EE on a media packet from a peer: opens sealed frames, refuses clear private media
+    /// while we encrypt and sealed media while we do not. `None`: dropped (and counted).
+    fn open(&mut self, session: u64, user: &str, media: MediaPacket) -> Option<MediaPacket> {
+        let sealed = media.sealed.is_some();
+        match &mut self.e2ee {
+            // Failures are counted by the E2EE core; a missing key is on its way (a keyframe
+            // is asked for once it is installed).
+            Some(e2ee) if sealed => e2ee.open_envelope(session, &media).ok(),
+            Some(_) if is_private(media.media_type) => {
+                self.mismatch(session, user, false);
+                None
+            }
+            None if sealed => {
+                self.mismatch(session, user, true);
+                None
+            }
+            _ => Some(media),
+        }
+    }
+
+    fn mismatch(&mut self, session: u64, user: &str, peer_encrypts: bool) {
+        self.mismatch_drops += 1;
+        if self.mismatched.insert(session) {
+            self.events.push_back(Event::E2eeMismatch {
+                session,
+                user: user.to_owned(),
+                peer_encrypts,
+            });
+        }
+    }
+
+    /// An RSA_PUB_KEY or AES_KEY packet while we encrypt.
+    fn key_packet(&mut self, now: Duration, wrapper: &PacketWrapper) -> Result<(), SessionError> {
+        let e2ee = self.e2ee.as_mut().expect("only called with E2EE on");
+        let from = wrapper.session_id;
+        let had_key = e2ee.has_key_from(from);
+        e2ee.handle_key_packet(wrapper)?;
+        self.keys_changed = true;
+        if !had_key && e2ee.has_key_from(from) {
+            // Frames that came before the key were dropped: start decoding at a keyframe.
+            let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+            let _ = self.request_keyframe(now, &user);
+        }
+        Ok(())
+    }
+
+    fn e2ee_peer_joined(&mut self, session: u64, user: &str) {
+        if let Some(e2ee) = &mut self.e2ee {
+            e2ee.handle_peer_joined(session, user);
+            self.keys_changed = true;
+        }
+    }
+
+    fn e2ee_peer_left(&mut self, session: u64) {
+        self.mismatched.remove(&session);
+        if let Some(e2ee) = &mut self.e2ee {
+            e2ee.handle_peer_left(session);
+            self.keys_changed = true;
+        }
+    }
+
+    /// Queues the key packets E2EE has for peers, and tells a changed safety code.
+    fn flush_keys(&mut self) {
+        let Some(session) = self.session_id() else {
+            return;
+        };
+        let Some(e2ee) = &mut self.e2ee else {
+            return;
+        };
+        while let Some(key) = e2ee.poll_transmit() {
+            let wrapper = PacketWrapper {
+                packet_type: key.packet_type as i32,
+                user_id: Bytes::copy_from_slice(self.config.user_id.as_bytes()),
+                data: key.data,
+                session_id: session.get(),
+            };
+            self.transmit.push_back(packets::encode(&wrapper));
+        }
+        if std::mem::take(&mut self.keys_changed) {
+            let code = e2ee.safety_code();
+            if self.safety_code != Some(code) {
+                self.safety_code = Some(code);
+                self.events.push_back(Event::SafetyCode(code));
             }
         }
     }
@@ -560,6 +736,14 @@ impl Session {
     fn user_bytes(&self) -> Bytes {
         Bytes::copy_from_slice(self.config.user_id.as_bytes())
     }
+}
+
+/// Media that E2EE seals: what people see and hear.
+fn is_private(media_type: i32) -> bool {
+    matches!(
+        MediaType::try_from(media_type),
+        Ok(MediaType::Video | MediaType::Audio | MediaType::Screen)
+    )
 }
 
 fn millis(d: Duration) -> f64 {

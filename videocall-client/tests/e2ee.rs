@@ -1,5 +1,6 @@
-//! E2EE driven end to end through the real relay core, in memory: sessions and E2EE state
-//! machines wired as a client driver wires them, and a record of every byte the relay forwards.
+//! E2EE driven end to end through the real relay core, in memory: sessions that encrypt
+//! (`Session::with_e2ee`, as every client runs them), and a record of every byte the relay
+//! forwards.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -8,10 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use videocall_client::e2ee::{E2ee, E2eeConfig, E2eeError, Identity};
+use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, SafetyCode};
 use videocall_client::{Action, ClientConfig, Event, Session};
 use videocall_relay::{Output, Relay, RelayConfig};
-use videocall_types::{MediaPacket, MediaType, MeetingId, PacketType, SessionId, UserId};
+use videocall_types::{MediaPacket, MediaType, MeetingId, SessionId, UserId};
 
 /// RSA identity `i` (0..3), generated once for all tests of this binary.
 fn identity(i: usize) -> Identity {
@@ -29,10 +30,22 @@ fn identity(i: usize) -> Identity {
 
 struct Client {
     session: Session,
-    e2ee: E2ee,
     /// Opened frames: (sender user, packet).
     opened: Vec<(String, MediaPacket)>,
-    refused: Vec<E2eeError>,
+    /// The safety codes the session told, in order.
+    codes: Vec<SafetyCode>,
+    /// Peers reported as not agreeing on encryption: (user, peer encrypts).
+    mismatches: Vec<(String, bool)>,
+}
+
+impl Client {
+    fn e2ee(&self) -> &E2ee {
+        self.session.e2ee().expect("every client here encrypts")
+    }
+
+    fn refused(&self) -> u64 {
+        self.e2ee().stats().dropped.total()
+    }
 }
 
 struct World {
@@ -47,20 +60,29 @@ struct World {
 
 impl World {
     fn new(users: &[&str]) -> Self {
+        Self::mixed(users, &vec![true; users.len()])
+    }
+
+    /// Clients that encrypt or not (`encrypts[i]`).
+    fn mixed(users: &[&str], encrypts: &[bool]) -> Self {
         let clients = users
             .iter()
             .enumerate()
             .map(|(i, u)| {
-                let rng = ChaCha20Rng::seed_from_u64(i as u64);
-                let identity = identity(i);
+                let config =
+                    ClientConfig::new(UserId::new(*u).unwrap(), MeetingId::new("m1").unwrap());
+                let session = if encrypts[i] {
+                    let rng = ChaCha20Rng::seed_from_u64(i as u64);
+                    let e2ee = E2ee::with_identity(E2eeConfig::default(), *u, identity(i), rng);
+                    Session::with_e2ee(config, e2ee)
+                } else {
+                    Session::new(config)
+                };
                 Client {
-                    session: Session::new(ClientConfig::new(
-                        UserId::new(*u).unwrap(),
-                        MeetingId::new("m1").unwrap(),
-                    )),
-                    e2ee: E2ee::with_identity(E2eeConfig::default(), *u, identity, rng),
+                    session,
                     opened: Vec::new(),
-                    refused: Vec::new(),
+                    codes: Vec::new(),
+                    mismatches: Vec::new(),
                 }
             })
             .collect();
@@ -96,11 +118,9 @@ impl World {
         }
     }
 
-    /// Seals `media` with client `i`'s sender key and sends it.
-    fn send_sealed(&mut self, i: usize, media: &MediaPacket) {
-        let c = &mut self.clients[i];
-        let envelope = c.e2ee.seal(media).unwrap();
-        c.session.send_packet(PacketType::Media, envelope).unwrap();
+    /// Client `i` sends `media` (the session seals it).
+    fn send(&mut self, i: usize, media: &MediaPacket) {
+        self.clients[i].session.send_media(media.clone()).unwrap();
         self.drive();
     }
 
@@ -129,11 +149,6 @@ impl World {
                 }
                 let at = self.at();
                 let c = &mut self.clients[i];
-                // Key packets go out before any media sealed under the key they carry.
-                while let Some(k) = c.e2ee.poll_transmit() {
-                    moved = true;
-                    c.session.send_packet(k.packet_type, k.data).unwrap();
-                }
                 while let Some(bytes) = c.session.poll_transmit() {
                     moved = true;
                     if let Some(id) = self.links.get(&i) {
@@ -143,23 +158,15 @@ impl World {
                 while let Some(event) = c.session.poll_event() {
                     moved = true;
                     match event {
-                        Event::Joined { session } => c.e2ee.handle_joined(session.get()),
-                        Event::PeerJoined { session, user } => {
-                            c.e2ee.handle_peer_joined(session, &user)
+                        Event::Media(m) if m.packet.media_type == MediaType::Video as i32 => {
+                            c.opened.push((m.user, m.packet))
                         }
-                        Event::PeerLeft { session, .. } => c.e2ee.handle_peer_left(session),
-                        Event::Other(w)
-                            if w.packet_type == PacketType::RsaPubKey as i32
-                                || w.packet_type == PacketType::AesKey as i32 =>
-                        {
-                            c.e2ee.handle_key_packet(&w).unwrap();
-                        }
-                        Event::Media(m) if m.packet.sealed.is_some() => {
-                            match c.e2ee.open_envelope(m.session, &m.packet) {
-                                Ok(packet) => c.opened.push((m.user, packet)),
-                                Err(e) => c.refused.push(e),
-                            }
-                        }
+                        Event::SafetyCode(code) => c.codes.push(code),
+                        Event::E2eeMismatch {
+                            user,
+                            peer_encrypts,
+                            ..
+                        } => c.mismatches.push((user, peer_encrypts)),
                         _ => {}
                     }
                 }
@@ -225,18 +232,18 @@ fn the_relay_forwards_no_plaintext_and_every_peer_decodes_every_frame() {
     for i in 0..3 {
         w.start(i);
     }
-    let code = w.clients[0].e2ee.safety_code();
-    assert_eq!(w.clients[1].e2ee.safety_code(), code);
-    assert_eq!(w.clients[2].e2ee.safety_code(), code);
+    let code = w.clients[0].e2ee().safety_code();
+    assert_eq!(w.clients[1].e2ee().safety_code(), code);
+    assert_eq!(w.clients[2].e2ee().safety_code(), code);
 
     for n in 0..60 {
-        w.send_sealed(0, &frame(n));
+        w.send(0, &frame(n));
     }
     for i in [1, 2] {
         let got = w.opened_from(i, "alice");
         assert_eq!(got.len(), 60, "client {i}");
         assert!(got.iter().zip(0..).all(|(p, n)| p.data == test_pattern(n)));
-        assert!(w.clients[i].refused.is_empty());
+        assert_eq!(w.clients[i].refused(), 0);
     }
 
     let mut plaintext_windows = HashSet::new();
@@ -262,17 +269,17 @@ fn after_a_leave_the_remaining_two_decode_without_a_gap_under_a_new_key() {
         w.start(i);
     }
     for n in 0..30 {
-        w.send_sealed(0, &frame(n));
+        w.send(0, &frame(n));
     }
     w.clients[2].session.leave();
     w.drive();
     // The relay announces the leave after its reconnect grace.
     w.advance(Duration::from_secs(5));
-    assert_eq!(w.clients[0].e2ee.epoch(), 1);
-    assert_eq!(w.clients[1].e2ee.epoch(), 1);
+    assert_eq!(w.clients[0].e2ee().epoch(), 1);
+    assert_eq!(w.clients[1].e2ee().epoch(), 1);
     for n in 30..90 {
-        w.send_sealed(0, &frame(n));
-        w.send_sealed(1, &frame(n));
+        w.send(0, &frame(n));
+        w.send(1, &frame(n));
     }
     let from_alice = w.opened_from(1, "alice");
     assert_eq!(from_alice.len(), 90, "bob decodes every frame of alice");
@@ -281,7 +288,44 @@ fn after_a_leave_the_remaining_two_decode_without_a_gap_under_a_new_key() {
         60,
         "alice decodes every frame of bob"
     );
-    assert!(w.clients[0].refused.is_empty() && w.clients[1].refused.is_empty());
-    let safety = w.clients[0].e2ee.safety_code();
-    assert_eq!(w.clients[1].e2ee.safety_code(), safety);
+    assert_eq!(w.clients[0].refused() + w.clients[1].refused(), 0);
+    let safety = w.clients[0].e2ee().safety_code();
+    assert_eq!(w.clients[1].e2ee().safety_code(), safety);
+}
+
+#[test]
+fn every_client_is_told_the_same_safety_code() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    for i in 0..3 {
+        w.start(i);
+    }
+    let told: Vec<SafetyCode> = w
+        .clients
+        .iter()
+        .map(|c| *c.codes.last().expect("a safety code was told"))
+        .collect();
+    assert_eq!(told[0], told[1]);
+    assert_eq!(told[1], told[2]);
+    assert_eq!(told[0], w.clients[0].e2ee().safety_code());
+    // Alone in the meeting, alice's code was another one.
+    assert_ne!(w.clients[0].codes[0], told[0]);
+}
+
+#[test]
+fn clear_media_in_an_encrypted_meeting_is_refused_and_reported_both_ways() {
+    let mut w = World::mixed(&["alice", "mallory"], &[true, false]);
+    w.start(0);
+    w.start(1);
+    for n in 0..10 {
+        w.send(0, &frame(n));
+        w.send(1, &frame(n));
+    }
+    assert!(
+        w.opened_from(0, "mallory").is_empty(),
+        "clear video is never shown"
+    );
+    assert_eq!(w.clients[0].mismatches, vec![("mallory".to_owned(), false)]);
+    assert!(w.clients[0].session.mismatch_drops() >= 10);
+    assert!(w.opened_from(1, "alice").is_empty());
+    assert_eq!(w.clients[1].mismatches, vec![("alice".to_owned(), true)]);
 }

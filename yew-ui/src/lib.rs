@@ -10,6 +10,8 @@ mod app;
 #[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]
+mod e2ee;
+#[cfg(target_arch = "wasm32")]
 mod media;
 #[cfg(target_arch = "wasm32")]
 mod meeting_client;
@@ -23,5 +25,6 @@ mod transport;
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    e2ee::install_bench();
     yew::Renderer::<app::App>::new().render();
 }

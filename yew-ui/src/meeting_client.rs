@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gloo_timers::callback::Interval;
 use js_sys::Reflect;
+use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, OsRng};
 use videocall_client::{Action as SessionAction, ClientConfig, Event, Session};
 use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, MeetingId, UserId};
 use wasm_bindgen::JsCast;
@@ -49,6 +50,8 @@ pub(crate) struct MeetingClient {
 
 struct Inner {
     session: Session,
+    /// Our E2EE identity while the meeting is encrypted.
+    identity: Option<Identity>,
     endpoints: Option<Endpoints>,
     transport: Option<Transport>,
     transport_kind: Option<TransportKind>,
@@ -96,6 +99,7 @@ impl MeetingClient {
         }
         let inner = Rc::new(RefCell::new(Inner {
             session,
+            identity: None,
             endpoints: None,
             transport: None,
             transport_kind: None,
@@ -127,8 +131,34 @@ impl MeetingClient {
             let inner = inner.clone();
             spawn_local(async move {
                 let config = inner.borrow().session.config().clone();
+                let dispatch = inner.borrow().dispatch.clone();
                 let endpoints = fetch_endpoints(&config).await;
                 inner.borrow_mut().endpoints = Some(endpoints);
+                if meeting_is_encrypted(&config.meeting_id).await {
+                    let started = now_ms();
+                    match crate::e2ee::identity().await {
+                        Ok(identity) => {
+                            // Usually generated while the user was choosing devices.
+                            let waited = now_ms() - started;
+                            crate::e2ee::set_body_attribute(
+                                "data-e2ee-join-wait-ms",
+                                &format!("{waited:.1}"),
+                            );
+                            let mut i = inner.borrow_mut();
+                            i.session = new_session(config, Some(&identity));
+                            i.identity = Some(identity);
+                        }
+                        Err(why) => {
+                            dispatch.emit(Action::ConnectFailed(format!(
+                                "This meeting is end-to-end encrypted, and this browser cannot \
+                                 encrypt here: {why}."
+                            )));
+                            return;
+                        }
+                    }
+                }
+                let encrypted = inner.borrow().identity.is_some();
+                dispatch.emit(Action::Encryption(encrypted));
                 inner.borrow_mut().session.handle_start(now());
                 pump(&inner);
             });
@@ -210,7 +240,7 @@ impl MeetingClient {
     /// Tries to connect again after a failure.
     pub(crate) fn retry(&self) {
         let mut inner = self.inner.borrow_mut();
-        inner.session = Session::new(inner.session.config().clone());
+        inner.session = new_session(inner.session.config().clone(), inner.identity.as_ref());
         inner.session.handle_start(now());
         drop(inner);
         pump(&self.inner);
@@ -236,6 +266,43 @@ impl Drop for MeetingClient {
             let _ = ctx.close();
         }
     }
+}
+
+/// A session that encrypts under `identity`, or not.
+fn new_session(config: ClientConfig, identity: Option<&Identity>) -> Session {
+    match identity {
+        Some(identity) => {
+            let user = config.user_id.as_str().to_owned();
+            let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity.clone(), OsRng);
+            Session::with_e2ee(config, e2ee)
+        }
+        None => Session::new(config),
+    }
+}
+
+/// Whether the node says `meeting` is end-to-end encrypted; encrypted when it does not say.
+async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
+    let Some(window) = web_sys::window() else {
+        return true;
+    };
+    let url = format!("/api/v1/meetings/{meeting}");
+    let Ok(response) = await_promise(window.fetch_with_str(&url)).await else {
+        return true;
+    };
+    let response: web_sys::Response = response.unchecked_into();
+    if !response.ok() {
+        return true;
+    }
+    let Ok(json) = response.json() else {
+        return true;
+    };
+    let Ok(settings) = await_promise(json).await else {
+        return true;
+    };
+    Reflect::get(&settings, &"e2ee".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
 }
 
 /// Asks the server where the relays are; falls back to WebSocket on this host.
@@ -548,6 +615,25 @@ fn handle_event(inner: &Rc<RefCell<Inner>>, event: Event) {
             }
         }
         Event::Congestion { .. } => dispatch.emit(Action::Congestion),
+        Event::SafetyCode(code) => {
+            log(&format!("e2ee: safety code {code}"));
+            dispatch.emit(Action::SafetyCode(code.to_string()));
+        }
+        Event::E2eeMismatch {
+            session,
+            user,
+            peer_encrypts,
+        } => {
+            log(&format!(
+                "e2ee: not showing {user}: {}",
+                if peer_encrypts {
+                    "it encrypts and this meeting does not"
+                } else {
+                    "it does not encrypt"
+                }
+            ));
+            dispatch.emit(Action::PeerUnencrypted { session });
+        }
         Event::Rtt(rtt) => {
             let t = now_ms();
             let due = t - inner.borrow().last_rtt_report >= 1000.0;

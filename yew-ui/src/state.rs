@@ -63,6 +63,8 @@ pub struct Peer {
     pub dropped: u64,
     /// Whether a screen-share stream has arrived (shown as its own tile).
     pub has_screen_stream: bool,
+    /// Its media cannot be shown: it does not encrypt while we do (or the reverse).
+    pub unencrypted: bool,
 }
 
 /// Everything the meeting page renders.
@@ -94,6 +96,10 @@ pub struct MeetingState {
     pub notices: Vec<String>,
     /// Diagnostics panel open.
     pub diagnostics_open: bool,
+    /// Media is end-to-end encrypted (None: not decided yet, before connecting).
+    pub encrypted: Option<bool>,
+    /// The meeting's safety code while encrypted (compare it out of band).
+    pub safety_code: Option<String>,
 }
 
 /// Everything that changes the page.
@@ -168,6 +174,15 @@ pub enum Action {
     Notice(String),
     /// Open or close diagnostics.
     ToggleDiagnostics,
+    /// The meeting's media is (true) or is not end-to-end encrypted.
+    Encryption(bool),
+    /// The meeting's safety code changed.
+    SafetyCode(String),
+    /// A participant and we disagree on encryption: its media is not shown.
+    PeerUnencrypted {
+        /// Session.
+        session: u64,
+    },
 }
 
 impl MeetingState {
@@ -187,6 +202,8 @@ impl MeetingState {
             congestion_events: 0,
             notices: Vec::new(),
             diagnostics_open: false,
+            encrypted: None,
+            safety_code: None,
         }
     }
 
@@ -278,6 +295,22 @@ impl MeetingState {
                 }
             }
             Action::ToggleDiagnostics => self.diagnostics_open = !self.diagnostics_open,
+            Action::Encryption(on) => {
+                self.encrypted = Some(on);
+                if !on {
+                    self.safety_code = None;
+                }
+            }
+            Action::SafetyCode(code) => {
+                if self.encrypted == Some(true) {
+                    self.safety_code = Some(code);
+                }
+            }
+            Action::PeerUnencrypted { session } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.unencrypted = true;
+                }
+            }
         }
         self
     }
@@ -370,6 +403,22 @@ mod tests {
         assert_eq!((s.rtt_ms, s.congestion_events), (Some(12.5), 1));
         assert_eq!(s.notices.len(), 1);
         assert_eq!(s.peers[&7].fps, 29.0);
+    }
+
+    #[test]
+    fn the_safety_code_shows_only_while_encrypted_and_refused_peers_are_marked() {
+        let s = joined().reduce(Action::SafetyCode("12345".into()));
+        assert_eq!(s.safety_code, None, "no code before encryption is decided");
+        let s = s
+            .reduce(Action::Encryption(true))
+            .reduce(Action::SafetyCode("12345 67890".into()))
+            .reduce(Action::PeerUnencrypted { session: 7 })
+            .reduce(Action::PeerUnencrypted { session: 99 });
+        assert_eq!(s.safety_code.as_deref(), Some("12345 67890"));
+        assert!(s.peers[&7].unencrypted);
+        assert_eq!(s.peers.len(), 1, "an unknown session is not invented");
+        let s = s.reduce(Action::Encryption(false));
+        assert_eq!(s.safety_code, None);
     }
 
     #[test]

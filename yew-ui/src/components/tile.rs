@@ -46,7 +46,9 @@ pub(crate) fn tile(props: &TileProps) -> Html {
         <div {id} {class} data-user={peer.user.clone()} data-session={session.to_string()}
             data-kind={if props.screen { "screen" } else { "camera" }} ondblclick={on_click.clone()}>
             <canvas id={canvas_id(session, props.screen)} class="video" />
-            if !props.screen && !peer.video_on {
+            if peer.unencrypted {
+                <div class="notice unencrypted">{"Not end-to-end encrypted: not shown"}</div>
+            } else if !props.screen && !peer.video_on {
                 <div class="avatar">{peer.user.chars().next().unwrap_or('?').to_uppercase().to_string()}</div>
             }
             <div class="label">

@@ -108,6 +108,8 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
             move || drop(interval)
         });
     }
+    // The E2EE identity is generated while the user chooses devices, not when joining.
+    use_effect_with((), |_| crate::e2ee::prepare());
     // Leaving the page stops everything.
     {
         let (client, stream) = (client.clone(), stream.clone());
@@ -259,6 +261,12 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                     <header class="topbar">
                         <span class="title">{s.meeting.clone()}</span>
                         <span id="transport" class="badge">{s.transport.map(|t| t.label()).unwrap_or("—")}</span>
+                        if s.encrypted == Some(true) {
+                            <span id="e2ee" class="badge ok" title="Media is end-to-end encrypted: the server cannot see or hear it">{"\u{1F512} End-to-end encrypted"}</span>
+                            <span id="safety-code" class="badge code" title="Safety code: everyone in the meeting should see the same code. A different code means someone's keys were substituted.">{s.safety_code.clone().unwrap_or_else(|| "…".into())}</span>
+                        } else if s.encrypted == Some(false) {
+                            <span id="e2ee" class="badge warn" title="This meeting is set to send media in clear to the server">{"Not end-to-end encrypted"}</span>
+                        }
                         if let Some(rtt) = s.rtt_ms { <span class="badge muted">{format!("RTT {rtt:.0} ms")}</span> }
                         if let Phase::Reconnecting(reason) = &s.phase { <span id="reconnecting" class="badge warn">{reason.clone()}</span> }
                     </header>
