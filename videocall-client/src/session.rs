@@ -129,7 +129,8 @@ pub enum Event {
     },
     /// Media (video, audio, screen, heartbeat) from a peer.
     Media(MediaFrom),
-    /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us.
+    /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us; with
+    /// E2EE also when peers just received our sender key (they can start decoding).
     KeyframeRequested,
     /// A receiver is dropping our video: lower the bitrate.
     Congestion {
@@ -705,6 +706,11 @@ impl Session {
             return;
         };
         while let Some(key) = e2ee.poll_transmit() {
+            if key.packet_type == PacketType::AesKey {
+                // Someone can now open our frames (a newcomer, or everyone after a rotation):
+                // a keyframe lets them start decoding without first asking for one.
+                self.events.push_back(Event::KeyframeRequested);
+            }
             let wrapper = PacketWrapper {
                 packet_type: key.packet_type as i32,
                 user_id: Bytes::copy_from_slice(self.config.user_id.as_bytes()),

@@ -36,6 +36,8 @@ struct Client {
     codes: Vec<SafetyCode>,
     /// Peers reported as not agreeing on encryption: (user, peer encrypts).
     mismatches: Vec<(String, bool)>,
+    /// Keyframes the session asked us for.
+    keyframe_requests: usize,
 }
 
 impl Client {
@@ -83,6 +85,7 @@ impl World {
                     opened: Vec::new(),
                     codes: Vec::new(),
                     mismatches: Vec::new(),
+                    keyframe_requests: 0,
                 }
             })
             .collect();
@@ -162,6 +165,7 @@ impl World {
                             c.opened.push((m.user, m.packet))
                         }
                         Event::SafetyCode(code) => c.codes.push(code),
+                        Event::KeyframeRequested => c.keyframe_requests += 1,
                         Event::E2eeMismatch {
                             user,
                             peer_encrypts,
@@ -309,6 +313,16 @@ fn every_client_is_told_the_same_safety_code() {
     assert_eq!(told[0], w.clients[0].e2ee().safety_code());
     // Alone in the meeting, alice's code was another one.
     assert_ne!(w.clients[0].codes[0], told[0]);
+}
+
+#[test]
+fn a_sender_is_asked_for_a_keyframe_when_a_newcomer_gets_its_key() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.start(0);
+    assert_eq!(w.clients[0].keyframe_requests, 0, "alone: nobody to start");
+    w.start(1);
+    assert!(w.clients[0].keyframe_requests >= 1);
+    assert!(w.clients[1].keyframe_requests >= 1);
 }
 
 #[test]
