@@ -341,3 +341,23 @@ async fn the_ui_is_served_with_client_routes_falling_back_to_its_index() {
     assert_eq!(http_get(http, "/healthz"), (200, "ok\n".to_owned()));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn meetings_are_end_to_end_encrypted_unless_set_otherwise() {
+    let (_node, http, _) = single_node(&["--plaintext-meeting", "lobby-tv"]);
+    let (status, body) = http_get(http, "/api/v1/meetings/standup");
+    assert_eq!(status, 200);
+    assert_eq!(body, r#"{"e2ee":true,"meeting_id":"standup"}"#);
+    let (status, body) = http_get(http, "/api/v1/meetings/lobby-tv");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"e2ee":false,"meeting_id":"lobby-tv"}"#)
+    );
+    let (status, body) = http_get(http, "/api/v1/meetings/bad%20id");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid meeting id"), "{body}");
+
+    let (_clear, http, _) = single_node(&["--e2ee", "off"]);
+    let (_, body) = http_get(http, "/api/v1/meetings/standup");
+    assert_eq!(body, r#"{"e2ee":false,"meeting_id":"standup"}"#);
+}
