@@ -280,27 +280,22 @@ fn new_session(config: ClientConfig, identity: Option<&Identity>) -> Session {
     }
 }
 
-/// Whether the node says `meeting` is end-to-end encrypted; encrypted when it does not say.
-async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
-    let Some(window) = web_sys::window() else {
-        return true;
-    };
-    let url = format!("/api/v1/meetings/{meeting}");
-    let Ok(response) = await_promise(window.fetch_with_str(&url)).await else {
-        return true;
-    };
+/// The JSON a GET of `path` on this page's server answers with 200, if it does.
+async fn fetch_json(path: &str) -> Option<wasm_bindgen::JsValue> {
+    let window = web_sys::window()?;
+    let response = await_promise(window.fetch_with_str(path)).await.ok()?;
     let response: web_sys::Response = response.unchecked_into();
     if !response.ok() {
-        return true;
+        return None;
     }
-    let Ok(json) = response.json() else {
-        return true;
-    };
-    let Ok(settings) = await_promise(json).await else {
-        return true;
-    };
-    Reflect::get(&settings, &"e2ee".into())
-        .ok()
+    await_promise(response.json().ok()?).await.ok()
+}
+
+/// Whether the node says `meeting` is end-to-end encrypted; encrypted when it does not say.
+async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
+    fetch_json(&format!("/api/v1/meetings/{meeting}"))
+        .await
+        .and_then(|settings| Reflect::get(&settings, &"e2ee".into()).ok())
         .and_then(|v| v.as_bool())
         .unwrap_or(true)
 }
@@ -321,20 +316,7 @@ async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
         webtransport_url: None,
         certificate_hash: None,
     };
-    let Some(window) = web_sys::window() else {
-        return endpoints;
-    };
-    let Ok(response) = await_promise(window.fetch_with_str("/api/v1/config")).await else {
-        return endpoints;
-    };
-    let response: web_sys::Response = response.unchecked_into();
-    if !response.ok() {
-        return endpoints;
-    }
-    let Ok(json) = response.json() else {
-        return endpoints;
-    };
-    let Ok(config) = await_promise(json).await else {
+    let Some(config) = fetch_json("/api/v1/config").await else {
         return endpoints;
     };
     let disabled = web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default())
