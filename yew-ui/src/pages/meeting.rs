@@ -262,8 +262,17 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                         <span class="title">{s.meeting.clone()}</span>
                         <span id="transport" class="badge">{s.transport.map(|t| t.label()).unwrap_or("—")}</span>
                         if s.encrypted == Some(true) {
-                            <span id="e2ee" class="badge ok" title="Media is end-to-end encrypted: the server cannot see or hear it">{"\u{1F512} End-to-end encrypted"}</span>
-                            <span id="safety-code" class="badge code" title="Safety code: everyone in the meeting should see the same code. A different code means someone's keys were substituted.">{s.safety_code.clone().unwrap_or_else(|| "…".into())}</span>
+                            <span id="e2ee" class="badge ok" title="Media is end-to-end encrypted: the server cannot see or hear it">
+                                <svg class="lock" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
+                                    <path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8" />
+                                    <rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor" />
+                                </svg>
+                                {"End-to-end encrypted"}
+                            </span>
+                            <span class="badge code" title="Safety code: everyone in the meeting should see the same code. A different code means someone's keys were substituted.">
+                                <span class="muted">{"Safety code "}</span>
+                                <span id="safety-code">{s.safety_code.clone().unwrap_or_else(|| "…".into())}</span>
+                            </span>
                         } else if s.encrypted == Some(false) {
                             <span id="e2ee" class="badge warn" title="This meeting is set to send media in clear to the server">{"Not end-to-end encrypted"}</span>
                         }
