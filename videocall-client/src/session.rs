@@ -10,7 +10,7 @@ use videocall_types::{
     PacketType, PacketWrapper, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId, packets,
 };
 
-use crate::e2ee::{E2ee, E2eeError, SafetyCode};
+use crate::e2ee::{E2ee, E2eeError, SafetyCode, UnwrapRequest};
 
 /// Waits before reconnect attempts 1, 2, 3 and every later one.
 pub const RECONNECT_BACKOFF: [Duration; 4] = [
@@ -246,6 +246,34 @@ impl Session {
     /// The E2EE state (safety code, counters), when the session encrypts.
     pub fn e2ee(&self) -> Option<&E2ee> {
         self.e2ee.as_ref()
+    }
+
+    /// The next sender key for the driver to unwrap with a private key held outside
+    /// (`Identity::external`, e.g. a non-extractable WebCrypto key); the result goes to
+    /// [`Session::handle_unwrapped`].
+    pub fn poll_unwrap(&mut self) -> Option<UnwrapRequest> {
+        self.e2ee.as_mut()?.poll_unwrap()
+    }
+
+    /// The result of an [`UnwrapRequest`] (`None`: the unwrap failed).
+    pub fn handle_unwrapped(
+        &mut self,
+        now: Duration,
+        request: &UnwrapRequest,
+        secret: Option<&[u8]>,
+    ) -> Result<(), SessionError> {
+        let Some(e2ee) = &mut self.e2ee else {
+            return Ok(());
+        };
+        let had_key = e2ee.has_key_from(request.from);
+        let result = e2ee.handle_unwrapped(request, secret);
+        let keyed = !had_key && e2ee.has_key_from(request.from);
+        self.keys_changed = true;
+        if keyed && let Some(user) = self.peers.get(&request.from).cloned() {
+            let _ = self.request_keyframe(now, &user);
+        }
+        self.flush_keys();
+        result.map_err(SessionError::from)
     }
 
     /// The meeting's safety code as last told in [`Event::SafetyCode`] (E2EE on, joined).

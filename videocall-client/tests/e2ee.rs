@@ -38,6 +38,9 @@ struct Client {
     mismatches: Vec<(String, bool)>,
     /// Keyframes the session asked us for.
     keyframe_requests: usize,
+    /// For a client whose identity is external (as in the browser): the private key the
+    /// "outside" unwraps with, and whether it should fail.
+    outside: Option<(Identity, bool)>,
 }
 
 impl Client {
@@ -86,6 +89,7 @@ impl World {
                     codes: Vec::new(),
                     mismatches: Vec::new(),
                     keyframe_requests: 0,
+                    outside: None,
                 }
             })
             .collect();
@@ -97,6 +101,18 @@ impl World {
             links: HashMap::new(),
             forwarded: Vec::new(),
         }
+    }
+
+    /// Client `i`'s private key is held outside its session (`Identity::external`); unwraps
+    /// fail when `fail`.
+    fn externalise(&mut self, i: usize, fail: bool) {
+        let user = self.clients[i].session.config().user_id.as_str().to_owned();
+        let external = Identity::external(identity(i).public_key_der()).unwrap();
+        let rng = ChaCha20Rng::seed_from_u64(50 + i as u64);
+        let e2ee = E2ee::with_identity(E2eeConfig::default(), user, external, rng);
+        let config = self.clients[i].session.config().clone();
+        self.clients[i].session = Session::with_e2ee(config, e2ee);
+        self.clients[i].outside = Some((identity(i), fail));
     }
 
     fn at(&self) -> Instant {
@@ -152,6 +168,18 @@ impl World {
                 }
                 let at = self.at();
                 let c = &mut self.clients[i];
+                while let Some(request) = c.session.poll_unwrap() {
+                    moved = true;
+                    let (private, fail) = c.outside.as_ref().expect("only external identities ask");
+                    let mut rng = ChaCha20Rng::seed_from_u64(7);
+                    let secret = private.unwrap(&mut rng, &request.wrapped).ok();
+                    let secret = secret.filter(|_| !fail);
+                    let _ = c.session.handle_unwrapped(
+                        self.now,
+                        &request,
+                        secret.as_deref().map(|s| &s[..]),
+                    );
+                }
                 while let Some(bytes) = c.session.poll_transmit() {
                     moved = true;
                     if let Some(id) = self.links.get(&i) {
@@ -342,4 +370,53 @@ fn clear_media_in_an_encrypted_meeting_is_refused_and_reported_both_ways() {
     assert!(w.clients[0].session.mismatch_drops() >= 10);
     assert!(w.opened_from(1, "alice").is_empty());
     assert_eq!(w.clients[1].mismatches, vec![("alice".to_owned(), true)]);
+}
+
+#[test]
+fn a_private_key_held_outside_the_core_unwraps_there_and_decodes() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.externalise(1, false);
+    for i in 0..3 {
+        w.start(i);
+    }
+    assert!(w.clients[1].e2ee().identity().is_external());
+    for n in 0..30 {
+        w.send(0, &frame(n));
+        w.send(1, &frame(n));
+    }
+    assert_eq!(
+        w.opened_from(1, "alice").len(),
+        30,
+        "bob opens with keys unwrapped outside"
+    );
+    assert_eq!(
+        w.opened_from(2, "bob").len(),
+        30,
+        "carol opens bob's frames"
+    );
+    let code = w.clients[0].e2ee().safety_code();
+    assert_eq!(w.clients[1].e2ee().safety_code(), code);
+    // A leave rotates: the new keys are unwrapped outside too.
+    w.clients[2].session.leave();
+    w.drive();
+    w.advance(Duration::from_secs(5));
+    for n in 30..60 {
+        w.send(0, &frame(n));
+    }
+    assert_eq!(w.opened_from(1, "alice").len(), 60);
+    assert_eq!(w.clients[1].refused(), 0);
+}
+
+#[test]
+fn a_failed_outside_unwrap_is_counted_and_installs_nothing() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.externalise(1, true);
+    w.start(0);
+    w.start(1);
+    w.send(0, &frame(0));
+    assert!(w.opened_from(1, "alice").is_empty());
+    let stats = *w.clients[1].e2ee().stats();
+    assert!(stats.key_packets_refused >= 1, "{stats:?}");
+    assert_eq!(stats.keys_installed, 0);
+    assert!(stats.dropped.no_key >= 1);
 }

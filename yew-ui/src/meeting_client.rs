@@ -468,6 +468,27 @@ fn pump(inner: &Rc<RefCell<Inner>>) {
         let Some(event) = event else { break };
         handle_event(inner, event);
     }
+    // Sender keys wrapped for us: our private key is in WebCrypto, which unwraps them.
+    loop {
+        let request = inner.borrow_mut().session.poll_unwrap();
+        let Some(request) = request else { break };
+        let inner = inner.clone();
+        spawn_local(async move {
+            let secret = crate::e2ee::unwrap(&request.wrapped).await;
+            let result =
+                inner
+                    .borrow_mut()
+                    .session
+                    .handle_unwrapped(now(), &request, secret.as_deref());
+            if let Err(e) = result {
+                log(&format!(
+                    "sender key of session {} refused: {e}",
+                    request.from
+                ));
+            }
+            pump(&inner);
+        });
+    }
     flush(inner);
 }
 

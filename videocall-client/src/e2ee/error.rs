@@ -68,6 +68,9 @@ pub enum E2eeError {
     /// A wrapped key that does not unwrap with our private key.
     #[error("wrapped sender key does not unwrap")]
     Unwrap,
+    /// Our private key is held outside ([`crate::e2ee::Identity::external`]): unwrap there.
+    #[error("the private key is held outside this core")]
+    ExternalKey,
     /// The frame counter of our sender key ran out (2^64 frames): never in practice.
     #[error("frame counter exhausted")]
     CounterExhausted,

@@ -18,8 +18,8 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted from a peer (bounds the work a peer can make us do).
 pub const MAX_RSA_BITS: usize = 4096;
 
-/// OAEP label of sender-key wraps.
-const WRAP_LABEL: &str = "videocall-e2ee-v1 sender key";
+/// OAEP label of sender-key wraps (an external unwrap, e.g. WebCrypto's `decrypt`, must use it).
+pub const WRAP_LABEL: &str = "videocall-e2ee-v1 sender key";
 
 fn oaep() -> Oaep {
     Oaep::new_with_label::<Sha256, _>(WRAP_LABEL)
@@ -37,17 +37,19 @@ fn check_size(bits: usize) -> Result<(), E2eeError> {
     }
 }
 
-/// Our key pair. Its `Debug` shows only the public key's size.
+/// Our key pair, or only its public half when the private key is held elsewhere
+/// ([`Identity::external`]). Its `Debug` shows only the public key's size.
 #[derive(Clone)]
 pub struct Identity {
-    private: RsaPrivateKey,
-    public_der: Vec<u8>,
+    private: Option<RsaPrivateKey>,
+    public: PeerKey,
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Identity")
-            .field("bits", &self.private.n().bits())
+            .field("bits", &self.public.key.n().bits())
+            .field("external", &self.is_external())
             .finish_non_exhaustive()
     }
 }
@@ -70,30 +72,45 @@ impl Identity {
         Self::from_private(private)
     }
 
+    /// An identity whose private key lives outside this crate (a non-extractable WebCrypto
+    /// key): only its public key (SPKI DER) is here. Sender keys wrapped for it are handed out
+    /// by `E2ee::poll_unwrap` and come back with `E2ee::handle_unwrapped`.
+    pub fn external(public_key_der: &[u8]) -> Result<Self, E2eeError> {
+        Ok(Self {
+            private: None,
+            public: PeerKey::from_der(public_key_der)?,
+        })
+    }
+
     fn from_private(private: RsaPrivateKey) -> Result<Self, E2eeError> {
         check_size(private.n().bits())?;
-        let public_der = private
+        let der = private
             .to_public_key()
             .to_public_key_der()
             .map_err(|e| E2eeError::Rsa(e.to_string()))?
             .into_vec();
         Ok(Self {
-            private,
-            public_der,
+            public: PeerKey {
+                key: private.to_public_key(),
+                der,
+            },
+            private: Some(private),
         })
+    }
+
+    /// Whether the private key is held elsewhere ([`Identity::external`]).
+    pub fn is_external(&self) -> bool {
+        self.private.is_none()
     }
 
     /// Our public key, SPKI DER.
     pub fn public_key_der(&self) -> &[u8] {
-        &self.public_der
+        &self.public.der
     }
 
     /// Our public key.
     pub fn public_key(&self) -> PeerKey {
-        PeerKey {
-            key: self.private.to_public_key(),
-            der: self.public_der.clone(),
-        }
+        self.public.clone()
     }
 
     /// Unwraps what a peer wrapped for us with [`PeerKey::wrap`] (blinded RSA-OAEP decryption).
@@ -103,6 +120,8 @@ impl Identity {
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, E2eeError> {
         self.private
+            .as_ref()
+            .ok_or(E2eeError::ExternalKey)?
             .decrypt_blinded(rng, oaep(), wrapped)
             .map(Zeroizing::new)
             .map_err(|_| E2eeError::Unwrap)

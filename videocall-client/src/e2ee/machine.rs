@@ -1,6 +1,6 @@
 //! The E2EE state machine of one participant: keys in, key packets out, frames sealed and opened.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use prost::Message;
@@ -55,6 +55,19 @@ pub struct KeyPacket {
     pub data: Bytes,
 }
 
+/// A sender key wrapped for an [`Identity::external`]: unwrap `wrapped` with the private key
+/// (RSA-OAEP, SHA-256, label [`super::WRAP_LABEL`]) and give the result to
+/// [`E2ee::handle_unwrapped`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnwrapRequest {
+    /// The sender's session.
+    pub from: u64,
+    /// The sender key's epoch.
+    pub epoch: u32,
+    /// The wrapped key.
+    pub wrapped: Bytes,
+}
+
 /// What happened so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct E2eeStats {
@@ -81,6 +94,8 @@ struct Peer {
     /// How many more of its sender keys we will unwrap. A legitimate sender rotates once per
     /// leave, so each leave we see grants one more.
     unwrap_credit: u32,
+    /// The newest epoch handed out for an external unwrap and not back yet.
+    unwrapping: Option<u32>,
 }
 
 impl Peer {
@@ -91,6 +106,7 @@ impl Peer {
             current: None,
             previous: None,
             unwrap_credit: UNWRAP_CREDIT_INITIAL,
+            unwrapping: None,
         }
     }
 }
@@ -125,6 +141,8 @@ pub struct E2ee {
     announce: bool,
     /// Peers that need our current sender key wrapped for them.
     unwrapped_for: BTreeSet<u64>,
+    /// Sender keys for an external identity to unwrap.
+    unwraps: VecDeque<UnwrapRequest>,
     stats: E2eeStats,
 }
 
@@ -169,6 +187,7 @@ impl E2ee {
             peers: BTreeMap::new(),
             announce: false,
             unwrapped_for: BTreeSet::new(),
+            unwraps: VecDeque::new(),
             stats: E2eeStats::default(),
         }
     }
@@ -204,6 +223,7 @@ impl E2ee {
         self.session = Some(session);
         self.peers.clear();
         self.unwrapped_for.clear();
+        self.unwraps.clear();
         self.announce = true;
     }
 
@@ -369,6 +389,36 @@ impl E2ee {
         None
     }
 
+    /// The next sender key to unwrap outside (only with an [`Identity::external`]).
+    pub fn poll_unwrap(&mut self) -> Option<UnwrapRequest> {
+        self.unwraps.pop_front()
+    }
+
+    /// The result of an [`UnwrapRequest`]: the unwrapped secret, or `None` when the unwrap
+    /// failed. Installs the sender key if its peer is still here and it is newer than what we
+    /// hold; a refusal is an error and counted.
+    pub fn handle_unwrapped(
+        &mut self,
+        request: &UnwrapRequest,
+        secret: Option<&[u8]>,
+    ) -> Result<(), E2eeError> {
+        let Some(peer) = self.peers.get_mut(&request.from) else {
+            // Left (or we re-joined) meanwhile.
+            return Ok(());
+        };
+        if peer.unwrapping == Some(request.epoch) {
+            peer.unwrapping = None;
+        }
+        let result = match secret {
+            Some(secret) => self.install(request.from, request.epoch, secret),
+            None => Err(E2eeError::Unwrap),
+        };
+        if result.is_err() {
+            self.stats.key_packets_refused += 1;
+        }
+        result
+    }
+
     /// The meeting's safety code over ourselves and every peer whose public key we hold.
     pub fn safety_code(&self) -> SafetyCode {
         let us = (self.user.as_str(), self.identity.public_key_der());
@@ -452,18 +502,42 @@ impl E2ee {
         {
             return Ok(());
         }
+        if peer.unwrapping.is_some_and(|e| packet.epoch <= e) {
+            return Ok(());
+        }
         if peer.unwrap_credit == 0 {
             return Err(E2eeError::TooManyKeys(from));
         }
         // Spent whether or not the unwrap succeeds: failures are what an attacker would send.
         peer.unwrap_credit -= 1;
+        if self.identity.is_external() {
+            peer.unwrapping = Some(packet.epoch);
+            self.unwraps.push_back(UnwrapRequest {
+                from,
+                epoch: packet.epoch,
+                wrapped: entry.wrapped.clone(),
+            });
+            return Ok(());
+        }
         let secret = self.identity.unwrap(&mut self.rng, &entry.wrapped)?;
-        let material = KeyMaterial::from_secret(&secret)?;
-        if material.epoch != packet.epoch {
+        self.install(from, packet.epoch, &secret)
+    }
+
+    /// Installs `from`'s unwrapped sender key of `epoch`, unless we hold a newer one.
+    fn install(&mut self, from: u64, epoch: u32, secret: &[u8]) -> Result<(), E2eeError> {
+        let material = KeyMaterial::from_secret(secret)?;
+        if material.epoch != epoch {
             return Err(E2eeError::Malformed(format!(
-                "wrapped epoch {} in a packet of epoch {}",
-                material.epoch, packet.epoch
+                "wrapped epoch {} in a packet of epoch {epoch}",
+                material.epoch
             )));
+        }
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Ok(());
+        };
+        // An external unwrap may come back after a newer key was installed.
+        if peer.current.as_ref().is_some_and(|c| c.epoch() >= epoch) {
+            return Ok(());
         }
         peer.previous = peer.current.take();
         peer.current = Some(ReceivingKey::new(&material));

@@ -21,8 +21,8 @@ mod safety_code;
 mod sender_key;
 
 pub use error::{DropCounts, DropReason, E2eeError};
-pub use identity::{Identity, MAX_RSA_BITS, MIN_RSA_BITS, PeerKey};
-pub use machine::{E2ee, E2eeConfig, E2eeStats, KeyPacket, SENDER_KEY_VERSION};
+pub use identity::{Identity, MAX_RSA_BITS, MIN_RSA_BITS, PeerKey, WRAP_LABEL};
+pub use machine::{E2ee, E2eeConfig, E2eeStats, KeyPacket, SENDER_KEY_VERSION, UnwrapRequest};
 pub use safety_code::SafetyCode;
 
 /// The RNG trait `E2ee` takes, and the system RNG (getrandom; `crypto.getRandomValues` on wasm32).
