@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
-use crate::process::{ReadyOn, Service, free_tcp_port, free_udp_port, run_bot, start_service};
+use crate::process::{
+    ReadyOn, Service, free_tcp_port, free_udp_port, run_bot, start_service, wait_quiet,
+};
 use crate::report::{Figures, Machine, Row};
 use crate::scenario::{CAPACITY_STEPS, Scenario, Topology};
 
@@ -43,8 +45,8 @@ struct Args {
     /// Only scenarios whose id starts with one of these (e.g. `b`, `60-ws`, `a`); all if unset.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// The (a) steps stop once the bench has run this long.
-    #[arg(long, default_value_t = 840)]
+    /// The (a) steps stop once the bench has run this long (the large meetings follow them).
+    #[arg(long, default_value_t = 600)]
     budget_secs: u64,
     /// Do not rewrite the files in --out-dir (a trial run).
     #[arg(long)]
@@ -121,13 +123,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     let fixed: Vec<Scenario> = scenario::fixed().into_iter().filter(selected).collect();
+    let large: Vec<Scenario> = scenario::large().into_iter().filter(selected).collect();
     let run_capacity = selected(&scenario::capacity_step(CAPACITY_STEPS[0]));
+    let count = fixed.len() + large.len();
     let mut rows = Vec::new();
-    for (i, s) in fixed.iter().enumerate() {
+    let announce = |i: usize, s: &Scenario| {
         eprintln!(
-            "\n[bench {}/{}{}] {} — ({}) {} over {}, {} participants",
+            "\n[bench {}/{count}{}] {} — ({}) {} over {}, {} participants",
             i + 1,
-            fixed.len(),
             if run_capacity { " + (a) steps" } else { "" },
             s.id,
             s.group,
@@ -135,6 +138,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             s.transport,
             s.participants()
         );
+    };
+    for (i, s) in fixed.iter().enumerate() {
+        announce(i, s);
         rows.push(run_scenario(&setup, s).await);
         summarize(rows.last().expect("just pushed"));
     }
@@ -165,6 +171,11 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 break;
             }
         }
+    }
+    for (i, s) in large.iter().enumerate() {
+        announce(fixed.len() + i, s);
+        rows.push(run_scenario(&setup, s).await);
+        summarize(rows.last().expect("just pushed"));
     }
 
     let wall = started.elapsed().as_secs_f64();
@@ -240,6 +251,12 @@ fn summarize(row: &Row) {
 
 /// Starts the scenario's nodes, runs the bot, stops the nodes.
 async fn run_scenario(setup: &Setup, s: &Scenario) -> Row {
+    if !wait_quiet(Duration::from_secs(15)).await {
+        eprintln!(
+            "[bench] the machine is busy (not the bench): {} runs anyway",
+            s.id
+        );
+    }
     let load_before = load_average();
     let outcome = run_on_nodes(setup, s).await.map_err(|e| format!("{e:#}"));
     Row {
@@ -319,8 +336,11 @@ async fn run_on_nodes(setup: &Setup, s: &Scenario) -> anyhow::Result<Figures> {
     );
     let deadline = ramp + setup.duration + Duration::from_secs(90);
     let json = setup.work.join(format!("{}.json", s.id));
-    let run = run_bot(&setup.bot, &args, &json, deadline, window, &pids).await?;
-    drop(services);
+    let run = run_bot(&setup.bot, &args, &json, deadline, window, &pids).await;
+    for service in services {
+        service.stop().await;
+    }
+    let run = run?;
     Ok(Figures::from_report(&run.report, nodes, run.foreign))
 }
 

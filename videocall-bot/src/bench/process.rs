@@ -17,7 +17,39 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(crate) struct Service {
     pub(crate) pid: u32,
-    _child: Child,
+    child: Child,
+}
+
+impl Service {
+    /// Kills it and waits (a few seconds at most) until it is gone: a relay with a thousand
+    /// sockets takes a moment to die, and the next run must not share the machine with it.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// Waits until the machine is quiet (less than a fifth of one core busy over a quarter second),
+/// at most `limit`: what a run leaves behind (closing sockets, freeing memory) must not land in
+/// the next run's figures. Returns whether it got quiet.
+pub(crate) async fn wait_quiet(limit: Duration) -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let deadline = tokio::time::Instant::now() + limit;
+    let Some(mut last) = machine_ticks() else {
+        return false;
+    };
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(now) = machine_ticks() else {
+            return false;
+        };
+        let busy = (now.0 - last.0) as f64 / (now.1 - last.1).max(1) as f64 * cpus;
+        if busy < 0.2 {
+            return true;
+        }
+        last = now;
+    }
+    false
 }
 
 /// Which output stream of a service prints its ready line.
@@ -63,7 +95,7 @@ pub(crate) async fn start_service(
         answer = ready_rx => answer.with_context(|| format!("{name} exited before it was ready"))?,
         () = tokio::time::sleep(READY_TIMEOUT) => anyhow::bail!("{name} not ready within {READY_TIMEOUT:?}"),
     }
-    Ok(Service { pid, _child: child })
+    Ok(Service { pid, child })
 }
 
 type Log = std::sync::Arc<std::sync::Mutex<std::fs::File>>;
