@@ -1,5 +1,5 @@
-//! The bot against a real single node: a short run delivers frames over WebSocket and
-//! WebTransport (a check that it works, not a timing assertion).
+//! The bot against a real single node: a 5-second run (1 s of joins, 4 s of media) delivers
+//! frames over WebSocket and WebTransport (a check that it works, not a timing assertion).
 
 use std::process::Command;
 
@@ -14,14 +14,7 @@ fn run_bot(http: u16, udp: u16, transport: &str, extra: &[&str]) -> serde_json::
     let status = Command::new(env!("CARGO_BIN_EXE_videocall-bot"))
         .args(["--url", &format!("http://127.0.0.1:{http}")])
         .args(["--wt-url", &format!("https://127.0.0.1:{udp}")])
-        .args([
-            "--transport",
-            transport,
-            "--duration",
-            "3s",
-            "--ramp",
-            "500ms",
-        ])
+        .args(["--transport", transport, "--duration", "4s", "--ramp", "1s"])
         .args(["--publishers", "2", "--subscribers", "2"])
         .args(extra)
         .arg("--json")
