@@ -57,18 +57,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    // Dropping the run on a signal drops every child handle, which kills the processes.
-    tokio::select! {
-        result = run(&args) => result,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("[bench] interrupted: every started process is killed");
-            std::process::exit(130);
-        }
-        _ = terminate.recv() => {
-            eprintln!("[bench] terminated: every started process is killed");
-            std::process::exit(143);
-        }
-    }
+    let stopped_by = tokio::select! {
+        result = run(&args) => return result,
+        _ = tokio::signal::ctrl_c() => ("interrupted", 130),
+        _ = terminate.recv() => ("terminated", 143),
+    };
+    // The run future is dropped by now, and with it every child handle: each child was killed.
+    eprintln!("[bench] {}: every started process was killed", stopped_by.0);
+    std::process::exit(stopped_by.1);
 }
 
 /// What the scenarios run against.
