@@ -6,7 +6,7 @@ SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 UI_DIST := yew-ui/dist
 
-.PHONY: test run deps lint unit bins wasm core-deps bench fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64
+.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64
 
 test: deps lint core-deps wasm unit e2e aarch64
 	@echo "[test] all checks passed"
@@ -50,8 +50,20 @@ run: ui
 	$(CARGO) build --release -p actix-api
 	$(CARGO) run --release -p actix-api -- --webtransport --ui-dir $(UI_DIST) $(RUN_ARGS)
 
+# The system benchmark (docs/PERFORMANCE.md): release builds, then every scenario against freshly
+# started nodes (a single node; two nodes on nats-server for (e)), ≈ 10 s of media per run, and
+# the table, goals and plot regenerated. Under 20 minutes on the 2-core machine, build included
+# when warm. Extra flags for videocall-bench in BENCH_ARGS, e.g. BENCH_ARGS="--only b,g --no-write".
 bench:
+	@scripts/ensure-deps.sh nats
+	$(CARGO) build --release -p actix-api -p videocall-bot
+	ulimit -n 65536 2>/dev/null || true; \
+	timeout -k 10 1500 $(TARGET_DIR)/release/videocall-bench --out-dir docs $(BENCH_ARGS)
+
+# Criterion micro-benchmarks: the relay core's fan-out and E2EE seal/open/wrap.
+bench-micro:
 	$(CARGO) bench -p videocall-relay --bench fanout
+	$(CARGO) bench -p videocall-client --bench e2ee
 
 fmt:
 	$(CARGO) fmt --all

@@ -361,3 +361,75 @@ fn meetings_are_end_to_end_encrypted_unless_set_otherwise() {
     let (_, body) = http_get(http, "/api/v1/meetings/standup");
     assert_eq!(body, r#"{"e2ee":false,"meeting_id":"standup"}"#);
 }
+
+/// Reads length-prefixed packets from a framed stream until `want` has seen what it needs.
+async fn read_framed(
+    stream: &mut wtransport::RecvStream,
+    buf: &mut Vec<u8>,
+    mut want: impl FnMut(&videocall_types::PacketWrapper) -> bool,
+) {
+    use prost::Message;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            let packet = videocall_types::PacketWrapper::decode(&buf[4..4 + len]).unwrap();
+            buf.drain(..4 + len);
+            if want(&packet) {
+                return;
+            }
+        }
+        let n = tokio::time::timeout(videocall_testkit::PATIENCE, stream.read(&mut chunk))
+            .await
+            .expect("the framed stream goes on")
+            .unwrap()
+            .expect("the relay keeps its framed stream open");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_client_asking_for_framing_gets_everything_in_order_on_one_stream() {
+    let (_node, http, udp) = single_node(&[]);
+    let hash = certificate_hash(http);
+    let mut sender = ws(http, "sender", "m1").await;
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+        .build();
+    let connection = wtransport::Endpoint::client(config)
+        .unwrap()
+        .connect(format!("https://127.0.0.1:{udp}/lobby/framed/m1?framed=1"))
+        .await
+        .unwrap();
+    let mut stream = connection.accept_uni().await.unwrap();
+    let mut buf = Vec::new();
+    // The framed stream starts with 0 (no PacketWrapper does), then SESSION_ASSIGNED.
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(first[0], 0);
+    read_framed(&mut stream, &mut buf, |w| {
+        assert_eq!(w.packet_type, PacketType::SessionAssigned as i32, "{w:?}");
+        true
+    })
+    .await;
+    sender.recv_until(|w| is_joined(w, "framed")).await;
+    for i in 0..200 {
+        sender.send(audio(&format!("burst {i}")));
+    }
+    // All 200 arrive on this one stream, in the order they were sent.
+    let mut next = 0;
+    read_framed(&mut stream, &mut buf, |w| {
+        if w.packet_type == PacketType::Media as i32
+            && (0..200).any(|i| is_audio(w, &format!("burst {i}")))
+        {
+            assert!(is_audio(w, &format!("burst {next}")), "out of order: {w:?}");
+            next += 1;
+        }
+        next == 200
+    })
+    .await;
+}

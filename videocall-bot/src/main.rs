@@ -2,10 +2,13 @@
 //! and S subscribers each (every participant a real `videocall-client` over WebSocket or
 //! WebTransport), publishes the media profile of `profile.rs`, and reports expected vs
 //! delivered video frames, loss, relay hop latency (p50/p99/p99.9, send → receive on one clock),
-//! time to first frame, CONGESTION signals, and the CPU and memory of the bot and the servers.
+//! time to first frame, CONGESTION signals, and the CPU and memory of the bot and the servers
+//! (sampled over the measurement window). With several `--url`s the participants of each
+//! meeting are spread over those nodes in turn (nodes joined by NATS).
 
 mod proc;
 mod profile;
+mod throttled;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,11 +37,12 @@ enum Transport {
 #[command(version, about)]
 struct Args {
     /// HTTP/WebSocket base URL of a node (also where the WebTransport certificate hash is asked).
+    /// Repeatable: participant k of each meeting uses the (k mod n)-th.
     #[arg(long, default_value = "http://localhost:8080")]
-    url: String,
-    /// WebTransport base URL.
+    url: Vec<String>,
+    /// WebTransport base URL; repeatable like `--url`, in the same order.
     #[arg(long, default_value = "https://localhost:4433")]
-    wt_url: String,
+    wt_url: Vec<String>,
     /// Transport every participant uses.
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     transport: Transport,
@@ -60,6 +64,17 @@ struct Args {
     /// Each participant subscribes to the video of this many publishers (0: all).
     #[arg(long, default_value_t = 0)]
     visible: usize,
+    /// Only this many publishers of each meeting send audio (the others are muted); all when
+    /// unset.
+    #[arg(long)]
+    unmuted: Option<usize>,
+    /// Extra WebSocket subscribers in the first meeting that read their socket slowly (see
+    /// `--throttle-bytes-per-sec`); they are not counted in the figures of the others.
+    #[arg(long, default_value_t = 0)]
+    throttled: usize,
+    /// Read rate of each throttled subscriber.
+    #[arg(long, default_value_t = 64_000)]
+    throttle_bytes_per_sec: u64,
     /// Write the report as JSON here too.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -97,6 +112,7 @@ struct Totals {
     frames_delivered: AtomicU64,
     window_delivered: AtomicU64,
     audio_delivered: AtomicU64,
+    audio_window_delivered: AtomicU64,
     congestion: AtomicU64,
 }
 
@@ -127,6 +143,8 @@ impl Timeline {
 struct Measured {
     /// Frames this publisher sent inside the window.
     window_sent: u64,
+    /// Audio packets this publisher sent inside the window.
+    audio_window_sent: u64,
     latencies_us: Vec<u32>,
     first_frame_ms: Option<f64>,
 }
@@ -191,6 +209,7 @@ async fn participant(
     let end = tokio::time::Instant::from_std(timeline.start + timeline.end);
     let drain = end + Duration::from_millis(500);
     let (mut seq, mut audio_seq, mut joined) = (0u64, 0u64, false);
+    let unmuted = publisher.is_some_and(|k| args.unmuted.is_none_or(|n| k < n));
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(drain) => break,
@@ -212,10 +231,14 @@ async fn participant(
                 }
                 seq += 1;
             }
-            _ = audio.tick(), if joined && publisher.is_some() && tokio::time::Instant::now() < end => {
+            _ = audio.tick(), if joined && unmuted && tokio::time::Instant::now() < end => {
+                let sent_us = timeline.now_us();
+                if timeline.in_window(sent_us) {
+                    measured.audio_window_sent += 1;
+                }
                 handle.send_media(MediaPacket {
                     media_type: MediaType::Audio as i32,
-                    data: payload(profile.audio_bytes, timeline.now_us(), audio_seq),
+                    data: payload(profile.audio_bytes, sent_us, audio_seq),
                     frame_type: "key".into(),
                     ..Default::default()
                 });
@@ -256,6 +279,9 @@ async fn participant(
                         }
                         Ok(MediaType::Audio) => {
                             totals.audio_delivered.fetch_add(1, Ordering::Relaxed);
+                            if read_header(&media.packet.data).is_some_and(|(sent_us, _)| timeline.in_window(sent_us)) {
+                                totals.audio_window_delivered.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         _ => {}
                     }
@@ -284,6 +310,32 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
+/// CPU of the bot and of the servers over the measurement window.
+#[derive(Debug, Default)]
+struct WindowCpu {
+    bot: Option<(f64, u64)>,
+    servers: Vec<Option<(f64, u64)>>,
+}
+
+/// One node's connection settings, WebTransport certificate included.
+async fn native_config(args: &Args, node: usize) -> NativeConfig {
+    let url = args.url[node].clone();
+    let mut native = NativeConfig::new(None, Some(url.clone()));
+    if args.transport == Transport::Wt {
+        let wt_url = args.wt_url[node.min(args.wt_url.len() - 1)].clone();
+        native.webtransport_url = Some(wt_url);
+        native.websocket_url = None;
+        native.verification = match certificate_hash(&url).await {
+            Some(hash) => ServerVerification::CertHash(hash),
+            None => {
+                eprintln!("no certificate hash at {url}: WebTransport without verification");
+                ServerVerification::Insecure
+            }
+        };
+    }
+    native
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
@@ -292,21 +344,11 @@ async fn main() -> anyhow::Result<()> {
         args.publishers + args.subscribers >= 2,
         "a meeting needs two participants"
     );
+    anyhow::ensure!(!args.url.is_empty(), "--url is required");
     let profile = Profile::default();
-    let mut native = NativeConfig::new(None, Some(args.url.clone()));
-    if args.transport == Transport::Wt {
-        native.webtransport_url = Some(args.wt_url.clone());
-        native.websocket_url = None;
-        native.verification = match certificate_hash(&args.url).await {
-            Some(hash) => ServerVerification::CertHash(hash),
-            None => {
-                eprintln!(
-                    "no certificate hash at {}: WebTransport without verification",
-                    args.url
-                );
-                ServerVerification::Insecure
-            }
-        };
+    let mut natives = Vec::new();
+    for node in 0..args.url.len() {
+        natives.push(native_config(&args, node).await);
     }
     let per_meeting = args.publishers + args.subscribers;
     let total = args.meetings * per_meeting;
@@ -326,9 +368,35 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| (*p, CpuMeter::new(p.to_string())))
         .collect();
     println!(
-        "videocall-bot: {} meeting(s) × ({} publishers + {} subscribers) = {total} participants over {:?}, ramp {:?}, media {:?}",
-        args.meetings, args.publishers, args.subscribers, args.transport, args.ramp, args.duration
+        "videocall-bot: {} meeting(s) × ({} publishers + {} subscribers) = {total} participants on {} node(s) over {:?}, ramp {:?}, media {:?}",
+        args.meetings,
+        args.publishers,
+        args.subscribers,
+        args.url.len(),
+        args.transport,
+        args.ramp,
+        args.duration
     );
+
+    // CPU over the measurement window only (joins and leaves cost more than steady media).
+    let window_cpu = {
+        let pids: Vec<u32> = args.server_pid.clone();
+        let (from, to) = (
+            tokio::time::Instant::from_std(start + timeline.window_from),
+            tokio::time::Instant::from_std(start + timeline.window_to),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from).await;
+            let bot = CpuMeter::new("self");
+            let servers: Vec<CpuMeter> =
+                pids.iter().map(|p| CpuMeter::new(p.to_string())).collect();
+            tokio::time::sleep_until(to).await;
+            WindowCpu {
+                bot: bot.read(),
+                servers: servers.iter().map(CpuMeter::read).collect(),
+            }
+        })
+    };
 
     let mut tasks = Vec::new();
     for i in 0..total {
@@ -339,7 +407,7 @@ async fn main() -> anyhow::Result<()> {
         let delay = args.ramp.mul_f64(i as f64 / total as f64);
         let (args, native, totals, results) = (
             args.clone(),
-            native.clone(),
+            natives[within % natives.len()].clone(),
             totals.clone(),
             results.clone(),
         );
@@ -350,6 +418,22 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
             results.lock().await.push((publisher, measured));
+        }));
+    }
+    let throttled_totals = Arc::new(throttled::ThrottledTotals::default());
+    let mut throttled_tasks = Vec::new();
+    for t in 0..args.throttled {
+        let meeting = format!("{}-0", args.prefix);
+        let (base, totals) = (args.url[0].clone(), throttled_totals.clone());
+        let (rate, until) = (
+            args.throttle_bytes_per_sec,
+            tokio::time::Instant::from_std(start + timeline.end),
+        );
+        throttled_tasks.push(tokio::spawn(async move {
+            let user = format!("slow-{t}-{meeting}");
+            if let Err(e) = throttled::run(base, user, meeting, rate, until, totals).await {
+                eprintln!("throttled subscriber {t}: {e}");
+            }
         }));
     }
 
@@ -384,6 +468,10 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         task.await.context("a participant task panicked")?;
     }
+    for task in throttled_tasks {
+        task.await.context("a throttled subscriber panicked")?;
+    }
+    let window_cpu = window_cpu.await.unwrap_or_default();
 
     let results = std::mem::take(&mut *results.lock().await);
     let expected: u64 = results
@@ -394,7 +482,13 @@ async fn main() -> anyhow::Result<()> {
             })
         })
         .sum();
+    // Audio goes to everyone else in the meeting, whatever they subscribed to.
+    let audio_expected: u64 = results
+        .iter()
+        .map(|(_, m)| m.audio_window_sent * (per_meeting as u64 - 1))
+        .sum();
     let delivered = totals.window_delivered.load(Ordering::Relaxed);
+    let audio_delivered = totals.audio_window_delivered.load(Ordering::Relaxed);
     let mut latencies: Vec<u32> = results
         .iter()
         .flat_map(|(_, m)| m.latencies_us.iter().copied())
@@ -406,25 +500,37 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     first.sort_unstable();
     let window = (timeline.window_to - timeline.window_from).as_secs_f64();
-    let loss = if expected == 0 {
-        0.0
-    } else {
-        100.0 * (1.0 - delivered as f64 / expected as f64).max(0.0)
+    let loss_of = |expected: u64, delivered: u64| {
+        if expected == 0 {
+            0.0
+        } else {
+            100.0 * (1.0 - delivered as f64 / expected as f64).max(0.0)
+        }
     };
-    let (bot_cpu_pct, bot_rss) = bot_cpu.read().unwrap_or((f64::NAN, 0));
+    let loss = loss_of(expected, delivered);
+    let audio_loss = loss_of(audio_expected, audio_delivered);
+    let (bot_cpu_pct, bot_rss) = window_cpu.bot.unwrap_or((f64::NAN, 0));
     let server_stats: Vec<serde_json::Value> = servers
         .iter()
-        .map(|(pid, m)| {
-            let (cpu, rss) = m.read().unwrap_or((f64::NAN, 0));
+        .enumerate()
+        .map(|(i, (pid, _))| {
+            let (cpu, rss) = window_cpu
+                .servers
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or((f64::NAN, 0));
             serde_json::json!({ "pid": pid, "cpu_percent": cpu, "rss_bytes": rss })
         })
         .collect();
     let report = serde_json::json!({
         "transport": format!("{:?}", args.transport).to_lowercase(),
+        "nodes": args.url.len(),
         "meetings": args.meetings,
         "publishers": args.publishers,
         "subscribers": args.subscribers,
         "visible": args.visible,
+        "unmuted": args.unmuted.unwrap_or(args.publishers).min(args.publishers),
         "participants": total,
         "joined": totals.joined.load(Ordering::Relaxed),
         "failed": totals.failed.load(Ordering::Relaxed),
@@ -437,7 +543,16 @@ async fn main() -> anyhow::Result<()> {
         "latency_ms": { "p50": percentile(&latencies, 0.50), "p99": percentile(&latencies, 0.99), "p999": percentile(&latencies, 0.999) },
         "first_frame_ms": { "p50": percentile(&first, 0.50), "max": percentile(&first, 1.0) },
         "audio_delivered": totals.audio_delivered.load(Ordering::Relaxed),
+        "audio_expected_per_sec": audio_expected as f64 / window,
+        "audio_delivered_per_sec": audio_delivered as f64 / window,
+        "audio_loss_percent": audio_loss,
         "congestion_signals": totals.congestion.load(Ordering::Relaxed),
+        "throttled": {
+            "subscribers": args.throttled,
+            "joined": throttled_totals.joined.load(Ordering::Relaxed),
+            "packets": throttled_totals.packets.load(Ordering::Relaxed),
+            "bytes": throttled_totals.bytes.load(Ordering::Relaxed),
+        },
         "bot": { "cpu_percent": bot_cpu_pct, "rss_bytes": bot_rss },
         "servers": server_stats,
     });
@@ -450,6 +565,12 @@ async fn main() -> anyhow::Result<()> {
         delivered as f64 / window
     );
     println!("{:<28} {loss:.3} %", "loss");
+    println!(
+        "{:<28} {:.0} / {:.0}, loss {audio_loss:.3} %",
+        "audio/s expected/delivered",
+        audio_expected as f64 / window,
+        audio_delivered as f64 / window
+    );
     println!(
         "{:<28} p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
         "relay hop latency",
@@ -466,6 +587,14 @@ async fn main() -> anyhow::Result<()> {
         "{:<28} {}",
         "congestion signals", report["congestion_signals"]
     );
+    if args.throttled > 0 {
+        println!(
+            "{:<28} {} packets, {} KiB",
+            "throttled subscribers read",
+            report["throttled"]["packets"],
+            report["throttled"]["bytes"].as_u64().unwrap_or(0) / 1024
+        );
+    }
     println!(
         "{:<28} {bot_cpu_pct:.0} % of one core, {} MiB",
         "bot",

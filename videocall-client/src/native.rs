@@ -6,13 +6,15 @@
 //! session; the application talks to it through a cheap [`ClientHandle`] (send media, ask for
 //! keyframes, leave) and reads [`Update`]s and a [`Status`] from the [`Client`].
 //!
-//! WebTransport framing: one packet per unidirectional stream, read to its end, in both
-//! directions. Streams are opened in send order and delivered to the session in stream order.
+//! WebTransport framing: we send one packet per unidirectional stream. We ask the relay
+//! (`?framed=1`) to send on one long-lived stream of length-prefixed packets (first byte 0, then
+//! per packet a 4-byte big-endian length and the packet); a relay that does not know the query
+//! sends one packet per stream, which we read to its end and deliver in stream order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -470,7 +472,7 @@ async fn connect(
     let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
     let mut last_error = String::from("no transport configured");
     if let Some(base) = &native.webtransport_url {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
         match open_webtransport(&native, &url, generation, &events).await {
             Ok(()) => return,
             Err(error) => {
@@ -637,19 +639,23 @@ async fn open_webtransport(
     let reader = connection;
     tokio::spawn(async move {
         let mut reads = FuturesOrdered::new();
+        let deliver = |packet| events.send((generation, LinkEvent::Packet(packet))).is_ok();
         let reason = loop {
             tokio::select! {
                 stream = reader.accept_uni() => match stream {
-                    Ok(stream) => reads.push_back(read_to_end(stream)),
+                    Ok(stream) => reads.push_back(read_stream(stream)),
                     Err(e) => break format!("webtransport: {e}"),
                 },
-                Some(packet) = reads.next(), if !reads.is_empty() => {
-                    if let Some(packet) = packet
-                        && events.send((generation, LinkEvent::Packet(packet))).is_err()
-                    {
-                        return;
+                Some(incoming) = reads.next(), if !reads.is_empty() => match incoming {
+                    Incoming::Packet(packet) => {
+                        if !deliver(packet) {
+                            return;
+                        }
                     }
-                }
+                    // The relay sends everything on it from here on.
+                    Incoming::Framed(stream, rest) => break read_framed(stream, rest, deliver).await,
+                    Incoming::Broken => {}
+                },
             }
         };
         let _ = events.send((generation, LinkEvent::Closed(reason)));
@@ -657,15 +663,66 @@ async fn open_webtransport(
     Ok(())
 }
 
-/// Reads a stream to its end; `None` if it was reset (a partial packet is no packet).
-async fn read_to_end(mut stream: wtransport::RecvStream) -> Option<Bytes> {
-    let mut data = Vec::new();
+/// First byte of the relay's framed stream (no encoded `PacketWrapper` starts with 0).
+const FRAMED: u8 = 0;
+/// A framed packet longer than this ends the connection (the relay's own limit is 4 MiB).
+const MAX_FRAMED_PACKET: usize = 64 << 20;
+
+/// What an incoming unidirectional stream turned out to be.
+enum Incoming {
+    /// A stream holding one packet, read to its end.
+    Packet(Bytes),
+    /// The framed stream, with what was read of it after the first byte.
+    Framed(wtransport::RecvStream, BytesMut),
+    /// A stream that was reset (a partial packet is no packet).
+    Broken,
+}
+
+async fn read_stream(mut stream: wtransport::RecvStream) -> Incoming {
+    let mut data = BytesMut::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         match stream.read(&mut chunk).await {
-            Ok(Some(n)) => data.extend_from_slice(&chunk[..n]),
-            Ok(None) => return Some(data.into()),
-            Err(_) => return None,
+            Ok(Some(n)) => {
+                data.extend_from_slice(&chunk[..n]);
+                if data.first() == Some(&FRAMED) {
+                    let _ = data.split_to(1);
+                    return Incoming::Framed(stream, data);
+                }
+            }
+            Ok(None) => return Incoming::Packet(data.freeze()),
+            Err(_) => return Incoming::Broken,
+        }
+    }
+}
+
+/// Delivers the packets of the framed stream until it ends or `deliver` refuses one; returns
+/// why it ended.
+async fn read_framed(
+    mut stream: wtransport::RecvStream,
+    mut buf: BytesMut,
+    deliver: impl Fn(Bytes) -> bool,
+) -> String {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len > MAX_FRAMED_PACKET {
+                return format!("webtransport: framed packet of {len} bytes");
+            }
+            if buf.len() < 4 + len {
+                buf.reserve(4 + len - buf.len());
+                break;
+            }
+            let _ = buf.split_to(4);
+            if !deliver(buf.split_to(len).freeze()) {
+                return "driver gone".to_owned();
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(None) => return "webtransport: the relay ended its stream".to_owned(),
+            Err(e) => return format!("webtransport: {e}"),
         }
     }
 }

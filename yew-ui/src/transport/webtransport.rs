@@ -1,4 +1,7 @@
-//! WebTransport: one packet per unidirectional stream, both ways (the relay's framing).
+//! WebTransport: we send one packet per unidirectional stream. We ask the relay (`?framed=1`)
+//! to send on one long-lived stream of length-prefixed packets (first byte 0, then per packet a
+//! 4-byte big-endian length and the packet); a relay that does not know the query sends one
+//! packet per stream, which we read to its end and deliver in stream order.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -32,7 +35,8 @@ impl WtTransport {
             entry.set_value_u8_array(&Uint8Array::from(hash));
             options.set_server_certificate_hashes(&[entry]);
         }
-        let transport = WebTransport::new_with_options(url, &options).map_err(|e| js_error(&e))?;
+        let url = format!("{url}{}framed=1", if url.contains('?') { '&' } else { '?' });
+        let transport = WebTransport::new_with_options(&url, &options).map_err(|e| js_error(&e))?;
         // Giving up before it is ready (a timeout drops this future) closes the attempt.
         let mut pending = CloseOnDrop(Some(transport.clone()));
         await_promise(transport.ready().unchecked_into()).await?;
@@ -132,15 +136,16 @@ async fn accept_streams(incoming: ReadableStream, on_packet: OnPacket) {
         };
         match outcome {
             Ok(Some(stream)) => {
-                reads.push_back(read_to_end(stream.unchecked_into()));
+                reads.push_back(read_stream(stream.unchecked_into()));
                 next_stream = Some(next(reader.clone()));
             }
             Ok(None) => next_stream = None,
-            Err(packet) => {
-                if let Some(Some(packet)) = packet {
-                    on_packet(packet);
-                }
+            Err(Some(Incoming::Packet(packet))) => on_packet(packet),
+            // The relay sends everything on it from here on.
+            Err(Some(Incoming::Framed(reader, rest))) => {
+                spawn_local(read_framed(reader, rest, on_packet.clone()));
             }
+            Err(Some(Incoming::Broken) | None) => {}
         }
         if next_stream.is_none() && reads.is_empty() {
             return;
@@ -148,16 +153,63 @@ async fn accept_streams(incoming: ReadableStream, on_packet: OnPacket) {
     }
 }
 
-async fn read_to_end(stream: ReadableStream) -> Option<Vec<u8>> {
-    let reader = stream
+/// First byte of the relay's framed stream (no encoded `PacketWrapper` starts with 0).
+const FRAMED: u8 = 0;
+/// A framed packet longer than this ends reading (the relay's own limit is 4 MiB).
+const MAX_FRAMED_PACKET: usize = 64 << 20;
+
+/// What an incoming unidirectional stream turned out to be.
+enum Incoming {
+    /// A stream holding one packet, read to its end.
+    Packet(Vec<u8>),
+    /// The framed stream, with what was read of it after the first byte.
+    Framed(ReadableStreamDefaultReader, Vec<u8>),
+    /// A stream that could not be read.
+    Broken,
+}
+
+async fn read_stream(stream: ReadableStream) -> Incoming {
+    let Ok(reader) = stream
         .get_reader()
         .dyn_into::<ReadableStreamDefaultReader>()
-        .ok()?;
+    else {
+        return Incoming::Broken;
+    };
     let mut data = Vec::new();
     while let Some(chunk) = read(&reader).await {
         data.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
+        if data.first() == Some(&FRAMED) {
+            data.remove(0);
+            return Incoming::Framed(reader, data);
+        }
     }
-    Some(data)
+    Incoming::Packet(data)
+}
+
+/// Delivers the packets of the framed stream until it ends.
+async fn read_framed(reader: ReadableStreamDefaultReader, mut buf: Vec<u8>, on_packet: OnPacket) {
+    let mut start = 0;
+    loop {
+        while buf.len() - start >= 4 {
+            let len =
+                u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]])
+                    as usize;
+            if len > MAX_FRAMED_PACKET {
+                return;
+            }
+            if buf.len() - start - 4 < len {
+                break;
+            }
+            on_packet(buf[start + 4..start + 4 + len].to_vec());
+            start += 4 + len;
+        }
+        buf.drain(..start);
+        start = 0;
+        let Some(chunk) = read(&reader).await else {
+            return;
+        };
+        buf.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
+    }
 }
 
 /// The next chunk of a stream, `None` at its end or on error.
