@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use tokio::sync::Mutex;
+use videocall_client::e2ee::{Identity, OsRng};
+use videocall_client::http::served_certificate_hash;
 use videocall_client::native::{Client, NativeConfig, ServerVerification, Update};
 use videocall_client::{ClientConfig, Event};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId, VideoCodec, VideoMetadata};
@@ -84,6 +86,20 @@ struct Args {
     /// Prefix of meeting ids (bot-0, bot-1, …).
     #[arg(long, default_value = "bot")]
     prefix: String,
+    /// End-to-end encrypt media as clients do. One RSA-2048 identity, generated at start, is
+    /// shared by every participant of this bot (keygen per participant would dominate a run);
+    /// every participant still unwraps each sender key and seals and opens every frame.
+    #[arg(long, value_enum, default_value_t = Toggle::Off)]
+    e2ee: Toggle,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Toggle {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -147,6 +163,9 @@ struct Measured {
     audio_window_sent: u64,
     latencies_us: Vec<u32>,
     first_frame_ms: Option<f64>,
+    /// E2EE: frames that did not open (no key yet, …) and media refused as not encrypted.
+    e2ee_dropped: u64,
+    mismatch_drops: u64,
 }
 
 /// How many participants of a meeting receive publisher `k`'s video.
@@ -161,24 +180,6 @@ fn receivers_of(k: usize, publishers: usize, subscribers: usize, visible: usize)
         .filter(|&j| (if k < j { k } else { k - 1 }) < visible)
         .count();
     (subscribers_seeing + publishers_seeing) as u64
-}
-
-async fn certificate_hash(url: &str) -> Option<[u8; 32]> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = url.strip_prefix("http://")?.split('/').next()?.to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&authority).await.ok()?;
-    let request = format!(
-        "GET /api/v1/webtransport/certificate_hash HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let hex = response.split("\"hex\":\"").nth(1)?.split('"').next()?;
-    let mut hash = [0u8; 32];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(hash)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -298,6 +299,9 @@ async fn participant(
             },
         }
     }
+    let status = client.status();
+    measured.e2ee_dropped = status.e2ee_dropped;
+    measured.mismatch_drops = status.mismatch_drops;
     handle.leave().await;
     measured
 }
@@ -325,7 +329,7 @@ async fn native_config(args: &Args, node: usize) -> NativeConfig {
         let wt_url = args.wt_url[node.min(args.wt_url.len() - 1)].clone();
         native.webtransport_url = Some(wt_url);
         native.websocket_url = None;
-        native.verification = match certificate_hash(&url).await {
+        native.verification = match served_certificate_hash(&url).await {
             Some(hash) => ServerVerification::CertHash(hash),
             None => {
                 eprintln!("no certificate hash at {url}: WebTransport without verification");
@@ -346,9 +350,25 @@ async fn main() -> anyhow::Result<()> {
     );
     anyhow::ensure!(!args.url.is_empty(), "--url is required");
     let profile = Profile::default();
+    let identity = match args.e2ee {
+        Toggle::On => {
+            let started = Instant::now();
+            let identity = tokio::task::spawn_blocking(|| Identity::generate(&mut OsRng, 2048))
+                .await
+                .context("key generation panicked")??;
+            println!(
+                "E2EE on: one RSA-2048 identity for all participants, generated in {} ms",
+                started.elapsed().as_millis()
+            );
+            Some(identity)
+        }
+        Toggle::Off => None,
+    };
     let mut natives = Vec::new();
     for node in 0..args.url.len() {
-        natives.push(native_config(&args, node).await);
+        let mut native = native_config(&args, node).await;
+        native.e2ee = identity.clone();
+        natives.push(native);
     }
     let per_meeting = args.publishers + args.subscribers;
     let total = args.meetings * per_meeting;
@@ -510,6 +530,8 @@ async fn main() -> anyhow::Result<()> {
     let loss = loss_of(expected, delivered);
     let audio_loss = loss_of(audio_expected, audio_delivered);
     let (bot_cpu_pct, bot_rss) = window_cpu.bot.unwrap_or((f64::NAN, 0));
+    let e2ee_dropped: u64 = results.iter().map(|(_, m)| m.e2ee_dropped).sum();
+    let mismatch_drops: u64 = results.iter().map(|(_, m)| m.mismatch_drops).sum();
     let server_stats: Vec<serde_json::Value> = servers
         .iter()
         .enumerate()
@@ -547,6 +569,11 @@ async fn main() -> anyhow::Result<()> {
         "audio_delivered_per_sec": audio_delivered as f64 / window,
         "audio_loss_percent": audio_loss,
         "congestion_signals": totals.congestion.load(Ordering::Relaxed),
+        "e2ee": {
+            "on": args.e2ee == Toggle::On,
+            "undecryptable": e2ee_dropped,
+            "refused_in_clear": mismatch_drops,
+        },
         "throttled": {
             "subscribers": args.throttled,
             "joined": throttled_totals.joined.load(Ordering::Relaxed),
@@ -586,6 +613,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{:<28} {}",
         "congestion signals", report["congestion_signals"]
+    );
+    println!(
+        "{:<28} {}, {e2ee_dropped} frames undecryptable, {mismatch_drops} refused in clear",
+        "e2ee",
+        if args.e2ee == Toggle::On { "on" } else { "off" }
     );
     if args.throttled > 0 {
         println!(

@@ -72,3 +72,14 @@ fn muted_publishers_send_no_audio_and_a_throttled_subscriber_joins_beside_the_ot
     );
     assert!(report["delivered_frames"].as_u64().unwrap() > 0, "{report}");
 }
+
+#[test]
+fn an_encrypted_run_delivers_frames_that_open() {
+    let (_node, http, udp) = single_node(&[]);
+    let report = run_bot(http, udp, "ws", &["--e2ee", "on"]);
+    assert_eq!(report["e2ee"]["on"], true, "{report}");
+    assert_eq!(report["joined"], 4, "{report}");
+    // Delivered frames are counted after they opened: the payload header is inside.
+    assert!(report["delivered_frames"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["e2ee"]["refused_in_clear"], 0, "{report}");
+}

@@ -28,6 +28,8 @@ pub(crate) struct Scenario {
     pub(crate) visible: usize,
     pub(crate) unmuted: Option<usize>,
     pub(crate) throttled: usize,
+    /// Participants encrypt end to end (`--e2ee on`).
+    pub(crate) e2ee: bool,
 }
 
 impl Scenario {
@@ -44,6 +46,7 @@ impl Scenario {
             visible: 0,
             unmuted: None,
             throttled: 0,
+            e2ee: false,
         }
     }
 
@@ -89,6 +92,9 @@ impl Scenario {
         if self.throttled > 0 {
             args.extend(["--throttled".into(), self.throttled.to_string()]);
         }
+        if self.e2ee {
+            args.extend(["--e2ee".into(), "on".into()]);
+        }
         args
     }
 }
@@ -116,6 +122,10 @@ pub(crate) fn fixed() -> Vec<Scenario> {
             ..Scenario::new("g-ws", 'g', "25×25 + 1 throttled subscriber", 1, 25)
         },
         Scenario::new("b-wt", 'b', "25×25 all-to-all", 1, 25).wt(),
+        Scenario {
+            e2ee: true,
+            ..Scenario::new("b-ws-e2ee", '-', "25×25 all-to-all, E2EE on", 1, 25)
+        },
         Scenario::new("60-ws", 'f', "60×60 all-to-all", 1, 60),
         Scenario::new("60-wt", 'f', "60×60 all-to-all", 1, 60).wt(),
         Scenario::new("e-25", 'e', "25×25, 2 nodes on NATS", 1, 25).nats(),
