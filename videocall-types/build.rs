@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../protobuf");
+    // Read when the script runs, not when it was compiled: a build script binary cached in a
+    // shared target dir may have been compiled for a checkout elsewhere (a CI clone since
+    // deleted), and `env!` would point it there.
+    let proto_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../protobuf");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&proto_dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))
