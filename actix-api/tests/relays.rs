@@ -10,6 +10,7 @@ use videocall_testkit::process::{
     Service, binary, certificate_hash, http_get, single_node, wait_for_status,
 };
 use videocall_testkit::{free_tcp_port, free_udp_port};
+use videocall_types::framing::Deframer;
 use videocall_types::{MediaType, PacketType, SYSTEM_USER_ID};
 
 fn api_on_nats(nats: &NatsServer) -> (Service, u16) {
@@ -362,23 +363,17 @@ fn meetings_are_end_to_end_encrypted_unless_set_otherwise() {
     assert_eq!(body, r#"{"e2ee":false,"meeting_id":"standup"}"#);
 }
 
-/// Reads length-prefixed packets from a framed stream until `want` has seen what it needs.
+/// Reads the packets of a framed stream until `want` has seen what it needs.
 async fn read_framed(
     stream: &mut wtransport::RecvStream,
-    buf: &mut Vec<u8>,
+    frames: &mut Deframer,
     mut want: impl FnMut(&videocall_types::PacketWrapper) -> bool,
 ) {
     use prost::Message;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
-            if buf.len() < 4 + len {
-                break;
-            }
-            let packet = videocall_types::PacketWrapper::decode(&buf[4..4 + len]).unwrap();
-            buf.drain(..4 + len);
-            if want(&packet) {
+        while let Some(packet) = frames.next_packet().unwrap() {
+            if want(&videocall_types::PacketWrapper::decode(packet).unwrap()) {
                 return;
             }
         }
@@ -387,7 +382,7 @@ async fn read_framed(
             .expect("the framed stream goes on")
             .unwrap()
             .expect("the relay keeps its framed stream open");
-        buf.extend_from_slice(&chunk[..n]);
+        frames.push(&chunk[..n]);
     }
 }
 
@@ -406,12 +401,12 @@ async fn a_webtransport_client_asking_for_framing_gets_everything_in_order_on_on
         .await
         .unwrap();
     let mut stream = connection.accept_uni().await.unwrap();
-    let mut buf = Vec::new();
+    let mut frames = Deframer::default();
     // The framed stream starts with 0 (no PacketWrapper does), then SESSION_ASSIGNED.
     let mut first = [0u8; 1];
     stream.read_exact(&mut first).await.unwrap();
     assert_eq!(first[0], 0);
-    read_framed(&mut stream, &mut buf, |w| {
+    read_framed(&mut stream, &mut frames, |w| {
         assert_eq!(w.packet_type, PacketType::SessionAssigned as i32, "{w:?}");
         true
     })
@@ -422,7 +417,7 @@ async fn a_webtransport_client_asking_for_framing_gets_everything_in_order_on_on
     }
     // All 200 arrive on this one stream, in the order they were sent.
     let mut next = 0;
-    read_framed(&mut stream, &mut buf, |w| {
+    read_framed(&mut stream, &mut frames, |w| {
         if w.packet_type == PacketType::Media as i32
             && (0..200).any(|i| is_audio(w, &format!("burst {i}")))
         {

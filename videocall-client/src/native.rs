@@ -20,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use videocall_types::framing::{Deframer, FRAMED_STREAM_MARKER};
 use videocall_types::{HeartbeatMetadata, MediaPacket};
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig as WtConfig, Endpoint};
@@ -663,17 +664,12 @@ async fn open_webtransport(
     Ok(())
 }
 
-/// First byte of the relay's framed stream (no encoded `PacketWrapper` starts with 0).
-const FRAMED: u8 = 0;
-/// A framed packet longer than this ends the connection (the relay's own limit is 4 MiB).
-const MAX_FRAMED_PACKET: usize = 64 << 20;
-
 /// What an incoming unidirectional stream turned out to be.
 enum Incoming {
     /// A stream holding one packet, read to its end.
     Packet(Bytes),
-    /// The framed stream, with what was read of it after the first byte.
-    Framed(wtransport::RecvStream, BytesMut),
+    /// The framed stream, with what was read of it after its marker.
+    Framed(wtransport::RecvStream, Deframer),
     /// A stream that was reset (a partial packet is no packet).
     Broken,
 }
@@ -685,9 +681,10 @@ async fn read_stream(mut stream: wtransport::RecvStream) -> Incoming {
         match stream.read(&mut chunk).await {
             Ok(Some(n)) => {
                 data.extend_from_slice(&chunk[..n]);
-                if data.first() == Some(&FRAMED) {
-                    let _ = data.split_to(1);
-                    return Incoming::Framed(stream, data);
+                if data.first() == Some(&FRAMED_STREAM_MARKER) {
+                    let mut frames = Deframer::default();
+                    frames.push(&data[1..]);
+                    return Incoming::Framed(stream, frames);
                 }
             }
             Ok(None) => return Incoming::Packet(data.freeze()),
@@ -700,27 +697,24 @@ async fn read_stream(mut stream: wtransport::RecvStream) -> Incoming {
 /// why it ended.
 async fn read_framed(
     mut stream: wtransport::RecvStream,
-    mut buf: BytesMut,
+    mut frames: Deframer,
     deliver: impl Fn(Bytes) -> bool,
 ) -> String {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len > MAX_FRAMED_PACKET {
-                return format!("webtransport: framed packet of {len} bytes");
-            }
-            if buf.len() < 4 + len {
-                buf.reserve(4 + len - buf.len());
-                break;
-            }
-            let _ = buf.split_to(4);
-            if !deliver(buf.split_to(len).freeze()) {
-                return "driver gone".to_owned();
+        loop {
+            match frames.next_packet() {
+                Ok(Some(packet)) => {
+                    if !deliver(packet) {
+                        return "driver gone".to_owned();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return format!("webtransport: {e}"),
             }
         }
         match stream.read(&mut chunk).await {
-            Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Some(n)) => frames.push(&chunk[..n]),
             Ok(None) => return "webtransport: the relay ended its stream".to_owned(),
             Err(e) => return format!("webtransport: {e}"),
         }

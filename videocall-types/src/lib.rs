@@ -5,9 +5,11 @@
 //! and relays of either can talk to each other; `tests/wire_vectors.rs` pins the exact encodings.
 //!
 //! On top of the generated types this crate adds validated id newtypes ([`MeetingId`],
-//! [`UserId`], [`SessionId`]) and constructors for the packets the server sends ([`packets`]).
+//! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]) and the
+//! WebTransport framed stream ([`framing`]).
 //! It has no I/O and builds for `wasm32-unknown-unknown`.
 
+pub mod framing;
 mod ids;
 pub mod packets;
 

@@ -1,6 +1,6 @@
 //! One WebTransport session: QUIC streams and datagrams in; out, one unidirectional stream per
 //! packet (the original's framing) or, for clients that ask with `?framed=1`, one long-lived
-//! stream of length-prefixed packets (see [`FRAMED`]). The session's outbound queue lives in the
+//! stream of length-prefixed packets (`videocall_types::framing`). The session's outbound queue lives in the
 //! relay core; this task writes what it is given and reports what was written, so a slow client
 //! only ever slows itself.
 
@@ -14,6 +14,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tracing::debug;
 use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, SessionSender};
+use videocall_types::framing;
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
@@ -21,12 +22,10 @@ use crate::{WtMetrics, parse_lobby_path};
 
 /// Packets being written at once on one session (each on its own stream).
 const IN_FLIGHT: usize = 64;
-/// First byte of a framed stream: then repeatedly a 4-byte big-endian length and that many bytes
-/// of one `PacketWrapper`. No encoded `PacketWrapper` starts with 0 (field number 0 does not
-/// exist), so a client tells a framed stream from a one-packet stream by its first byte. A
-/// stream per packet costs ≈ 7 µs of relay CPU and a stream open, a MAX_STREAMS round trip and
-/// an acknowledged FIN per packet; on one stream a packet costs a length and a share of a write.
-pub(crate) const FRAMED: u8 = 0;
+// Why a framed stream (`videocall_types::framing`): a stream per packet costs ≈ 7 µs of relay
+// CPU and a stream open, a MAX_STREAMS round trip and an acknowledged FIN per packet; on one
+// stream a packet costs a length and a share of a write.
+
 /// Packets taken from the relay's queue into one write of the framed stream, at most.
 const FRAMED_BATCH: usize = 64;
 /// Written bytes are reported to the relay's queue accounting once this many have accumulated
@@ -183,7 +182,7 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
     }
 }
 
-/// Writes what the relay queues for this session on one framed stream (see [`FRAMED`]), each
+/// Writes what the relay queues for this session on one framed stream, each
 /// batch in one write, until it is closed; returns the reason.
 async fn outbound_framed(connection: &Connection, mut session: SessionHandle) -> String {
     let Ok(mut stream) = open_stream(connection).await else {
@@ -191,7 +190,7 @@ async fn outbound_framed(connection: &Connection, mut session: SessionHandle) ->
     };
     let mut batch = Vec::with_capacity(FRAMED_BATCH);
     let mut buf = Vec::with_capacity(64 * 1024);
-    buf.push(FRAMED);
+    buf.push(framing::FRAMED_STREAM_MARKER);
     let mut unreported = 0;
     loop {
         if !session.recv_batch(&mut batch, FRAMED_BATCH).await {
@@ -201,10 +200,7 @@ async fn outbound_framed(connection: &Connection, mut session: SessionHandle) ->
         for out in batch.drain(..) {
             match out {
                 Outbound::Packet(packet) => {
-                    // The relay refuses packets over its max frame size (4 MiB by default).
-                    let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
-                    buf.extend_from_slice(&len.to_be_bytes());
-                    buf.extend_from_slice(&packet);
+                    framing::push_frame(&mut buf, &packet);
                     unreported += packet.len();
                 }
                 Outbound::Close(reason) => {

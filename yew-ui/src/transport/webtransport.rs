@@ -14,6 +14,8 @@ use web_sys::{
     WebTransportOptions, WritableStream,
 };
 
+use videocall_types::framing::{Deframer, FRAMED_STREAM_MARKER};
+
 use super::{OnClose, OnPacket, await_promise, js_error};
 
 pub(crate) struct WtTransport {
@@ -153,17 +155,12 @@ async fn accept_streams(incoming: ReadableStream, on_packet: OnPacket) {
     }
 }
 
-/// First byte of the relay's framed stream (no encoded `PacketWrapper` starts with 0).
-const FRAMED: u8 = 0;
-/// A framed packet longer than this ends reading (the relay's own limit is 4 MiB).
-const MAX_FRAMED_PACKET: usize = 64 << 20;
-
 /// What an incoming unidirectional stream turned out to be.
 enum Incoming {
     /// A stream holding one packet, read to its end.
     Packet(Vec<u8>),
-    /// The framed stream, with what was read of it after the first byte.
-    Framed(ReadableStreamDefaultReader, Vec<u8>),
+    /// The framed stream, with what was read of it after its marker.
+    Framed(ReadableStreamDefaultReader, Deframer),
     /// A stream that could not be read.
     Broken,
 }
@@ -178,37 +175,33 @@ async fn read_stream(stream: ReadableStream) -> Incoming {
     let mut data = Vec::new();
     while let Some(chunk) = read(&reader).await {
         data.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
-        if data.first() == Some(&FRAMED) {
-            data.remove(0);
-            return Incoming::Framed(reader, data);
+        if data.first() == Some(&FRAMED_STREAM_MARKER) {
+            let mut frames = Deframer::default();
+            frames.push(&data[1..]);
+            return Incoming::Framed(reader, frames);
         }
     }
     Incoming::Packet(data)
 }
 
-/// Delivers the packets of the framed stream until it ends.
-async fn read_framed(reader: ReadableStreamDefaultReader, mut buf: Vec<u8>, on_packet: OnPacket) {
-    let mut start = 0;
+/// Delivers the packets of the framed stream until it ends (or carries an impossible frame).
+async fn read_framed(
+    reader: ReadableStreamDefaultReader,
+    mut frames: Deframer,
+    on_packet: OnPacket,
+) {
     loop {
-        while buf.len() - start >= 4 {
-            let len =
-                u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]])
-                    as usize;
-            if len > MAX_FRAMED_PACKET {
-                return;
+        loop {
+            match frames.next_packet() {
+                Ok(Some(packet)) => on_packet(packet.to_vec()),
+                Ok(None) => break,
+                Err(_) => return,
             }
-            if buf.len() - start - 4 < len {
-                break;
-            }
-            on_packet(buf[start + 4..start + 4 + len].to_vec());
-            start += 4 + len;
         }
-        buf.drain(..start);
-        start = 0;
         let Some(chunk) = read(&reader).await else {
             return;
         };
-        buf.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
+        frames.push(&chunk.unchecked_into::<Uint8Array>().to_vec());
     }
 }
 
