@@ -23,8 +23,8 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     let meeting = MeetingId::new(args.meeting_id.clone())
         .map_err(|e| anyhow::anyhow!("bad --meeting-id {:?}: {e}", args.meeting_id))?;
     let mut native = args.native_config()?;
-    let mut unknown_setting = None;
-    if encrypt(args, &meeting, &mut unknown_setting).await? {
+    let (encrypted, unknown_setting) = encrypt(args, &meeting).await?;
+    if encrypted {
         let started = std::time::Instant::now();
         let identity =
             tokio::task::spawn_blocking(|| Identity::generate(&mut OsRng, RSA_BITS)).await??;
@@ -88,19 +88,16 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
 
 /// Whether to encrypt, from `--e2ee` and what the node says of the meeting; a mode that
 /// contradicts the meeting is one clear error.
+/// Also returns why the setting is unknown when `auto` had to guess.
 async fn encrypt(
     args: &ConnectArgs,
     meeting: &MeetingId,
-    unknown: &mut Option<String>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Option<String>)> {
     let setting = meeting_settings(&args.websocket_url, meeting).await;
-    match (args.e2ee, setting) {
-        (E2eeMode::Auto, Ok(s)) => Ok(s.e2ee),
-        (E2eeMode::Auto, Err(why)) => {
-            // Said once joined: an unreachable node is reported by the join itself.
-            *unknown = Some(why);
-            Ok(true)
-        }
+    let encrypt = match (args.e2ee, setting) {
+        (E2eeMode::Auto, Ok(s)) => s.e2ee,
+        // Said once joined: an unreachable node is reported by the join itself.
+        (E2eeMode::Auto, Err(why)) => return Ok((true, Some(why))),
         (E2eeMode::On, Ok(s)) if !s.e2ee => anyhow::bail!(
             "meeting {meeting} is set to travel in clear (not end-to-end encrypted); join it \
              with --e2ee auto or off"
@@ -109,8 +106,9 @@ async fn encrypt(
             "meeting {meeting} is end-to-end encrypted: --e2ee off cannot join it (use --e2ee \
              auto or on)"
         ),
-        (mode, _) => Ok(mode == E2eeMode::On),
-    }
+        (mode, _) => mode == E2eeMode::On,
+    };
+    Ok((encrypt, None))
 }
 
 /// The E2EE part of a status line.

@@ -262,18 +262,12 @@ impl Session {
         request: &UnwrapRequest,
         secret: Option<&[u8]>,
     ) -> Result<(), SessionError> {
-        let Some(e2ee) = &mut self.e2ee else {
-            return Ok(());
-        };
-        let had_key = e2ee.has_key_from(request.from);
-        let result = e2ee.handle_unwrapped(request, secret);
-        let keyed = !had_key && e2ee.has_key_from(request.from);
-        self.keys_changed = true;
-        if keyed && let Some(user) = self.peers.get(&request.from).cloned() {
-            let _ = self.request_keyframe(now, &user);
-        }
+        let user = self.peers.get(&request.from).cloned();
+        let result = self.key_change(now, request.from, user, |e2ee| {
+            e2ee.handle_unwrapped(request, secret)
+        });
         self.flush_keys();
-        result.map_err(SessionError::from)
+        result
     }
 
     /// The meeting's safety code as last told in [`Event::SafetyCode`] (E2EE on, joined).
@@ -377,7 +371,11 @@ impl Session {
             }),
             Ok(PacketType::Media) => self.media(now, wrapper),
             Ok(PacketType::RsaPubKey | PacketType::AesKey) if self.e2ee.is_some() => {
-                let result = self.key_packet(now, &wrapper);
+                // The relay stamped the sender's identity.
+                let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+                let result = self.key_change(now, wrapper.session_id, Some(user), |e2ee| {
+                    e2ee.handle_key_packet(&wrapper)
+                });
                 self.flush_keys();
                 return result;
             }
@@ -695,19 +693,26 @@ impl Session {
         }
     }
 
-    /// An RSA_PUB_KEY or AES_KEY packet while we encrypt.
-    fn key_packet(&mut self, now: Duration, wrapper: &PacketWrapper) -> Result<(), SessionError> {
-        let e2ee = self.e2ee.as_mut().expect("only called with E2EE on");
-        let from = wrapper.session_id;
+    /// Applies a key packet or an unwrap result from session `from` (user `user`, E2EE on); once
+    /// its first key is in, asks it for a keyframe: frames that came before the key were dropped.
+    fn key_change(
+        &mut self,
+        now: Duration,
+        from: u64,
+        user: Option<String>,
+        change: impl FnOnce(&mut E2ee) -> Result<(), E2eeError>,
+    ) -> Result<(), SessionError> {
+        let Some(e2ee) = &mut self.e2ee else {
+            return Ok(());
+        };
         let had_key = e2ee.has_key_from(from);
-        e2ee.handle_key_packet(wrapper)?;
+        let result = change(e2ee);
+        let keyed = !had_key && e2ee.has_key_from(from);
         self.keys_changed = true;
-        if !had_key && e2ee.has_key_from(from) {
-            // Frames that came before the key were dropped: start decoding at a keyframe.
-            let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+        if keyed && let Some(user) = user {
             let _ = self.request_keyframe(now, &user);
         }
-        Ok(())
+        result.map_err(SessionError::from)
     }
 
     fn e2ee_peer_joined(&mut self, session: u64, user: &str) {
@@ -727,27 +732,20 @@ impl Session {
 
     /// Queues the key packets E2EE has for peers, and tells a changed safety code.
     fn flush_keys(&mut self) {
-        let Some(session) = self.session_id() else {
+        if self.session_id().is_none() {
             return;
-        };
-        let Some(e2ee) = &mut self.e2ee else {
-            return;
-        };
-        while let Some(key) = e2ee.poll_transmit() {
+        }
+        while let Some(key) = self.e2ee.as_mut().and_then(E2ee::poll_transmit) {
             if key.packet_type == PacketType::AesKey {
                 // Someone can now open our frames (a newcomer, or everyone after a rotation):
                 // a keyframe lets them start decoding without first asking for one.
                 self.events.push_back(Event::KeyframeRequested);
             }
-            let wrapper = PacketWrapper {
-                packet_type: key.packet_type as i32,
-                user_id: Bytes::copy_from_slice(self.config.user_id.as_bytes()),
-                data: key.data,
-                session_id: session.get(),
-            };
-            self.transmit.push_back(packets::encode(&wrapper));
+            let _ = self.send_packet(key.packet_type, key.data);
         }
-        if std::mem::take(&mut self.keys_changed) {
+        if let Some(e2ee) = &self.e2ee
+            && std::mem::take(&mut self.keys_changed)
+        {
             let code = e2ee.safety_code();
             if self.safety_code != Some(code) {
                 self.safety_code = Some(code);
