@@ -6,7 +6,6 @@
 //! (sampled over the measurement window). With several `--url`s the participants of each
 //! meeting are spread over those nodes in turn (nodes joined by NATS).
 
-mod proc;
 mod profile;
 mod throttled;
 
@@ -23,8 +22,8 @@ use videocall_client::native::{Client, NativeConfig, ServerVerification, Update}
 use videocall_client::{ClientConfig, Event};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId, VideoCodec, VideoMetadata};
 
-use crate::proc::CpuMeter;
 use crate::profile::{Profile, payload, read_header};
+use videocall_bot::proc::CpuMeter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Transport {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+use videocall_bot::proc::{machine_ticks, ticks};
 
 /// How long a service may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,27 +136,6 @@ pub(crate) fn free_udp_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("[::]:0")?.local_addr()?.port())
 }
 
-/// CPU ticks (utime + stime) of a process, if it is still there.
-fn process_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// Busy and total ticks of the whole machine (all CPUs), from /proc/stat.
-fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let values: Vec<u64> = cpu
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
 /// CPU the rest of the machine used while a run measured: everything busy minus our processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ForeignLoad {
@@ -171,10 +151,10 @@ async fn sample_foreign(
     to: tokio::time::Instant,
 ) -> Option<ForeignLoad> {
     tokio::time::sleep_until(from).await;
-    let ours0: u64 = pids.iter().filter_map(|p| process_ticks(*p)).sum();
+    let ours0: u64 = pids.iter().filter_map(|p| ticks(&p.to_string())).sum();
     let (busy0, total0) = machine_ticks()?;
     tokio::time::sleep_until(to).await;
-    let ours1: u64 = pids.iter().filter_map(|p| process_ticks(*p)).sum();
+    let ours1: u64 = pids.iter().filter_map(|p| ticks(&p.to_string())).sum();
     let (busy1, total1) = machine_ticks()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let total = (total1 - total0).max(1) as f64;
@@ -233,17 +213,4 @@ pub(crate) async fn run_bot(
         report: serde_json::from_str(&text).context("the bot's report is not JSON")?,
         foreign,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_and_the_machine_have_cpu_ticks() {
-        assert!(process_ticks(std::process::id()).is_some());
-        let (busy, total) = machine_ticks().expect("/proc/stat is readable");
-        assert!(busy <= total && total > 0);
-        assert!(process_ticks(u32::MAX).is_none());
-    }
 }

@@ -1,0 +1,3 @@
+//! What the load generator (`videocall-bot`) and the bench runner (`videocall-bench`) share.
+
+pub mod proc;
