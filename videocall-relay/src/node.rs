@@ -115,7 +115,7 @@ impl NodeHandle {
         text.push_str(&format!(
             "# HELP videocall_bus_connected Whether the bus reaches the other nodes.\n\
              # TYPE videocall_bus_connected gauge\nvideocall_bus_connected{{bus=\"{}\"}} {}\n\
-             # HELP videocall_bus_dropped_total Bus messages dropped on full queues.\n\
+             # HELP videocall_bus_dropped_total Bus messages dropped on full queues or while cut off.\n\
              # TYPE videocall_bus_dropped_total counter\nvideocall_bus_dropped_total {}\n",
             self.bus.kind(),
             u8::from(connected),
