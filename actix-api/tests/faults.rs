@@ -387,9 +387,9 @@ async fn read_metric(http: u16, name: &str) -> Option<f64> {
         .expect("metrics read")
 }
 
-/// Polls `/metrics` until `name` reaches `at_least`; returns when it did.
-async fn metric_reaches(http: u16, name: &str, at_least: f64) -> Instant {
-    let deadline = Instant::now() + PATIENCE;
+/// Polls `/metrics` until `name` reaches `at_least` (for at most `wait`); returns when it did.
+async fn metric_reaches(http: u16, name: &str, at_least: f64, wait: Duration) -> Instant {
+    let deadline = Instant::now() + wait;
     loop {
         let value = read_metric(http, name).await;
         if value.is_some_and(|v| v >= at_least) {
@@ -720,8 +720,13 @@ async fn meeting_with_an_offender(
 
 /// Metric of sessions the relay closed for `reason`.
 fn closed_metric(reason: &str) -> String {
-    format!("videocall_relay_closed_sessions_total{{reason=\"{reason}\"}}")
+    format!("videocall_closed_sessions_total{{reason=\"{reason}\"}}")
 }
+
+/// A stalled reader is cut off once its queue in the relay has been full, with nothing written,
+/// for the stall timeout (10 s by default); filling its socket buffers and that queue at the
+/// meeting's rate takes a few seconds more. Twice that on a loaded machine.
+const STALL_CUT_OFF_WITHIN: Duration = Duration::from_secs(40);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the relay to close rate-limited and stalled sessions (issue #12, core part)"]
@@ -743,8 +748,12 @@ async fn a_reader_that_stalls_is_cut_off_and_counted_while_the_others_keep_their
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        let cut_off = metric_reaches(http, &closed_metric("stalled"), 1.0).await;
+        let cut_off =
+            metric_reaches(http, &closed_metric("stalled"), 1.0, STALL_CUT_OFF_WITHIN).await;
         heartbeat.abort();
+        // The relay forgot it: five participants again.
+        let sessions = read_metric(http, "videocall_sessions").await;
+        assert_eq!(sessions, Some(5.0), "the stalled session is gone");
         // Reading now, it finds the end of its connection after a bounded amount of data.
         let (mut bytes, mut end) = (0usize, None);
         let mut stream = stream;
@@ -814,7 +823,9 @@ async fn a_sender_at_ten_times_the_rate_limit_is_cut_off_and_counted_while_the_o
         let cut_off = Instant::now();
         println!("flooder: closed with {reason:?}");
         assert!(reason.contains("rate"), "closed for {reason}");
-        metric_reaches(http, &closed_metric("rate_limited"), 1.0).await;
+        metric_reaches(http, &closed_metric("rate_limited"), 1.0, PATIENCE).await;
+        let sessions = read_metric(http, "videocall_sessions").await;
+        assert_eq!(sessions, Some(5.0), "the flooder's session is gone");
         let dropped = read_metric(
             http,
             "videocall_dropped_packets_total{reason=\"rate_limited\"}",
