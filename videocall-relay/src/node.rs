@@ -5,7 +5,8 @@
 //! [`NodeHandle::join`], copy socket reads into [`SessionHandle::send`] and write what
 //! [`SessionHandle::recv`] yields, reporting written bytes with [`SessionHandle::transmitted`].
 //! The outbound channel of a session is unbounded, but the core never queues more than
-//! `queue_video_bytes + queue_control_headroom_bytes` unwritten bytes for it.
+//! `queue_video_bytes + queue_audio_headroom_bytes + queue_control_bytes` unwritten bytes for
+//! it, and the node never more than about `max_node_queued_bytes` in all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
