@@ -61,12 +61,21 @@ pub struct RelayArgs {
     /// Seconds a session may write nothing while its queue is full before it is closed.
     #[arg(long, env = "STALL_TIMEOUT_SECS", default_value_t = RelayConfig::default().stall_timeout.as_secs())]
     pub stall_timeout_secs: u64,
+    /// Seconds a stopping node (SIGTERM, Ctrl-C) takes at most to close its sessions and
+    /// publish their leaves; the process ends by then even under load.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 5)]
+    pub drain_timeout_secs: u64,
     /// Participants on other nodes one meeting may hold.
     #[arg(long, env = "MAX_REMOTE_PER_MEETING", default_value_t = RelayConfig::default().max_remote_per_meeting)]
     pub max_remote_per_meeting: usize,
 }
 
 impl RelayArgs {
+    /// How long a stopping node may take (`--drain-timeout-secs`, at least one second).
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs.max(1))
+    }
+
     /// The core configuration these flags describe.
     pub fn relay_config(&self) -> RelayConfig {
         RelayConfig {

@@ -20,6 +20,9 @@ pub enum JoinError {
         /// The limit.
         max: usize,
     },
+    /// The node is shutting down; join another.
+    #[error("this server is shutting down; try again")]
+    ShuttingDown,
     /// The session counter of this node is exhausted (4 billion sessions): restart the node.
     #[error("this server has run out of session ids; restart it")]
     SessionIdsExhausted,

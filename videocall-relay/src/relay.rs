@@ -248,6 +248,8 @@ pub struct Relay {
     congestion_sent: HashMap<SessionId, WindowLimit<CONGESTION_PER_SEC>>,
     /// Publisher → when a KEYFRAME_REQUEST last went to it (from the relay or a receiver).
     keyframe_forwarded: HashMap<SessionId, Instant>,
+    /// Set by [`Relay::handle_shutdown`]: joins are refused.
+    stopping: bool,
 }
 impl Relay {
     /// A node with no sessions.
@@ -262,6 +264,7 @@ impl Relay {
             metrics: Metrics::default(),
             congestion_sent: HashMap::new(),
             keyframe_forwarded: HashMap::new(),
+            stopping: false,
         }
     }
 
@@ -319,6 +322,10 @@ impl Relay {
         user: UserId,
         meeting_id: MeetingId,
     ) -> Result<SessionId, JoinError> {
+        if self.stopping {
+            self.metrics.joins_refused += 1;
+            return Err(JoinError::ShuttingDown);
+        }
         match self.meetings.get(&meeting_id) {
             None if self.meetings.len() >= self.config.max_meetings => {
                 self.metrics.joins_refused += 1;
@@ -433,6 +440,28 @@ impl Relay {
         self.fan_out(now, &meeting_id, id, &joined, Class::Control, &user_bytes);
         self.publish(subject::session_subject(&meeting_id, id), joined);
         Ok(id)
+    }
+
+    /// The node is stopping: every local session is closed, and the leaves of its sessions
+    /// (and those still waiting for their reconnect grace) are published on the bus at once, so
+    /// other nodes' participants see them go now rather than after the idle timeout. Joins are
+    /// refused from now on.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.stopping = true;
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.close(now, id, CloseReason::Shutdown);
+        }
+        let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
+        for meeting_id in meetings {
+            if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
+                for leave in &mut meeting.pending_leaves {
+                    leave.due = now;
+                }
+            }
+            self.announce_leaves(now, &meeting_id);
+        }
     }
 
     /// Local session `session` disconnected. Its PARTICIPANT_LEFT is announced after the
