@@ -56,6 +56,8 @@ enum Control {
     Unsubscribe {
         id: u64,
     },
+    /// Flush the client's buffer to the server, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A node's connection to NATS. Reconnects by itself (and resubscribes) after the server goes
@@ -216,6 +218,12 @@ impl Worker {
                         self.subscriptions.insert(id, sub);
                     }
                     Some(Control::Unsubscribe { id }) => self.unsubscribe(id),
+                    Some(Control::Flush(done)) => {
+                        if let Err(e) = connection.client.flush().await {
+                            warn!("NATS flush failed: {e}");
+                        }
+                        let _ = done.send(());
+                    }
                     None => return true,
                 },
                 message = self.publish.recv() => match message {
@@ -247,6 +255,10 @@ impl Worker {
                             self.subscriptions.insert(id, sub);
                         }
                         Some(Control::Unsubscribe { id }) => self.unsubscribe(id),
+                        // Cut off: nothing was kept to flush.
+                        Some(Control::Flush(done)) => {
+                            let _ = done.send(());
+                        }
                         None => return None,
                     },
                     message = self.publish.recv() => match message {
@@ -350,5 +362,19 @@ impl Bus for NatsBus {
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Wait for the worker to take every queued publication (it hands each to the client
+            // before taking the next command), then have it flush the client to the server.
+            while self.publish.capacity() < self.publish.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (done, flushed) = tokio::sync::oneshot::channel();
+            if self.control.send(Control::Flush(done)).is_ok() {
+                let _ = flushed.await;
+            }
+        })
     }
 }
