@@ -523,17 +523,21 @@ async fn nats_outage(outage: Duration) {
     let names = ["a1", "a2", "b1", "b2"];
     let node = |name: &str| name.as_bytes()[0];
     let across = |r: &str, s: &str| node(r) != node(s);
-    let mut slowest = Duration::ZERO;
+    let (mut slowest, mut slowest_arrival) = (Duration::ZERO, Duration::ZERO);
     for receiver in names {
         let log = &span[receiver];
         for sender in names.iter().filter(|s| across(receiver, s)) {
+            // Resumed when a packet sent then gets through: the first to arrive after the
+            // return was sent this long after it (how late it arrived is the p99's business;
+            // a loaded machine adds seconds there that say nothing about the bus).
             let first = log
                 .received
                 .iter()
-                .find(|r| r.from == *sender && r.recv_us >= back_us)
+                .filter(|r| r.from == *sender && r.recv_us >= back_us)
+                .min_by_key(|r| r.sent_us)
                 .unwrap_or_else(|| panic!("{label}: {receiver} never heard {sender} again"));
-            let resumed = Duration::from_micros(first.recv_us - back_us);
-            slowest = slowest.max(resumed);
+            slowest = slowest.max(Duration::from_micros(first.sent_us.saturating_sub(back_us)));
+            slowest_arrival = slowest_arrival.max(Duration::from_micros(first.recv_us - back_us));
             for late in log
                 .received
                 .iter()
@@ -562,9 +566,10 @@ async fn nats_outage(outage: Duration) {
         .map(|n| span[*n].roster.iter().filter(|(_, _, j)| !j).count())
         .sum();
     println!(
-        "{label}: cross-node meeting resumed {} ms after NATS returned (slowest pair); {} \
-         PARTICIPANT_LEFT seen meanwhile",
+        "{label}: cross-node meeting resumed with packets sent {} ms after NATS returned \
+         (slowest pair; first arrival {} ms after); {} PARTICIPANT_LEFT seen meanwhile",
         slowest.as_millis(),
+        slowest_arrival.as_millis(),
         left_events
     );
     assert!(
