@@ -90,10 +90,10 @@ fn at_us(instant: Instant) -> u64 {
     instant.saturating_duration_since(origin()).as_micros() as u64
 }
 
-fn payload(seq: u64, size: usize) -> Vec<u8> {
+fn payload(seq: u64, sent_us: u64, size: usize) -> Vec<u8> {
     let mut data = MAGIC.to_vec();
     data.extend_from_slice(&seq.to_be_bytes());
-    data.extend_from_slice(&now_us().to_be_bytes());
+    data.extend_from_slice(&sent_us.to_be_bytes());
     data.resize(size.max(data.len()), 0x5A);
     data
 }
@@ -215,14 +215,16 @@ async fn run(mut client: TestClient, log: Arc<Mutex<Log>>, mut stop: watch::Rece
                 }
             }
             _ = audio.tick() => {
-                client.send(media(MediaType::Audio, "key", payload(audio_seq, AUDIO_BYTES)));
-                log.lock().unwrap().sent.push(now_us());
+                let now = now_us();
+                client.send(media(MediaType::Audio, "key", payload(audio_seq, now, AUDIO_BYTES)));
+                log.lock().unwrap().sent.push(now);
                 audio_seq += 1;
             }
             _ = video.tick() => {
                 let kind = if video_seq % KEYFRAME_EVERY == 0 { "key" } else { "delta" };
-                client.send(media(MediaType::Video, kind, payload(video_seq, VIDEO_BYTES)));
-                log.lock().unwrap().sent.push(now_us());
+                let now = now_us();
+                client.send(media(MediaType::Video, kind, payload(video_seq, now, VIDEO_BYTES)));
+                log.lock().unwrap().sent.push(now);
                 video_seq += 1;
             }
         }
