@@ -288,7 +288,7 @@ async fn run(
             // Bytes began to wait: loop, so that the deadline below is armed.
             () = unfinished.started() => {}
             () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                state.limits.partial_message_timeouts.fetch_add(1, Ordering::Relaxed);
+                state.limits.ws_partial_message_timeouts.fetch_add(1, Ordering::Relaxed);
                 return close(CloseCode::Policy, "message not completed in time");
             }
             more = handle.recv_batch(&mut batch, BATCH) => {

@@ -74,8 +74,11 @@ pub struct NodeLimits {
     pub partial_message_timeout: Duration,
     /// Deadline of a connection's handshake and request.
     pub handshake_timeout: Duration,
-    /// Messages dropped for missing [`Self::partial_message_timeout`].
-    pub partial_message_timeouts: AtomicU64,
+    /// WebSocket messages (frames or fragmented messages) dropped for missing
+    /// [`Self::partial_message_timeout`].
+    pub ws_partial_message_timeouts: AtomicU64,
+    /// WebTransport streams dropped for missing [`Self::partial_message_timeout`].
+    pub wt_partial_message_timeouts: AtomicU64,
     /// Connections dropped for missing [`Self::handshake_timeout`].
     pub handshake_timeouts: AtomicU64,
 }
@@ -91,7 +94,8 @@ impl NodeLimits {
             inbound: InboundBudget::new(args.max_inbound_buffer_bytes),
             partial_message_timeout: Duration::from_millis(args.partial_message_timeout_ms.max(1)),
             handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
-            partial_message_timeouts: AtomicU64::new(0),
+            ws_partial_message_timeouts: AtomicU64::new(0),
+            wt_partial_message_timeouts: AtomicU64::new(0),
             handshake_timeouts: AtomicU64::new(0),
         })
     }
@@ -115,14 +119,17 @@ impl NodeLimits {
              # HELP videocall_inbound_buffer_full_total Inbound messages dropped because the node's inbound buffer was full.\n\
              # TYPE videocall_inbound_buffer_full_total counter\nvideocall_inbound_buffer_full_total {}\n\
              # HELP videocall_partial_message_timeouts_total Inbound messages dropped for not completing in time.\n\
-             # TYPE videocall_partial_message_timeouts_total counter\nvideocall_partial_message_timeouts_total {}\n\
+             # TYPE videocall_partial_message_timeouts_total counter\n\
+             videocall_partial_message_timeouts_total{{transport=\"websocket\"}} {}\n\
+             videocall_partial_message_timeouts_total{{transport=\"webtransport\"}} {}\n\
              # HELP videocall_handshake_timeouts_total Connections dropped for not completing their handshake in time.\n\
              # TYPE videocall_handshake_timeouts_total counter\nvideocall_handshake_timeouts_total {}\n",
             c.refused_node_full.load(Ordering::Relaxed),
             c.refused_per_ip.load(Ordering::Relaxed),
             self.inbound.used(),
             self.inbound.refused.load(Ordering::Relaxed),
-            self.partial_message_timeouts.load(Ordering::Relaxed),
+            self.ws_partial_message_timeouts.load(Ordering::Relaxed),
+            self.wt_partial_message_timeouts.load(Ordering::Relaxed),
             self.handshake_timeouts.load(Ordering::Relaxed),
         );
     }

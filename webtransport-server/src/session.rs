@@ -170,7 +170,7 @@ impl Session {
                     }
                     StreamRead::TimedOut => {
                         self.node_limits
-                            .partial_message_timeouts
+                            .wt_partial_message_timeouts
                             .fetch_add(1, Ordering::Relaxed);
                     }
                     // Counted by the node's budget; a broken stream is the client's business.
