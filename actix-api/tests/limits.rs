@@ -565,7 +565,8 @@ async fn fifty_hostile_connections_of_each_kind_leave_the_node_bounded_and_a_mee
 }
 
 /// The same attack on another build of `actix-api` (`VIDEOCALL_NODE_BIN`), e.g. one from before
-/// the limits, for `VIDEOCALL_ATTACK_SECS` (default 10), for the before/after figures of
+/// the limits, with `VIDEOCALL_NODE_ARGS` (extra flags, space-separated) for
+/// `VIDEOCALL_ATTACK_SECS` (default 10), for the before/after figures of
 /// docs/RELIABILITY.md. Prints, asserts nothing: `VIDEOCALL_NODE_BIN=… cargo test -p actix-api
 /// --test limits -- --ignored --nocapture`. (Without the variable it runs this build with its
 /// default limits, where 50 connections per address refuse part of the attack.)
@@ -586,6 +587,12 @@ async fn the_same_attack_on_another_build() {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(
+        std::env::var("VIDEOCALL_NODE_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned),
+    )
     .collect();
     let node = Service::start(&bin, &args, &[], "Ctrl-C stops.");
     let hash = certificate_hash(http);
