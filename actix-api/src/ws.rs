@@ -304,7 +304,12 @@ async fn run(
                             }
                         }
                         Outbound::Close(reason) => {
-                            return close(CloseCode::Policy, reason.as_str());
+                            // Going away (1001) tells clients to reconnect, to another node.
+                            let code = match reason {
+                                videocall_relay::CloseReason::Shutdown => CloseCode::Away,
+                                _ => CloseCode::Policy,
+                            };
+                            return close(code, reason.as_str());
                         }
                     }
                 }

@@ -1,4 +1,8 @@
 //! The relay state machine: meetings, sessions, fan-out, congestion, timers.
+//!
+//! Every input a client controls does work linear in its size and bounded by the meeting's size
+//! (lists are capped, membership is looked up in maps, never scanned), and every queue has a
+//! budget: a session's own per class ([`crate::queue`]) and the node's.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -8,16 +12,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    MeetingEventType, MeetingId, MeetingPacket, PacketType, PacketWrapper, SYSTEM_USER_ID,
-    SessionId, SubscriptionPacket, UserId, packets,
+    MediaPacket, MeetingEventType, MeetingId, MeetingPacket, NoticeReason, PacketType,
+    PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId, packets,
 };
 
 use crate::classify::{Class, classify};
-use crate::config::{CONGESTION_PER_SEC, KEYFRAME_REQUESTS_PER_SEC, RelayConfig};
+use crate::config::{
+    CONGESTION_PER_SEC, KEYFRAME_FORWARD_INTERVAL, KEYFRAME_REQUESTS_PER_SEC, NOTICES_PER_SEC,
+    RelayConfig, max_subscription_bytes,
+};
 use crate::error::{InboundError, JoinError};
 use crate::limit::{TokenBucket, WindowLimit};
 use crate::metrics::{DropReason, Metrics};
+use crate::queue::{NodeQueue, OutQueue, Verdict};
 use crate::subject;
+use crate::subscription::Subscription;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -68,13 +77,40 @@ pub enum Output {
 pub enum CloseReason {
     /// Nothing received for `idle_timeout`.
     IdleTimeout,
+    /// Over its inbound rate limit for longer than `rate_limit_grace`.
+    RateLimited,
+    /// Its socket wrote nothing for `stall_timeout` while its queue was full.
+    Stalled,
+    /// The node is shutting down.
+    Shutdown,
 }
 
 impl CloseReason {
+    /// Every reason, in rendering order.
+    pub const ALL: [CloseReason; 4] = [
+        CloseReason::IdleTimeout,
+        CloseReason::RateLimited,
+        CloseReason::Stalled,
+        CloseReason::Shutdown,
+    ];
+
     /// Text for a close frame or log line.
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::RateLimited => "closed: over the rate limit for too long",
+            CloseReason::Stalled => "closed: not reading what the server sends",
+            CloseReason::Shutdown => "server shutting down",
+        }
+    }
+
+    /// The label value used on `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle",
+            CloseReason::RateLimited => "rate_limited",
+            CloseReason::Stalled => "stalled",
+            CloseReason::Shutdown => "shutdown",
         }
     }
 }
@@ -88,28 +124,17 @@ pub struct SessionInfo {
     pub meeting: MeetingId,
     /// Bytes handed out in `Transmit` and not yet reported written.
     pub queued_bytes: usize,
-    /// Streams (publisher, is-screen) it waits a keyframe for.
+    /// Streams (publisher, is-screen) it waits a keyframe for, sorted.
     pub skipping: Vec<(SessionId, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Idle(SessionId),
+    /// Whether the session's socket made progress since its queue first overflowed.
+    Stall(SessionId, u64),
     Leave,
     RemoteExpiry,
-}
-
-#[derive(Debug)]
-struct Subscription {
-    video: Vec<u64>,
-    screen: Vec<u64>,
-}
-
-impl Subscription {
-    fn wants(&self, publisher: SessionId, screen: bool) -> bool {
-        let list = if screen { &self.screen } else { &self.video };
-        list.binary_search(&publisher.get()).is_ok()
-    }
 }
 
 #[derive(Debug)]
@@ -119,29 +144,24 @@ struct Session {
     meeting: MeetingId,
     subject: Arc<str>,
     last_inbound: Instant,
-    queued: usize,
-    skipping: Vec<(SessionId, bool)>,
+    queue: OutQueue,
+    /// Counts reports of written bytes: a stall check compares it with its value when armed.
+    progress: u64,
+    stall_armed: bool,
     subscription: Option<Subscription>,
     keyframe_requests: WindowLimit<KEYFRAME_REQUESTS_PER_SEC>,
     inbound_bytes: TokenBucket,
     inbound_packets: TokenBucket,
-}
-
-/// What happened to one packet offered to one receiver.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Queued,
-    /// Not subscribed to this publisher's video.
-    Filtered,
-    /// Dropped; the publisher should hear of congestion and (for video) send a keyframe.
-    Dropped {
-        congestion: bool,
-        want_keyframe: bool,
-    },
+    inbound_control: TokenBucket,
+    /// Since when the session has been over its rate limit without a second's break.
+    over_limit_since: Option<Instant>,
+    last_over_limit: Option<Instant>,
+    notices: WindowLimit<NOTICES_PER_SEC>,
 }
 
 impl Session {
-    /// Applies the congestion policy to one packet for this receiver and queues it if it passes.
+    /// Offers one packet to this receiver: applies the congestion policy and queues it if it
+    /// passes.
     #[allow(clippy::too_many_arguments)] // disjoint borrows of the relay's fields
     fn offer(
         &mut self,
@@ -153,84 +173,26 @@ impl Session {
         metrics: &mut Metrics,
         outputs: &mut VecDeque<Output>,
     ) -> Verdict {
-        let verdict = self.admit(publisher, packet.len(), class, config, metrics);
+        if let (Class::Video { screen, .. }, Some(sub)) = (class, &self.subscription)
+            && !sub.wants(publisher, screen)
+        {
+            return Verdict::Filtered;
+        }
+        let node = NodeQueue {
+            queued: metrics.queued_bytes as usize,
+            max: config.max_node_queued_bytes,
+        };
+        let verdict = self
+            .queue
+            .admit(publisher, packet.len(), class, node, config, metrics);
         if verdict == Verdict::Queued {
+            metrics.queued_bytes += packet.len() as u64;
             outputs.push_back(Output::Transmit {
                 session: me,
                 packet: packet.clone(),
             });
         }
         verdict
-    }
-
-    /// The congestion policy: whether `len` more bytes of `class` from `publisher` fit.
-    fn admit(
-        &mut self,
-        publisher: SessionId,
-        len: usize,
-        class: Class,
-        config: &RelayConfig,
-        metrics: &mut Metrics,
-    ) -> Verdict {
-        let video_room = self.queued + len <= config.queue_video_bytes;
-        match class {
-            Class::Video { screen, key } => {
-                if let Some(sub) = &self.subscription
-                    && !sub.wants(publisher, screen)
-                {
-                    return Verdict::Filtered;
-                }
-                let stream = (publisher, screen);
-                let skipping = self.skipping.iter().position(|s| *s == stream);
-                if let Some(at) = skipping {
-                    if !key {
-                        metrics.drop(DropReason::SkipToKeyframe);
-                        return Verdict::Dropped {
-                            congestion: false,
-                            want_keyframe: false,
-                        };
-                    }
-                    if video_room {
-                        self.skipping.swap_remove(at);
-                    }
-                }
-                if !video_room {
-                    metrics.drop(DropReason::Congestion);
-                    if skipping.is_none() {
-                        self.skipping.push(stream);
-                    }
-                    return Verdict::Dropped {
-                        congestion: true,
-                        want_keyframe: true,
-                    };
-                }
-            }
-            Class::Opaque => {
-                if !video_room {
-                    metrics.drop(DropReason::Congestion);
-                    return Verdict::Dropped {
-                        congestion: true,
-                        want_keyframe: false,
-                    };
-                }
-            }
-            Class::Audio | Class::Control | Class::KeyframeRequest | Class::Rtt => {
-                let cap = config.queue_video_bytes + config.queue_control_headroom_bytes;
-                if self.queued + len > cap {
-                    // Not reported to the sender: its audio or control is not what fills the
-                    // queue, the receiver has simply stopped reading.
-                    metrics.drop(DropReason::QueueOverflow);
-                    return Verdict::Dropped {
-                        congestion: false,
-                        want_keyframe: false,
-                    };
-                }
-            }
-        }
-        self.queued += len;
-        metrics.packets_out += 1;
-        metrics.bytes_out += len as u64;
-        Verdict::Queued
     }
 }
 
@@ -254,6 +216,8 @@ struct Meeting {
     local: Vec<SessionId>,
     /// Sessions on other nodes, learnt from the bus.
     remote: HashMap<SessionId, RemotePeer>,
+    /// User → their latest session here or elsewhere, for keyframe requests addressed by user.
+    by_user: HashMap<Bytes, SessionId>,
     remote_timer_armed: bool,
     pending_leaves: Vec<PendingLeave>,
 }
@@ -261,6 +225,12 @@ struct Meeting {
 impl Meeting {
     fn participant_count(&self) -> i64 {
         (self.local.len() + self.remote.len()) as i64
+    }
+
+    fn forget_user(&mut self, user: &Bytes, session: SessionId) {
+        if self.by_user.get(user) == Some(&session) {
+            self.by_user.remove(user);
+        }
     }
 }
 
@@ -276,10 +246,11 @@ pub struct Relay {
     metrics: Metrics,
     /// Publisher → CONGESTION signals recently sent to it.
     congestion_sent: HashMap<SessionId, WindowLimit<CONGESTION_PER_SEC>>,
-    /// Publisher → KEYFRAME_REQUESTs the relay recently sent it.
-    keyframes_asked: HashMap<SessionId, WindowLimit<KEYFRAME_REQUESTS_PER_SEC>>,
+    /// Publisher → when a KEYFRAME_REQUEST last went to it (from the relay or a receiver).
+    keyframe_forwarded: HashMap<SessionId, Instant>,
+    /// Set by [`Relay::handle_shutdown`]: joins are refused.
+    stopping: bool,
 }
-
 impl Relay {
     /// A node with no sessions.
     pub fn new(config: RelayConfig) -> Self {
@@ -292,7 +263,8 @@ impl Relay {
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
             congestion_sent: HashMap::new(),
-            keyframes_asked: HashMap::new(),
+            keyframe_forwarded: HashMap::new(),
+            stopping: false,
         }
     }
 
@@ -327,8 +299,8 @@ impl Relay {
         self.sessions.get(&session).map(|s| SessionInfo {
             user: s.user.clone(),
             meeting: s.meeting.clone(),
-            queued_bytes: s.queued,
-            skipping: s.skipping.clone(),
+            queued_bytes: s.queue.queued(),
+            skipping: s.queue.skipping(),
         })
     }
 
@@ -350,6 +322,10 @@ impl Relay {
         user: UserId,
         meeting_id: MeetingId,
     ) -> Result<SessionId, JoinError> {
+        if self.stopping {
+            self.metrics.joins_refused += 1;
+            return Err(JoinError::ShuttingDown);
+        }
         match self.meetings.get(&meeting_id) {
             None if self.meetings.len() >= self.config.max_meetings => {
                 self.metrics.joins_refused += 1;
@@ -375,6 +351,7 @@ impl Relay {
                 id: meeting_id.clone(),
                 local: Vec::new(),
                 remote: HashMap::new(),
+                by_user: HashMap::new(),
                 remote_timer_armed: false,
                 pending_leaves: Vec::new(),
             };
@@ -392,8 +369,9 @@ impl Relay {
             user_bytes: user_bytes.clone(),
             meeting: meeting_id.clone(),
             last_inbound: now,
-            queued: 0,
-            skipping: Vec::new(),
+            queue: OutQueue::default(),
+            progress: 0,
+            stall_armed: false,
             subscription: None,
             keyframe_requests: WindowLimit::default(),
             inbound_bytes: TokenBucket::new(
@@ -406,6 +384,14 @@ impl Relay {
                 config.max_inbound_packets_per_sec,
                 2 * config.max_inbound_packets_per_sec,
             ),
+            inbound_control: TokenBucket::new(
+                now,
+                config.max_control_bytes_per_sec,
+                4 * config.max_control_bytes_per_sec,
+            ),
+            over_limit_since: None,
+            last_over_limit: None,
+            notices: WindowLimit::default(),
         };
         self.sessions.insert(id, session);
         self.timers.push(Reverse((
@@ -422,6 +408,7 @@ impl Relay {
         // Coming back within the reconnect grace: the earlier session's leave is never announced.
         meeting.pending_leaves.retain(|p| p.user != user_bytes);
         meeting.local.push(id);
+        meeting.by_user.insert(user_bytes.clone(), id);
 
         self.send_to(id, packets::encode(&packets::session_assigned(id)));
         let meeting = &self.meetings[&meeting_id];
@@ -455,6 +442,28 @@ impl Relay {
         Ok(id)
     }
 
+    /// The node is stopping: every local session is closed, and the leaves of its sessions
+    /// (and those still waiting for their reconnect grace) are published on the bus at once, so
+    /// other nodes' participants see them go now rather than after the idle timeout. Joins are
+    /// refused from now on.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.stopping = true;
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.close(now, id, CloseReason::Shutdown);
+        }
+        let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
+        for meeting_id in meetings {
+            if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
+                for leave in &mut meeting.pending_leaves {
+                    leave.due = now;
+                }
+            }
+            self.announce_leaves(now, &meeting_id);
+        }
+    }
+
     /// Local session `session` disconnected. Its PARTICIPANT_LEFT is announced after the
     /// reconnect grace unless the same user joins the meeting again first. Unknown sessions
     /// (already closed) are ignored.
@@ -463,9 +472,19 @@ impl Relay {
             return;
         };
         self.congestion_sent.remove(&session);
-        self.keyframes_asked.remove(&session);
+        self.keyframe_forwarded.remove(&session);
+        self.metrics.queued_bytes = self
+            .metrics
+            .queued_bytes
+            .saturating_sub(s.queue.queued() as u64);
         if let Some(meeting) = self.meetings.get_mut(&s.meeting) {
             meeting.local.retain(|id| *id != session);
+            meeting.forget_user(&s.user_bytes, session);
+            for &other in &meeting.local {
+                if let Some(o) = self.sessions.get_mut(&other) {
+                    o.queue.forget_publisher(session);
+                }
+            }
             let due = now + self.config.reconnect_grace;
             meeting.pending_leaves.push(PendingLeave {
                 session,
@@ -481,7 +500,9 @@ impl Relay {
     /// socket: that much room is free again in its queue.
     pub fn handle_transmitted(&mut self, session: SessionId, bytes: usize) {
         if let Some(s) = self.sessions.get_mut(&session) {
-            s.queued = s.queued.saturating_sub(bytes);
+            let freed = s.queue.transmitted(bytes);
+            s.progress += 1;
+            self.metrics.queued_bytes = self.metrics.queued_bytes.saturating_sub(freed as u64);
         }
     }
 
@@ -498,18 +519,22 @@ impl Relay {
         };
         s.last_inbound = now;
         let max = self.config.max_frame_bytes;
-        if data.len() > max {
+        let len = data.len();
+        if len > max {
             self.metrics.drop(DropReason::Oversize);
-            return Err(InboundError::Oversize {
-                len: data.len(),
-                max,
-            });
+            let message = format!("packet of {len} bytes exceeds the {max}-byte limit");
+            self.notify(
+                now,
+                session,
+                packets::notice(NoticeReason::Oversize, 0, len, max, message),
+            );
+            return Err(InboundError::Oversize { len, max });
         }
-        if !s.inbound_packets.take(now, 1) || !s.inbound_bytes.take(now, data.len() as u64) {
+        if !s.inbound_packets.take(now, 1) || !s.inbound_bytes.take(now, len as u64) {
             self.metrics.drop(DropReason::RateLimited);
+            self.over_limit(now, session);
             return Err(InboundError::RateLimited);
         }
-        let len = data.len();
         let mut wrapper = match PacketWrapper::decode(data) {
             Ok(w) => w,
             Err(e) => {
@@ -525,7 +550,10 @@ impl Relay {
             Ok(t) => t,
         };
         match packet_type {
-            PacketType::SessionAssigned | PacketType::Congestion | PacketType::Meeting => {
+            PacketType::SessionAssigned
+            | PacketType::Congestion
+            | PacketType::Meeting
+            | PacketType::RelayNotice => {
                 self.metrics.drop(DropReason::ServerOnly);
                 return Err(InboundError::ServerOnly(packet_type));
             }
@@ -535,15 +563,7 @@ impl Relay {
                 self.count_in(len);
                 return Ok(());
             }
-            PacketType::Subscription => {
-                let sub = SubscriptionPacket::decode(wrapper.data).map_err(|e| {
-                    self.metrics.drop(DropReason::Malformed);
-                    InboundError::Malformed(e.to_string())
-                })?;
-                self.count_in(len);
-                self.set_subscription(now, session, sub);
-                return Ok(());
-            }
+            PacketType::Subscription => return self.subscribe(now, session, wrapper.data, len),
             _ => {}
         }
         let class = classify(packet_type, &wrapper.data);
@@ -559,22 +579,204 @@ impl Relay {
                 self.send_to(session, echo);
                 return Ok(());
             }
-            Class::KeyframeRequest if !s.keyframe_requests.allow(now, SECOND) => {
-                self.metrics.drop(DropReason::KeyframeRequestThrottled);
-                return Err(InboundError::KeyframeRequestThrottled);
+            Class::KeyframeRequest => {
+                if !s.keyframe_requests.allow(now, SECOND) {
+                    self.metrics.drop(DropReason::KeyframeRequestThrottled);
+                    return Err(InboundError::KeyframeRequestThrottled);
+                }
+                self.count_in(len);
+                return self.forward_keyframe_request(now, session, &wrapper.data);
+            }
+            Class::Control if !s.inbound_control.take(now, len as u64) => {
+                self.metrics.drop(DropReason::ControlRateLimited);
+                self.over_limit(now, session);
+                return Err(InboundError::RateLimited);
             }
             _ => {}
         }
-        self.metrics.packets_in += 1;
-        self.metrics.bytes_in += len as u64;
         // Identity stamping: whatever the client claimed, the packet carries its real identity.
         wrapper.user_id = s.user_bytes.clone();
         wrapper.session_id = session.get();
         let packet: Bytes = wrapper.encode_to_vec().into();
+        // A packet larger than a receiver's whole queue for its kind could never be delivered
+        // (and a keyframe would be asked for forever): refuse it here, once.
+        let budget = match class {
+            Class::Video { .. } | Class::Opaque => self.config.queue_video_bytes,
+            Class::Audio => self.config.queue_video_bytes + self.config.queue_audio_headroom_bytes,
+            _ => self.config.queue_control_bytes,
+        };
+        if packet.len() > budget {
+            self.metrics.drop(DropReason::FrameTooLarge);
+            let message = format!(
+                "frame of {} bytes exceeds the {budget}-byte queue of its receivers",
+                packet.len()
+            );
+            let t = packet_type as i32;
+            self.notify(
+                now,
+                session,
+                packets::notice(
+                    NoticeReason::FrameTooLarge,
+                    t,
+                    packet.len(),
+                    budget,
+                    message,
+                ),
+            );
+            return Err(InboundError::FrameTooLarge {
+                len: packet.len(),
+                max: budget,
+            });
+        }
         let (meeting, subject, user) = (s.meeting.clone(), s.subject.clone(), s.user_bytes.clone());
+        self.count_in(len);
         self.fan_out(now, &meeting, session, &packet, class, &user);
         self.publish(subject, packet);
         Ok(())
+    }
+
+    /// A packet over the rate limit: the session is closed once it has stayed over the limit
+    /// (no second without a refusal) for `rate_limit_grace`.
+    fn over_limit(&mut self, now: Instant, session: SessionId) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let continuing = s
+            .last_over_limit
+            .is_some_and(|at| now.saturating_duration_since(at) < SECOND);
+        if !continuing {
+            s.over_limit_since = Some(now);
+        }
+        s.last_over_limit = Some(now);
+        let since = s.over_limit_since.unwrap_or(now);
+        if now.saturating_duration_since(since) >= self.config.rate_limit_grace {
+            let message = "closed: over the inbound rate limit for too long";
+            self.notify(
+                now,
+                session,
+                packets::notice(NoticeReason::CutOffRate, 0, 0, 0, message),
+            );
+            self.close(now, session, CloseReason::RateLimited);
+        } else {
+            let limit = self.config.max_inbound_bytes_per_sec as usize;
+            let message = "over the inbound rate limit: packets are being dropped";
+            self.notify(
+                now,
+                session,
+                packets::notice(NoticeReason::RateLimited, 0, 0, limit, message),
+            );
+        }
+    }
+
+    /// Closes local session `session` for `reason`: its socket is told, and it leaves.
+    fn close(&mut self, now: Instant, session: SessionId, reason: CloseReason) {
+        if !self.sessions.contains_key(&session) {
+            return;
+        }
+        self.metrics.close(reason);
+        if reason == CloseReason::IdleTimeout {
+            self.metrics.idle_closes += 1;
+        }
+        self.outputs.push_back(Output::Close { session, reason });
+        self.handle_leave(now, session);
+    }
+
+    /// Tells `session` why its input was refused, at most [`NOTICES_PER_SEC`] a second. The
+    /// notice bypasses the queue budgets (it is rare and small) but not the session's limit.
+    fn notify(&mut self, now: Instant, session: SessionId, notice: RelayNotice) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if !s.notices.allow(now, SECOND) {
+            return;
+        }
+        let packet = packets::encode(&packets::relay_notice(session, &notice));
+        self.metrics.notices_sent += 1;
+        self.send_to(session, packet);
+    }
+
+    /// A SUBSCRIPTION from `session`: refused before decoding when larger than the meeting's
+    /// size allows; ids of nobody in the meeting are ignored.
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        data: Bytes,
+        len: usize,
+    ) -> Result<(), InboundError> {
+        let meeting_id = &self.sessions[&session].meeting;
+        let participants = self
+            .meetings
+            .get(meeting_id)
+            .map_or(0, |m| m.participant_count() as usize);
+        // A little slack for a subscription racing a join it has already heard of.
+        let max = max_subscription_bytes(participants + 16);
+        if data.len() > max {
+            self.metrics.drop(DropReason::SubscriptionTooLarge);
+            let message = format!(
+                "subscription of {} bytes names more sessions than the meeting's {participants}",
+                data.len()
+            );
+            let t = PacketType::Subscription as i32;
+            self.notify(
+                now,
+                session,
+                packets::notice(NoticeReason::Oversize, t, data.len(), max, message),
+            );
+            return Err(InboundError::SubscriptionTooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        let sub = SubscriptionPacket::decode(data).map_err(|e| {
+            self.metrics.drop(DropReason::Malformed);
+            InboundError::Malformed(e.to_string())
+        })?;
+        self.count_in(len);
+        self.set_subscription(now, session, sub);
+        Ok(())
+    }
+
+    /// A receiver's KEYFRAME_REQUEST (the `MediaPacket` names the publisher's user): goes to
+    /// that publisher only, and at most once per [`KEYFRAME_FORWARD_INTERVAL`] per publisher
+    /// however many receivers ask.
+    fn forward_keyframe_request(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        media: &Bytes,
+    ) -> Result<(), InboundError> {
+        let meeting_id = self.sessions[&session].meeting.clone();
+        let target_user = MediaPacket::decode(media.clone())
+            .map(|m| m.user_id)
+            .unwrap_or_default();
+        let publisher = self
+            .meetings
+            .get(&meeting_id)
+            .and_then(|m| m.by_user.get(&target_user).copied())
+            .filter(|p| *p != session);
+        let Some(publisher) = publisher else {
+            self.metrics.drop(DropReason::KeyframeRequestUnknownTarget);
+            return Ok(());
+        };
+        if !self.keyframe_due(now, publisher) {
+            self.metrics.drop(DropReason::KeyframeRequestAggregated);
+            return Ok(());
+        }
+        let packet = packets::encode(&packets::keyframe_request(target_user, publisher));
+        self.send_directed(&meeting_id, session, publisher, packet);
+        Ok(())
+    }
+
+    /// Whether a keyframe request may go to `publisher` now; if so, records that one did.
+    fn keyframe_due(&mut self, now: Instant, publisher: SessionId) -> bool {
+        match self.keyframe_forwarded.get(&publisher) {
+            Some(at) if now.saturating_duration_since(*at) < KEYFRAME_FORWARD_INTERVAL => false,
+            _ => {
+                self.keyframe_forwarded.insert(publisher, now);
+                true
+            }
+        }
     }
 
     /// One message from the bus, delivered on a subscription the relay asked for.
@@ -601,21 +803,31 @@ impl Relay {
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
         let mut joined_event = false;
+        let full = meeting.remote.len() >= self.config.max_remote_per_meeting
+            && !meeting.remote.contains_key(&origin);
         if from_system && packet_type == PacketType::Meeting {
             if let Ok(event) = MeetingPacket::decode(wrapper.data.clone()) {
                 match MeetingEventType::try_from(event.event_type) {
+                    Ok(MeetingEventType::ParticipantJoined) if full => {
+                        self.metrics.drop(DropReason::RemotePeersFull);
+                        return;
+                    }
                     Ok(MeetingEventType::ParticipantJoined) => {
+                        let user = event.target_user_id;
+                        meeting.by_user.insert(user.clone(), origin);
                         let peer = RemotePeer {
-                            user: event.target_user_id,
+                            user,
                             last_seen: now,
                         };
                         learned = meeting.remote.insert(origin, peer).is_none();
                         joined_event = true;
                     }
                     Ok(MeetingEventType::ParticipantLeft) => {
-                        meeting.remote.remove(&origin);
+                        if let Some(peer) = meeting.remote.remove(&origin) {
+                            meeting.forget_user(&peer.user, origin);
+                        }
                         self.congestion_sent.remove(&origin);
-                        self.keyframes_asked.remove(&origin);
+                        self.keyframe_forwarded.remove(&origin);
                     }
                     _ => {}
                 }
@@ -624,12 +836,17 @@ impl Relay {
             // Nodes also learn the roster from traffic: clients send a heartbeat every second.
             match meeting.remote.get_mut(&origin) {
                 Some(peer) => peer.last_seen = now,
+                None if full => {
+                    self.metrics.drop(DropReason::RemotePeersFull);
+                    return;
+                }
                 None => {
                     learned = true;
                     let peer = RemotePeer {
                         user: wrapper.user_id.clone(),
                         last_seen: now,
                     };
+                    meeting.by_user.insert(wrapper.user_id.clone(), origin);
                     meeting.remote.insert(origin, peer);
                 }
             }
@@ -656,8 +873,18 @@ impl Relay {
                         &wrapper.user_id,
                     );
                 }
-            } else if meeting.local.contains(&target) {
-                // CONGESTION or a relay's KEYFRAME_REQUEST for one of our publishers.
+            } else if self
+                .sessions
+                .get(&target)
+                .is_some_and(|s| s.meeting == meeting_id)
+            {
+                // CONGESTION or a relay's KEYFRAME_REQUEST for one of our publishers; keyframe
+                // requests from every node together reach it at most once per interval.
+                let keyframe = classify(packet_type, &wrapper.data) == Class::KeyframeRequest;
+                if keyframe && !self.keyframe_due(now, target) {
+                    self.metrics.drop(DropReason::KeyframeRequestAggregated);
+                    return;
+                }
                 self.send_to(target, payload);
             }
             return;
@@ -721,6 +948,7 @@ impl Relay {
             self.timers.pop();
             match (timer, meeting) {
                 (Timer::Idle(id), _) => self.check_idle(now, id),
+                (Timer::Stall(id, progress), _) => self.check_stall(now, id, progress),
                 (Timer::Leave, Some(m)) => self.announce_leaves(now, &m),
                 (Timer::RemoteExpiry, Some(m)) => self.expire_remote(now, &m),
                 _ => {}
@@ -737,12 +965,31 @@ impl Relay {
             self.timers.push(Reverse((deadline, Timer::Idle(id), None)));
             return;
         }
-        self.metrics.idle_closes += 1;
-        self.outputs.push_back(Output::Close {
-            session: id,
-            reason: CloseReason::IdleTimeout,
-        });
-        self.handle_leave(now, id);
+        self.close(now, id, CloseReason::IdleTimeout);
+    }
+
+    /// A receiver's queue overflowed `stall_timeout` ago: if its socket has reported nothing
+    /// written since, it has stopped reading, and is closed.
+    fn check_stall(&mut self, now: Instant, id: SessionId, progress: u64) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        s.stall_armed = false;
+        if s.progress == progress && s.queue.queued() > 0 {
+            self.close(now, id, CloseReason::Stalled);
+        }
+    }
+
+    /// Arms the stall check of a receiver whose queue just overflowed.
+    fn arm_stall(&mut self, now: Instant, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id)
+            && !s.stall_armed
+        {
+            s.stall_armed = true;
+            let at = now + self.config.stall_timeout;
+            self.timers
+                .push(Reverse((at, Timer::Stall(id, s.progress), None)));
+        }
     }
 
     fn announce_leaves(&mut self, now: Instant, meeting_id: &MeetingId) {
@@ -787,8 +1034,9 @@ impl Relay {
             .filter(|(_, p)| p.last_seen + idle <= now)
             .map(|(s, p)| (*s, p.user.clone()))
             .collect();
-        for (session, _) in &gone {
+        for (session, user) in &gone {
             meeting.remote.remove(session);
+            meeting.forget_user(user, *session);
         }
         if let Some(next) = meeting.remote.values().map(|p| p.last_seen + idle).min() {
             meeting.remote_timer_armed = true;
@@ -801,7 +1049,7 @@ impl Relay {
         // Their node went quiet without saying goodbye (crashed or cut off): tell our sessions.
         for (session, user) in gone {
             self.congestion_sent.remove(&session);
-            self.keyframes_asked.remove(&session);
+            self.keyframe_forwarded.remove(&session);
             let count = self.meetings[meeting_id].participant_count();
             let event = participant_event(
                 MeetingEventType::ParticipantLeft,
@@ -823,7 +1071,7 @@ impl Relay {
             if let Some(meeting) = self.meetings.remove(meeting_id) {
                 for session in meeting.remote.keys() {
                     self.congestion_sent.remove(session);
-                    self.keyframes_asked.remove(session);
+                    self.keyframe_forwarded.remove(session);
                 }
             }
             self.outputs.push_back(Output::Unsubscribe {
@@ -833,45 +1081,33 @@ impl Relay {
     }
 
     fn set_subscription(&mut self, now: Instant, session: SessionId, sub: SubscriptionPacket) {
+        let meeting_id = self.sessions[&session].meeting.clone();
+        let (sessions, meetings) = (&self.sessions, &self.meetings);
+        let is_member = |id: SessionId| {
+            id != session
+                && (sessions.get(&id).is_some_and(|s| s.meeting == meeting_id)
+                    || meetings
+                        .get(&meeting_id)
+                        .is_some_and(|m| m.remote.contains_key(&id)))
+        };
+        let (new, ignored) = Subscription::from_packet(sub, is_member);
+        self.metrics.subscription_ids_ignored += ignored;
         let s = self
             .sessions
             .get_mut(&session)
             .expect("callers pass a session they just looked up");
-        let new = (!sub.all).then(|| {
-            let sorted = |mut v: Vec<u64>| {
-                v.sort_unstable();
-                v.dedup();
-                v
-            };
-            Subscription {
-                video: sorted(sub.video),
-                screen: sorted(sub.screen),
-            }
-        });
         // A stream newly subscribed to starts at a keyframe: deltas without their reference
         // would only show as corruption.
-        let mut fresh = Vec::new();
-        if let (Some(old), Some(new)) = (&s.subscription, &new) {
-            for (list, screen) in [(&new.video, false), (&new.screen, true)] {
-                for raw in list {
-                    let Some(p) = SessionId::from_wire(*raw) else {
-                        continue;
-                    };
-                    if !old.wants(p, screen) {
-                        fresh.push((p, screen));
-                    }
-                }
-            }
-        }
+        let fresh = new
+            .as_ref()
+            .map(|new| new.newly_wanted(s.subscription.as_ref()))
+            .unwrap_or_default();
         s.subscription = new;
         for stream in &fresh {
-            if !s.skipping.contains(stream) {
-                s.skipping.push(*stream);
-            }
+            s.queue.skip(*stream);
         }
-        let meeting = s.meeting.clone();
         for (publisher, _) in fresh {
-            self.request_keyframe(now, &meeting, session, publisher, None);
+            self.request_keyframe(now, &meeting_id, session, publisher, None);
         }
     }
 
@@ -891,6 +1127,7 @@ impl Relay {
         };
         let mut congested_at: Option<SessionId> = None;
         let mut want_keyframe = false;
+        let mut overflowed = Vec::new();
         for &receiver in &meeting.local {
             if receiver == origin {
                 continue;
@@ -910,13 +1147,20 @@ impl Relay {
             if let Verdict::Dropped {
                 congestion,
                 want_keyframe: key,
+                full,
             } = verdict
             {
                 if congestion && congested_at.is_none() {
                     congested_at = Some(receiver);
                 }
                 want_keyframe |= key;
+                if full && !session.stall_armed {
+                    overflowed.push(receiver);
+                }
             }
+        }
+        for receiver in overflowed {
+            self.arm_stall(now, receiver);
         }
         if let Some(receiver) = congested_at {
             self.signal_congestion(now, meeting_id, receiver, origin);
@@ -956,8 +1200,7 @@ impl Relay {
         let Some(user) = user else {
             return; // not (yet) a participant we know
         };
-        let limit = self.keyframes_asked.entry(publisher).or_default();
-        if !limit.allow(now, SECOND) {
+        if !self.keyframe_due(now, publisher) {
             return;
         }
         self.metrics.keyframe_requests_sent += 1;

@@ -55,6 +55,12 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
 
     /// A short name for logs and metrics ("in-process", "nats").
     fn kind(&self) -> &'static str;
+
+    /// Resolves once what was published so far has been handed to the bus's server (callers
+    /// bound the wait). The in-process bus delivers at once.
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Ends its subscription when dropped.

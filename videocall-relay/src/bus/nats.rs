@@ -54,6 +54,7 @@ pub struct NatsBus {
     state: watch::Receiver<BusState>,
     dropped: DropCounter,
     next_id: std::sync::atomic::AtomicU64,
+    client: async_nats::Client,
 }
 
 impl NatsBus {
@@ -102,13 +103,19 @@ impl NatsBus {
         let (control, control_rx) = mpsc::unbounded_channel();
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let dropped = DropCounter::default();
-        tokio::spawn(worker(client, control_rx, publish_rx, dropped.clone()));
+        tokio::spawn(worker(
+            client.clone(),
+            control_rx,
+            publish_rx,
+            dropped.clone(),
+        ));
         Ok(Self {
             control,
             publish,
             state,
             dropped,
             next_id: Default::default(),
+            client,
         })
     }
 }
@@ -214,5 +221,19 @@ impl Bus for NatsBus {
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Wait for the worker to take every queued publication, give it a moment to hand
+            // the last one to the client, then flush the client's buffer to the server.
+            while self.publish.capacity() < self.publish.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Err(e) = self.client.flush().await {
+                warn!("NATS flush on shutdown failed: {e}");
+            }
+        })
     }
 }
