@@ -250,6 +250,8 @@ fn rss(pid: u32) -> u64 {
 /// What the attack cost and what the normal meeting saw.
 #[derive(Debug)]
 struct Figures {
+    /// The node's RSS at each tenth of the attack.
+    timeline: Vec<u64>,
     /// Hostile WebTransport clients that connected (the WebSocket ones connect without fail).
     wt_connected: usize,
     rss_before: u64,
@@ -429,10 +431,18 @@ async fn attack(pid: u32, http: u16, udp: u16, hash: [u8; 32], duration: Duratio
     let sampler = {
         let peak = peak.clone();
         tokio::spawn(async move {
+            // The peak, and the RSS at each tenth of the attack (flat or growing?).
+            let started = Instant::now();
+            let mut timeline = Vec::new();
             while Instant::now() < until + Duration::from_secs(1) {
-                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                let now = rss(pid);
+                peak.fetch_max(now, Ordering::Relaxed);
+                if started.elapsed() >= duration / 10 * timeline.len() as u32 {
+                    timeline.push(now);
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            timeline
         })
     };
 
@@ -459,10 +469,11 @@ async fn attack(pid: u32, http: u16, udp: u16, hash: [u8; 32], duration: Duratio
     for task in tasks {
         let _ = task.await;
     }
-    let _ = sampler.await;
+    let timeline = sampler.await.unwrap_or_default();
     let (_, metrics) = http_get(http, "/metrics");
     drop(sinks);
     Figures {
+        timeline,
         wt_connected,
         rss_before,
         rss_peak: peak.load(Ordering::Relaxed),
@@ -494,6 +505,15 @@ fn report(label: &str, figures: &Figures, duration: Duration) {
         figures.wt_connected,
         figures.rounds,
         figures.worst_round,
+    );
+    let timeline: Vec<String> = figures
+        .timeline
+        .iter()
+        .map(|b| format!("{:.0}", *b as f64 / MIB))
+        .collect();
+    println!(
+        "  RSS every tenth of the attack (MiB): {}",
+        timeline.join(" ")
     );
 }
 
