@@ -6,6 +6,7 @@
 //! [`NodeHandle`]; all meeting logic lives in `videocall-relay`.
 
 mod routes;
+mod unfinished;
 mod ws;
 
 use std::collections::HashSet;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::limits::NodeLimits;
 
 pub use routes::configure;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub extra_metrics: Option<Arc<webtransport_server::WtMetrics>>,
     /// Which meetings are end-to-end encrypted.
     pub meetings: Arc<MeetingPolicy>,
+    /// Connection and buffer limits, shared with the in-process WebTransport server.
+    pub limits: Arc<NodeLimits>,
 }
 
 /// Meeting settings until meetings live in a store: end-to-end encryption is on for every
@@ -84,4 +88,6 @@ pub struct WsMetrics {
     pub text_messages: AtomicU64,
     /// Connections closed because the peer stopped answering pings.
     pub ping_timeouts: AtomicU64,
+    /// Connections closed for a message (frame or fragments) over the message limit.
+    pub oversize_messages: AtomicU64,
 }

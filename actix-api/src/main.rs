@@ -13,7 +13,8 @@ use clap::Parser;
 use tracing::{info, warn};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
-use webtransport_server::{WtArgs, WtMetrics, cert};
+use webtransport_server::limits::{LimitArgs, NodeLimits};
+use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert};
 
 /// videocall HTTP API and WebSocket relay.
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ struct Config {
     wt: WtArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// UDP port of a separate WebTransport server that pages on this host should use (with
     /// `--webtransport` the in-process server's port is used).
     #[arg(long, env = "PUBLIC_WEBTRANSPORT_PORT")]
@@ -88,6 +91,8 @@ fn main() -> anyhow::Result<()> {
     let relay_config = config.relay.relay_config();
     let max_frame_bytes = relay_config.max_frame_bytes;
     let node_id = relay_config.node_id;
+    // One set of limits for both transports: an address is counted once across them.
+    let limits = NodeLimits::new(&config.limits);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (node, bus_kind) = runtime.block_on(async {
         let bus = config.relay.connect_bus().await?;
@@ -106,13 +111,18 @@ fn main() -> anyhow::Result<()> {
         certificate_hash = Some(hash);
         let metrics = Arc::new(WtMetrics::default());
         wt_metrics = Some(metrics.clone());
+        let stream_limits = StreamLimits {
+            max_frame_bytes,
+            max_uni_streams: config.wt.wt_max_uni_streams,
+        };
         let endpoint = runtime.block_on(async {
-            webtransport_server::bind(identity, config.wt.webtransport_listen)
+            webtransport_server::bind(identity, config.wt.webtransport_listen, stream_limits)
         })?;
         wt_task = Some(runtime.spawn(webtransport_server::serve(
             endpoint,
             node.clone(),
-            max_frame_bytes,
+            stream_limits,
+            limits.clone(),
             metrics,
             shutdown.clone(),
         )));
@@ -144,6 +154,7 @@ fn main() -> anyhow::Result<()> {
             e2ee_default: config.e2ee == Toggle::On,
             plaintext: config.plaintext_meetings.iter().cloned().collect(),
         }),
+        limits: limits.clone(),
     };
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {
@@ -151,6 +162,8 @@ fn main() -> anyhow::Result<()> {
             .workers(config.workers.max(1))
             .disable_signals()
             .shutdown_timeout(2)
+            // A client has this long to send its request head (the WebSocket handshake).
+            .client_request_timeout(limits.handshake_timeout)
             .on_connect(|connection, _| {
                 // Real-time media: never let Nagle hold a small packet back.
                 if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {

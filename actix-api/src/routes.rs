@@ -87,6 +87,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "WebSockets closed for not answering pings.",
             &m.ping_timeouts,
         ),
+        (
+            "ws_oversize_messages_total",
+            "WebSockets closed for a message over the message limit.",
+            &m.oversize_messages,
+        ),
     ] {
         text.push_str(&format!(
             "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\nvideocall_{name} {}\n",
@@ -96,6 +101,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(wt) = &state.extra_metrics {
         wt.render(&mut text);
     }
+    state.limits.render(&mut text);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)

@@ -3,18 +3,22 @@
 //! relay core, so a slow socket only ever slows itself.
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv6Addr};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use bytes::Bytes;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
+use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, Session};
 use futures_util::{FutureExt, StreamExt};
 use tracing::debug;
 use videocall_relay::node::{NodeError, Outbound, SessionHandle};
 use videocall_types::{MeetingId, UserId};
+use webtransport_server::limits::Refusal;
 
 use crate::AppState;
+use crate::unfinished::{Overflow, Unfinished, Watched};
 
 /// Packets taken from the relay's queue at once.
 const BATCH: usize = 64;
@@ -25,15 +29,36 @@ const BATCH: usize = 64;
 const REPORT_BYTES: usize = 32 * 1024;
 /// How long the close frame may wait to be queued for a peer that is not reading.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Room beyond the relay's largest frame for a WebSocket message: a message up to this much
+/// larger still reaches the relay, which refuses and counts it (`oversize`) while the
+/// connection stays; a larger one closes the connection. It is also the most a connection's
+/// unfinished message (frame or fragments) may hold.
+pub(crate) const MESSAGE_SLACK_BYTES: usize = 64 * 1024;
 
-/// `GET /lobby/{user_id}/{meeting_id}`: validates the ids (HTTP 400 with the reason), upgrades,
-/// joins the meeting (a full meeting or node closes the socket with the reason).
+/// `GET /lobby/{user_id}/{meeting_id}`: counts the connection against the node's and the
+/// address's limits (HTTP 503 / 429 with the reason), validates the ids (HTTP 400 with the
+/// reason), upgrades, joins the meeting (a full meeting or node closes the socket with the
+/// reason).
 pub(crate) async fn lobby(
     req: HttpRequest,
     body: web::Payload,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
+    // Only a connection without a TCP peer (a test's) has no address.
+    let ip = req
+        .peer_addr()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
+    let permit = match state.limits.connections.try_acquire(ip) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let reason = format!("{}\n", refusal.as_str());
+            return Ok(match refusal {
+                Refusal::NodeFull => HttpResponse::ServiceUnavailable().body(reason),
+                Refusal::TooManyFromAddress => HttpResponse::TooManyRequests().body(reason),
+            });
+        }
+    };
     let (user, meeting) = path.into_inner();
     let ids = UserId::new(user)
         .map_err(|e| e.to_string())
@@ -45,20 +70,34 @@ pub(crate) async fn lobby(
             return Ok(HttpResponse::BadRequest().body(reason + "\n"));
         }
     };
+    let cap = state.max_frame_bytes.saturating_add(MESSAGE_SLACK_BYTES);
+    let unfinished = Unfinished::new(cap, state.limits.clone());
+    let watched = Watched {
+        inner: body.into_inner(),
+        unfinished: unfinished.clone(),
+    };
+    let mut payload = dev::Payload::Stream {
+        payload: Box::pin(watched)
+            as std::pin::Pin<
+                Box<dyn futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
+            >,
+    };
+    let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    // Twice the relay's limit gets through the codec so that the relay refuses and counts
-    // oversize packets itself; anything larger is a protocol error that ends the connection.
-    let limit = state.max_frame_bytes.saturating_mul(2);
-    let stream = stream
-        .max_frame_size(limit)
-        .aggregate_continuations()
-        .max_continuation_size(limit);
+    let stream = stream.max_frame_size(cap);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
+        let _permit = permit;
         match state.node.join(user.clone(), meeting.clone()).await {
             Ok(handle) => {
                 debug!(%user, %meeting, session = %handle.id(), "WebSocket session joined");
-                let reason = run(handle, session.clone(), stream, &state).await;
+                let inbound = Inbound {
+                    stream,
+                    unfinished,
+                    cap,
+                    message: None,
+                };
+                let reason = run(handle, session.clone(), inbound, &state).await;
                 // A peer that stopped reading never takes the close frame: do not wait for it.
                 let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(reason))).await;
             }
@@ -85,6 +124,132 @@ fn close(code: CloseCode, description: &str) -> CloseReason {
     }
 }
 
+/// The WebSocket's messages: frames from the codec, fragments assembled here (with the cap and
+/// the deadline of [`Unfinished`]).
+struct Inbound {
+    stream: MessageStream,
+    unfinished: Rc<Unfinished>,
+    cap: usize,
+    /// A fragmented message being assembled: its bytes (binary) or length (text, discarded)
+    /// and when it began.
+    message: Option<(Fragments, Instant)>,
+}
+
+enum Fragments {
+    Binary(BytesMut),
+    Text(usize),
+}
+
+/// What the session does with one frame.
+enum Received {
+    Binary(Bytes),
+    Text,
+    Ping(Bytes),
+    Pong,
+    /// A fragment: nothing to do yet.
+    Fragment,
+    Closed,
+    /// The connection must close with this reason.
+    Refused(CloseReason),
+}
+
+impl Inbound {
+    /// When the oldest unfinished part (a frame, or a fragmented message) is due.
+    fn deadline(&self, timeout: std::time::Duration) -> Option<tokio::time::Instant> {
+        let frame = self.unfinished.waiting_since();
+        let message = self.message.as_ref().map(|(_, since)| *since);
+        let oldest = match (frame, message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        oldest.map(|since| tokio::time::Instant::from_std(since + timeout))
+    }
+
+    async fn next(&mut self, state: &AppState) -> Received {
+        let frame = self.stream.next().await;
+        self.unfinished.frame_done();
+        let metrics = &state.metrics;
+        match frame {
+            Some(Ok(Message::Binary(data))) => Received::Binary(data),
+            Some(Ok(Message::Text(_))) => Received::Text,
+            Some(Ok(Message::Ping(bytes))) => Received::Ping(bytes),
+            Some(Ok(Message::Pong(_))) => Received::Pong,
+            Some(Ok(Message::Continuation(item))) => self.fragment(item, state),
+            Some(Ok(Message::Close(_))) | Some(Ok(Message::Nop)) | None => Received::Closed,
+            Some(Err(e)) => match self.unfinished.overflow() {
+                Some(Overflow::Connection) => {
+                    metrics.oversize_messages.fetch_add(1, Ordering::Relaxed);
+                    Received::Refused(close(CloseCode::Size, "message too large"))
+                }
+                Some(Overflow::Node) => Received::Refused(close(
+                    CloseCode::Again,
+                    "server busy: too many unfinished messages",
+                )),
+                None => {
+                    metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    debug!("WebSocket protocol error: {e}");
+                    Received::Refused(close(CloseCode::Protocol, &e.to_string()))
+                }
+            },
+        }
+    }
+
+    fn fragment(&mut self, item: Item, state: &AppState) -> Received {
+        let protocol_error = |reason: &str| {
+            state
+                .metrics
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            Received::Refused(close(CloseCode::Protocol, reason))
+        };
+        let (bytes, last) = match item {
+            Item::FirstBinary(bytes) | Item::FirstText(bytes) if self.message.is_some() => {
+                let _ = bytes;
+                return protocol_error("a new message began inside a fragmented one");
+            }
+            Item::FirstBinary(bytes) => {
+                self.message = Some((Fragments::Binary(BytesMut::new()), Instant::now()));
+                (bytes, false)
+            }
+            Item::FirstText(bytes) => {
+                self.message = Some((Fragments::Text(0), Instant::now()));
+                (bytes, false)
+            }
+            Item::Continue(bytes) => (bytes, false),
+            Item::Last(bytes) => (bytes, true),
+        };
+        let Some((fragments, _)) = self.message.as_mut() else {
+            return protocol_error("a continuation without a message");
+        };
+        let len = match fragments {
+            Fragments::Binary(data) => {
+                data.extend_from_slice(&bytes);
+                data.len()
+            }
+            Fragments::Text(len) => {
+                *len += bytes.len();
+                *len
+            }
+        };
+        if len > self.cap {
+            state
+                .metrics
+                .oversize_messages
+                .fetch_add(1, Ordering::Relaxed);
+            return Received::Refused(close(CloseCode::Size, "message too large"));
+        }
+        if !last {
+            self.unfinished.set_assembled(len);
+            return Received::Fragment;
+        }
+        self.unfinished.set_assembled(0);
+        match self.message.take() {
+            Some((Fragments::Binary(data), _)) => Received::Binary(data.freeze()),
+            _ => Received::Text,
+        }
+    }
+}
+
 /// Pumps one session until either side ends it; returns the close reason to send.
 ///
 /// Writing never holds up the rest: a socket whose peer stops reading blocks only the write in
@@ -93,7 +258,7 @@ fn close(code: CloseCode, description: &str) -> CloseReason {
 async fn run(
     mut handle: SessionHandle,
     mut session: Session,
-    mut stream: AggregatedMessageStream,
+    mut inbound: Inbound,
     state: &AppState,
 ) -> CloseReason {
     let sender = handle.sender();
@@ -104,35 +269,32 @@ async fn run(
     // Taken from the relay, not yet written; at most two batches.
     let mut pending: VecDeque<Bytes> = VecDeque::with_capacity(2 * BATCH);
     let mut unreported = 0;
+    let unfinished = inbound.unfinished.clone();
+    let timeout = state.limits.partial_message_timeout;
     loop {
+        let deadline = inbound.deadline(timeout);
         // Cancel-safe: a write that loses the race is not sent and stays at the front.
         let front = pending.front().cloned();
         tokio::select! {
-            message = stream.next() => {
+            received = inbound.next(state) => {
                 last_heard = Instant::now();
-                match message {
-                    Some(Ok(AggregatedMessage::Binary(data))) => {
+                match received {
+                    Received::Binary(data) => {
                         if sender.send(data).await.is_err() {
                             return close(CloseCode::Error, "relay stopped");
                         }
                     }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    Received::Ping(bytes) => {
                         if session.pong(&bytes).await.is_err() {
                             return close(CloseCode::Normal, "closed");
                         }
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Text(_))) => {
+                    Received::Pong | Received::Fragment => {}
+                    Received::Text => {
                         state.metrics.text_messages.fetch_add(1, Ordering::Relaxed);
                     }
-                    Some(Ok(AggregatedMessage::Close(_))) | None => {
-                        return close(CloseCode::Normal, "bye");
-                    }
-                    Some(Err(e)) => {
-                        state.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                        debug!("WebSocket protocol error: {e}");
-                        return close(CloseCode::Protocol, &e.to_string());
-                    }
+                    Received::Closed => return close(CloseCode::Normal, "bye"),
+                    Received::Refused(reason) => return reason,
                 }
             }
             written = session.binary(front.clone().unwrap_or_default()), if front.is_some() => {
@@ -157,6 +319,12 @@ async fn run(
                     }
                     unreported = 0;
                 }
+            }
+            // Bytes began to wait: loop, so that the deadline below is armed.
+            () = unfinished.started() => {}
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                state.limits.ws_partial_message_timeouts.fetch_add(1, Ordering::Relaxed);
+                return close(CloseCode::Policy, "message not completed in time");
             }
             more = handle.recv_batch(&mut batch, BATCH), if pending.len() < BATCH => {
                 if !more {

@@ -13,12 +13,14 @@ use videocall_relay::bus::BusState;
 use videocall_relay::node::NodeHandle;
 
 use crate::WtMetrics;
+use crate::limits::NodeLimits;
 
 /// Serves until `shutdown` turns true.
 pub async fn serve(
     listen: SocketAddr,
     node: NodeHandle,
     metrics: Arc<WtMetrics>,
+    limits: Arc<NodeLimits>,
     certificate_hash: [u8; 32],
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -29,9 +31,12 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
-        let (node, metrics) = (node.clone(), metrics.clone());
+        let (node, metrics, limits) = (node.clone(), metrics.clone(), limits.clone());
         tokio::spawn(async move {
-            let _ = answer(stream, &node, &metrics, certificate_hash).await;
+            // A client that never finishes its request is dropped after the handshake timeout.
+            let deadline = limits.handshake_timeout;
+            let answered = answer(stream, &node, &metrics, &limits, certificate_hash);
+            let _ = tokio::time::timeout(deadline, answered).await;
         });
     }
 }
@@ -40,6 +45,7 @@ async fn answer(
     mut stream: TcpStream,
     node: &NodeHandle,
     metrics: &WtMetrics,
+    limits: &NodeLimits,
     certificate_hash: [u8; 32],
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 4096];
@@ -76,6 +82,7 @@ async fn answer(
         "/metrics" => match node.render_metrics().await {
             Ok(mut text) => {
                 metrics.render(&mut text);
+                limits.render(&mut text);
                 ("200 OK", "text/plain; version=0.0.4", text)
             }
             Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),

@@ -5,9 +5,14 @@
 //! `PacketWrapper`) travels on its own unidirectional stream, read to its end; clients may also
 //! send small packets as datagrams. All meeting logic is in `videocall-relay`; this crate only
 //! moves bytes between QUIC and a [`NodeHandle`](videocall_relay::node::NodeHandle).
+//!
+//! What a client can make the server hold is bounded ([`limits`], [`transport_config`]):
+//! connections per node and per address, concurrent inbound streams, bytes of unfinished
+//! streams per connection and per node, and the time a stream or a handshake may take.
 
 pub mod cert;
 pub mod health;
+pub mod limits;
 mod session;
 
 use std::net::SocketAddr;
@@ -21,8 +26,36 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use videocall_relay::node::NodeHandle;
 use videocall_types::{MeetingId, UserId};
+use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
+use wtransport::quinn::VarInt;
 use wtransport::{Endpoint, Identity, ServerConfig};
+
+use crate::limits::NodeLimits;
+
+/// Default for `--wt-max-uni-streams`: the relay's own outbound side keeps as many streams in
+/// flight; a client sending one packet per stream (≈ 80 packets/s of video, audio and
+/// heartbeats) needs fewer than 64 unless its round trip passes 800 ms.
+pub const DEFAULT_MAX_UNI_STREAMS: u32 = 64;
+/// Unidirectional streams HTTP/3 itself opens (control, QPACK encoder and decoder), allowed on
+/// top of `--wt-max-uni-streams`.
+const HTTP3_UNI_STREAMS: u32 = 3;
+/// Bidirectional streams: the session's CONNECT request, and one more that is accepted and
+/// refused (the relay uses none), so that a client's stray stream does not sit unread.
+const MAX_BIDI_STREAMS: u32 = 2;
+/// Room beyond one largest frame, per connection, for the packets in flight beside it (audio,
+/// heartbeats, a WebTransport stream header each): both the QUIC connection window and the
+/// bytes of unfinished streams the server buffers per connection are `max frame + this`.
+pub const CONNECTION_SLACK_BYTES: usize = 1024 * 1024;
+/// Room beyond one largest frame in one stream's QUIC window (its WebTransport header).
+const STREAM_HEADER_BYTES: usize = 64;
+/// Datagrams QUIC holds for the server before dropping new ones (the server reads them as they
+/// come; a datagram is at most one QUIC packet).
+const DATAGRAM_RECEIVE_BUFFER_BYTES: usize = 64 * 1024;
+/// Keep-alive and idle timeout of the QUIC connection. Keep-alives keep a connection, not a
+/// session: the relay closes a session that sends no packet for its idle timeout.
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
+const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// WebTransport flags, shared by the standalone server and the all-in-one node.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +75,48 @@ pub struct WtArgs {
     /// Validity of a generated development certificate, in days (browsers accept at most 14).
     #[arg(long, env = "DEV_CERT_DAYS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=14))]
     pub dev_cert_days: u32,
+    /// Inbound unidirectional streams one client may have open at once (each carries one
+    /// packet); further ones wait for QUIC stream credit.
+    #[arg(long, env = "WT_MAX_UNI_STREAMS", default_value_t = DEFAULT_MAX_UNI_STREAMS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub wt_max_uni_streams: u32,
+}
+
+/// What the server lets one connection hold, from the relay's largest frame.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Largest packet (the relay's `max_frame_bytes`): a longer stream is stopped.
+    pub max_frame_bytes: usize,
+    /// Inbound unidirectional streams open at once.
+    pub max_uni_streams: u32,
+}
+
+impl StreamLimits {
+    /// Bytes of unfinished inbound streams the server buffers for one connection.
+    pub fn connection_buffer_bytes(&self) -> usize {
+        self.max_frame_bytes.saturating_add(CONNECTION_SLACK_BYTES)
+    }
+}
+
+/// The QUIC transport settings that bound one connection: stream counts, flow-control windows
+/// sized from the largest frame, the datagram buffer, keep-alive and idle timeout.
+pub fn transport_config(limits: StreamLimits) -> QuicTransportConfig {
+    let window = |bytes: usize| VarInt::from_u64(bytes as u64).unwrap_or(VarInt::MAX);
+    let mut config = QuicTransportConfig::default();
+    config
+        .max_concurrent_uni_streams(VarInt::from_u32(
+            limits.max_uni_streams.saturating_add(HTTP3_UNI_STREAMS),
+        ))
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS))
+        .stream_receive_window(window(limits.max_frame_bytes + STREAM_HEADER_BYTES))
+        .receive_window(window(limits.connection_buffer_bytes()))
+        .datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER_BYTES))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(
+            QUIC_IDLE_TIMEOUT
+                .try_into()
+                .expect("30 s is a valid QUIC idle timeout"),
+        ));
+    config
 }
 
 /// Counters of this transport, beside the relay's own.
@@ -51,21 +126,44 @@ pub struct WtMetrics {
     pub refused: AtomicU64,
     /// Inbound streams discarded for exceeding the frame limit.
     pub oversize_streams: AtomicU64,
+    /// Inbound streams stopped because the connection's buffer of unfinished streams was full.
+    pub connection_buffer_full: AtomicU64,
+    /// Bidirectional streams a client opened (the relay uses none); refused.
+    pub bidi_refused: AtomicU64,
 }
 
 impl WtMetrics {
     /// Appends the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP videocall_wt_refused_total WebTransport sessions refused (bad path or ids).\n\
-             # TYPE videocall_wt_refused_total counter\nvideocall_wt_refused_total {}\n\
-             # HELP videocall_wt_oversize_streams_total Inbound streams over the frame limit.\n\
-             # TYPE videocall_wt_oversize_streams_total counter\nvideocall_wt_oversize_streams_total {}",
-            self.refused.load(Ordering::Relaxed),
-            self.oversize_streams.load(Ordering::Relaxed)
-        );
+        for (name, help, value) in [
+            (
+                "wt_refused_total",
+                "WebTransport sessions refused (bad path or ids).",
+                &self.refused,
+            ),
+            (
+                "wt_oversize_streams_total",
+                "Inbound streams over the frame limit.",
+                &self.oversize_streams,
+            ),
+            (
+                "wt_connection_buffer_full_total",
+                "Inbound streams stopped because their connection's buffer of unfinished streams was full.",
+                &self.connection_buffer_full,
+            ),
+            (
+                "wt_bidi_refused_total",
+                "Bidirectional streams opened by clients and refused.",
+                &self.bidi_refused,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\nvideocall_{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 
@@ -103,8 +201,13 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Binds the WebTransport endpoint (UDP) on `listen`. Must run inside a tokio runtime.
-pub fn bind(identity: Identity, listen: SocketAddr) -> anyhow::Result<Endpoint<Server>> {
+/// Binds the WebTransport endpoint (UDP) on `listen`, with the QUIC settings of `limits`.
+/// Must run inside a tokio runtime.
+pub fn bind(
+    identity: Identity,
+    listen: SocketAddr,
+    limits: StreamLimits,
+) -> anyhow::Result<Endpoint<Server>> {
     let builder = ServerConfig::builder();
     let builder = if listen.ip().is_unspecified() && listen.is_ipv6() {
         builder.with_bind_default(listen.port())
@@ -112,9 +215,7 @@ pub fn bind(identity: Identity, listen: SocketAddr) -> anyhow::Result<Endpoint<S
         builder.with_bind_address(listen)
     };
     let config = builder
-        .with_identity(identity)
-        .keep_alive_interval(Some(Duration::from_secs(3)))
-        .max_idle_timeout(Some(Duration::from_secs(30)))?
+        .with_custom_transport(identity, transport_config(limits))
         .build();
     let endpoint = Endpoint::server(config)
         .with_context(|| format!("cannot listen for WebTransport on {listen} (udp)"))?;
@@ -127,7 +228,8 @@ pub fn bind(identity: Identity, listen: SocketAddr) -> anyhow::Result<Endpoint<S
 pub async fn serve(
     endpoint: Endpoint<Server>,
     node: NodeHandle,
-    max_frame_bytes: usize,
+    limits: StreamLimits,
+    node_limits: Arc<NodeLimits>,
     metrics: Arc<WtMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -136,11 +238,15 @@ pub async fn serve(
             incoming = endpoint.accept() => incoming,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let node = node.clone();
-        let metrics = metrics.clone();
+        let session = session::Session {
+            node: node.clone(),
+            limits,
+            node_limits: node_limits.clone(),
+            metrics: metrics.clone(),
+        };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = session::run(incoming, node, max_frame_bytes, metrics, shutdown).await {
+            if let Err(e) = session.run(incoming, shutdown).await {
                 warn!("WebTransport session ended: {e:#}");
             }
         });

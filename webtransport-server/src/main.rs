@@ -8,7 +8,8 @@ use clap::Parser;
 use tracing::info;
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
-use webtransport_server::{WtArgs, WtMetrics, cert, health};
+use webtransport_server::limits::{LimitArgs, NodeLimits};
+use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert, health};
 
 /// videocall WebTransport relay.
 #[derive(Debug, Parser)]
@@ -18,6 +19,8 @@ struct Config {
     webtransport: WtArgs,
     #[command(flatten)]
     relay: RelayArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// TCP address for /healthz, /metrics and the certificate hash.
     #[arg(long, env = "HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     health_listen: SocketAddr,
@@ -37,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
         bus = bus.kind(),
         "relay node starting"
     );
-    let max_frame = relay_config.max_frame_bytes;
+    let stream_limits = StreamLimits {
+        max_frame_bytes: relay_config.max_frame_bytes,
+        max_uni_streams: config.webtransport.wt_max_uni_streams,
+    };
+    let node_limits = NodeLimits::new(&config.limits);
     let node = NodeHandle::spawn(relay_config, bus);
     let identity = cert::identity(&config.webtransport).await?;
     let hash = cert::certificate_hash(&identity);
@@ -49,14 +56,20 @@ async fn main() -> anyhow::Result<()> {
         config.health_listen,
         node.clone(),
         metrics.clone(),
+        node_limits.clone(),
         hash,
         shutdown.clone(),
     ));
-    let endpoint = webtransport_server::bind(identity, config.webtransport.webtransport_listen)?;
+    let endpoint = webtransport_server::bind(
+        identity,
+        config.webtransport.webtransport_listen,
+        stream_limits,
+    )?;
     let server = tokio::spawn(webtransport_server::serve(
         endpoint,
         node.clone(),
-        max_frame,
+        stream_limits,
+        node_limits,
         metrics,
         shutdown,
     ));

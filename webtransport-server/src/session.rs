@@ -5,7 +5,7 @@
 //! only ever slows itself.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -18,7 +18,8 @@ use videocall_types::framing;
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
-use crate::{WtMetrics, parse_lobby_path};
+use crate::limits::{InboundBudget, NodeLimits};
+use crate::{StreamLimits, WtMetrics, parse_lobby_path};
 
 /// Packets being written at once on one session (each on its own stream).
 const IN_FLIGHT: usize = 64;
@@ -31,58 +32,174 @@ const FRAMED_BATCH: usize = 64;
 /// Written bytes are reported to the relay's queue accounting once this many have accumulated
 /// (as on WebSocket).
 const REPORT_BYTES: usize = 32 * 1024;
+/// Bytes an inbound stream is read by at once (straight into its packet's buffer).
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Close codes this server uses (application codes, shown to the page with the reason).
 const CLOSE_NORMAL: u32 = 0;
 const CLOSE_REFUSED: u32 = 4000;
 const CLOSE_SHUTDOWN: u32 = 4001;
+/// STOP_SENDING / RESET_STREAM codes of the streams the server refuses.
+const STOP_OVERSIZE: u32 = 1;
+const STOP_BUFFER_FULL: u32 = 2;
+const STOP_TIMEOUT: u32 = 3;
+const STOP_UNUSED: u32 = 4;
 
-pub(crate) async fn run(
-    incoming: IncomingSession,
-    node: NodeHandle,
-    max_frame_bytes: usize,
-    metrics: Arc<WtMetrics>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let request = incoming.await.context("handshake")?;
-    let (user, meeting) = match parse_lobby_path(request.path()) {
-        Ok(ids) => ids,
-        Err(reason) => {
-            metrics.refused.fetch_add(1, Ordering::Relaxed);
-            debug!("refusing WebTransport session: {reason}");
-            request.not_found().await;
-            return Ok(());
+/// What one session task needs.
+pub(crate) struct Session {
+    pub(crate) node: NodeHandle,
+    pub(crate) limits: StreamLimits,
+    pub(crate) node_limits: Arc<NodeLimits>,
+    pub(crate) metrics: Arc<WtMetrics>,
+}
+
+impl Session {
+    pub(crate) async fn run(
+        self,
+        incoming: IncomingSession,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        // Counted from the first packet, so that handshakes in progress count too.
+        let permit = self
+            .node_limits
+            .connections
+            .try_acquire(incoming.remote_address().ip());
+        let handshake = self.node_limits.handshake_timeout;
+        let request = match tokio::time::timeout(handshake, incoming.into_future()).await {
+            Ok(request) => request.context("handshake")?,
+            Err(_) => {
+                // Dropping the connection closes it.
+                self.node_limits
+                    .handshake_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
+        let _permit = match permit {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                debug!(
+                    "refusing WebTransport session from {}: {}",
+                    request.remote_address(),
+                    refusal.as_str()
+                );
+                let _ = tokio::time::timeout(handshake, request.too_many_requests()).await;
+                return Ok(());
+            }
+        };
+        let (user, meeting) = match parse_lobby_path(request.path()) {
+            Ok(ids) => ids,
+            Err(reason) => {
+                self.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                debug!("refusing WebTransport session: {reason}");
+                request.not_found().await;
+                return Ok(());
+            }
+        };
+        let framed = wants_framing(request.path().split_once('?').map_or("", |(_, q)| q));
+        let connection = request.accept().await.context("accept")?;
+        let session = match self.node.join(user.clone(), meeting.clone()).await {
+            Ok(session) => session,
+            Err(NodeError::Join(e)) => {
+                connection.close(VarInt::from_u32(CLOSE_REFUSED), e.to_string().as_bytes());
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        debug!(%user, %meeting, session = %session.id(), framed, "WebTransport session joined");
+        let sender = session.sender();
+        let outbound = async {
+            if framed {
+                outbound_framed(&connection, session).await
+            } else {
+                outbound(&connection, session).await
+            }
+        };
+        tokio::select! {
+            () = self.inbound(&connection, sender) => {}
+            reason = outbound => {
+                connection.close(VarInt::from_u32(CLOSE_NORMAL), reason.as_bytes());
+            }
+            _ = shutdown.wait_for(|stop| *stop) => {
+                connection.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"server shutting down");
+            }
         }
-    };
-    let framed = wants_framing(request.path().split_once('?').map_or("", |(_, q)| q));
-    let connection = request.accept().await.context("accept")?;
-    let session = match node.join(user.clone(), meeting.clone()).await {
-        Ok(session) => session,
-        Err(NodeError::Join(e)) => {
-            connection.close(VarInt::from_u32(CLOSE_REFUSED), e.to_string().as_bytes());
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    debug!(%user, %meeting, session = %session.id(), framed, "WebTransport session joined");
-    let sender = session.sender();
-    let outbound = async {
-        if framed {
-            outbound_framed(&connection, session).await
-        } else {
-            outbound(&connection, session).await
-        }
-    };
-    tokio::select! {
-        () = inbound(&connection, sender, max_frame_bytes, &metrics) => {}
-        reason = outbound => {
-            connection.close(VarInt::from_u32(CLOSE_NORMAL), reason.as_bytes());
-        }
-        _ = shutdown.wait_for(|stop| *stop) => {
-            connection.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"server shutting down");
+        Ok(())
+    }
+
+    /// Reads streams and datagrams until the connection ends.
+    async fn inbound(&self, connection: &Connection, sender: SessionSender) {
+        // Bytes of this connection's unfinished streams (the readers all run in this task;
+        // an atomic only because the task must be `Send`).
+        let held = AtomicUsize::new(0);
+        let budget = Buffers {
+            connection: &held,
+            connection_cap: self.limits.connection_buffer_bytes(),
+            node: &self.node_limits.inbound,
+        };
+        let mut readers = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                stream = connection.accept_uni() => {
+                    let Ok(stream) = stream else { return };
+                    readers.push(self.read_packet(stream, budget));
+                }
+                stream = connection.accept_bi() => {
+                    let Ok((mut send, recv)) = stream else { return };
+                    self.metrics.bidi_refused.fetch_add(1, Ordering::Relaxed);
+                    recv.stop(VarInt::from_u32(STOP_UNUSED));
+                    let _ = send.reset(VarInt::from_u32(STOP_UNUSED));
+                }
+                datagram = connection.receive_datagram() => {
+                    let Ok(datagram) = datagram else { return };
+                    if sender.send(datagram.payload()).await.is_err() {
+                        return;
+                    }
+                }
+                Some(read) = readers.next(), if !readers.is_empty() => match read {
+                    StreamRead::Packet(packet) => {
+                        if sender.send(packet).await.is_err() {
+                            return;
+                        }
+                    }
+                    StreamRead::Oversize => {
+                        self.metrics.oversize_streams.fetch_add(1, Ordering::Relaxed);
+                    }
+                    StreamRead::ConnectionBufferFull => {
+                        self.metrics.connection_buffer_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    StreamRead::TimedOut => {
+                        self.node_limits
+                            .wt_partial_message_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Counted by the node's budget; a broken stream is the client's business.
+                    StreamRead::NodeBufferFull | StreamRead::Broken => {}
+                },
+            }
         }
     }
-    Ok(())
+
+    /// One packet per stream, read to its end within the partial-message timeout; a stream
+    /// that outgrows the frame limit or a buffer, or takes too long, is stopped.
+    async fn read_packet(&self, mut stream: RecvStream, budget: Buffers<'_>) -> StreamRead {
+        let mut charge = Charge { budget, bytes: 0 };
+        let deadline = self.node_limits.partial_message_timeout;
+        let read = tokio::time::timeout(
+            deadline,
+            read_to_end(&mut stream, self.limits.max_frame_bytes, &mut charge),
+        )
+        .await
+        .unwrap_or(StreamRead::TimedOut);
+        let code = match read {
+            StreamRead::Packet(_) | StreamRead::Broken => return read,
+            StreamRead::Oversize => STOP_OVERSIZE,
+            StreamRead::ConnectionBufferFull | StreamRead::NodeBufferFull => STOP_BUFFER_FULL,
+            StreamRead::TimedOut => STOP_TIMEOUT,
+        };
+        stream.stop(VarInt::from_u32(code));
+        read
+    }
 }
 
 /// Whether a request's query (`a=b&c=d`) asks for the framed stream.
@@ -90,56 +207,81 @@ pub(crate) fn wants_framing(query: &str) -> bool {
     query.split('&').any(|pair| pair == "framed=1")
 }
 
-/// Reads streams and datagrams until the connection ends.
-async fn inbound(
-    connection: &Connection,
-    sender: SessionSender,
-    max_frame_bytes: usize,
-    metrics: &WtMetrics,
-) {
-    let mut readers = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            stream = connection.accept_uni() => {
-                let Ok(stream) = stream else { return };
-                readers.push(read_to_end(stream, max_frame_bytes));
-            }
-            datagram = connection.receive_datagram() => {
-                let Ok(datagram) = datagram else { return };
-                if sender.send(datagram.payload()).await.is_err() {
-                    return;
-                }
-            }
-            Some(packet) = readers.next(), if !readers.is_empty() => match packet {
-                Some(packet) => {
-                    if sender.send(packet).await.is_err() {
-                        return;
-                    }
-                }
-                None => {
-                    metrics.oversize_streams.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+/// How reading one inbound stream ended.
+enum StreamRead {
+    /// The stream's bytes: one packet.
+    Packet(Bytes),
+    /// Longer than the largest frame.
+    Oversize,
+    /// The connection's unfinished streams held their limit.
+    ConnectionBufferFull,
+    /// The node's unfinished messages held their limit.
+    NodeBufferFull,
+    /// Not finished within the partial-message timeout.
+    TimedOut,
+    /// Reset by the client or lost with the connection.
+    Broken,
+}
+
+/// The buffers an unfinished stream's bytes are charged to.
+#[derive(Clone, Copy)]
+struct Buffers<'a> {
+    connection: &'a AtomicUsize,
+    connection_cap: usize,
+    node: &'a InboundBudget,
+}
+
+/// Bytes one stream holds, given back when it ends (however it ends).
+struct Charge<'a> {
+    budget: Buffers<'a>,
+    bytes: usize,
+}
+
+impl Charge<'_> {
+    fn take(&mut self, bytes: usize) -> Result<(), StreamRead> {
+        let held = self.budget.connection.load(Ordering::Relaxed);
+        if held.saturating_add(bytes) > self.budget.connection_cap {
+            return Err(StreamRead::ConnectionBufferFull);
         }
+        if !self.budget.node.try_take(bytes) {
+            return Err(StreamRead::NodeBufferFull);
+        }
+        self.budget.connection.fetch_add(bytes, Ordering::Relaxed);
+        self.bytes += bytes;
+        Ok(())
     }
 }
 
-/// One packet per stream: the stream's bytes, or `None` if it outgrew the limit (the stream is
-/// then stopped and the packet discarded; a broken stream also yields `None`).
-async fn read_to_end(mut stream: RecvStream, max: usize) -> Option<Bytes> {
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .connection
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.node.give_back(self.bytes);
+    }
+}
+
+async fn read_to_end(stream: &mut RecvStream, max: usize, charge: &mut Charge<'_>) -> StreamRead {
     let mut data = Vec::new();
-    let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        match stream.read(&mut chunk).await {
+        // Read straight into the packet's buffer: no scratch buffer per stream.
+        let len = data.len();
+        data.resize(len + READ_CHUNK, 0);
+        match stream.read(&mut data[len..]).await {
             Ok(Some(n)) => {
-                if data.len() + n > max {
-                    stream.stop(VarInt::from_u32(1));
-                    return None;
+                data.truncate(len + n);
+                if data.len() > max {
+                    return StreamRead::Oversize;
                 }
-                data.extend_from_slice(&chunk[..n]);
+                if let Err(full) = charge.take(n) {
+                    return full;
+                }
             }
-            Ok(None) => return Some(data.into()),
-            Err(_) => return None,
+            Ok(None) => {
+                data.truncate(len);
+                return StreamRead::Packet(data.into());
+            }
+            Err(_) => return StreamRead::Broken,
         }
     }
 }

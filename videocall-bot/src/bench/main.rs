@@ -348,6 +348,9 @@ fn node_args(http: u16) -> Vec<String> {
         // (d) puts 1000 people in one meeting.
         "--max-sessions-per-meeting".into(),
         "2000".into(),
+        // Every bot participant connects from 127.0.0.1.
+        "--max-connections-per-ip".into(),
+        "100000".into(),
     ]
 }
 
