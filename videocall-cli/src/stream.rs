@@ -107,6 +107,9 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }
                 Some(Update::Session(Event::Congestion { .. })) => congestion += 1,
+                Some(Update::Session(Event::RelayNotice(notice))) => {
+                    eprintln!("videocall-cli: the relay says: {}", notice.message);
+                }
                 Some(Update::Session(event)) => report_e2ee(&event),
                 Some(_) => {}
                 None => break Err(anyhow::anyhow!("the client stopped")),

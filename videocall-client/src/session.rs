@@ -7,7 +7,8 @@ use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
     HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket,
-    PacketType, PacketWrapper, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId, packets,
+    PacketType, PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId,
+    packets,
 };
 
 use crate::e2ee::{E2ee, E2eeError, SafetyCode, UnwrapRequest};
@@ -139,6 +140,9 @@ pub enum Event {
     },
     /// A round trip to the relay and back took this long.
     Rtt(Duration),
+    /// The relay refused something we sent (too large, too fast), or is about to close us,
+    /// and says why (`message` is for people).
+    RelayNotice(RelayNotice),
     /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
     Other(PacketWrapper),
     /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).
@@ -369,6 +373,11 @@ impl Session {
             Ok(PacketType::Congestion) => self.events.push_back(Event::Congestion {
                 receiver: String::from_utf8_lossy(&wrapper.user_id).into_owned(),
             }),
+            Ok(PacketType::RelayNotice) if from_system => {
+                let notice = RelayNotice::decode(wrapper.data)
+                    .map_err(|e| SessionError::Malformed(e.to_string()))?;
+                self.events.push_back(Event::RelayNotice(notice));
+            }
             Ok(PacketType::Media) => self.media(now, wrapper),
             Ok(PacketType::RsaPubKey | PacketType::AesKey) if self.e2ee.is_some() => {
                 // The relay stamped the sender's identity.

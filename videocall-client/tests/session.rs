@@ -287,3 +287,33 @@ fn a_connection_that_never_completes_times_out() {
     s.leave();
     assert_eq!(s.state(), ConnectionState::Closed);
 }
+
+#[test]
+fn the_relay_says_why_it_refused_a_frame_too_large_for_its_receivers() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.start(0);
+    w.start(1);
+    let too_big = RelayConfig::default().queue_video_bytes + 1;
+    w.clients[0]
+        .send_media(MediaPacket {
+            media_type: MediaType::Video as i32,
+            frame_type: "key".into(),
+            data: vec![0u8; too_big].into(),
+            ..Default::default()
+        })
+        .unwrap();
+    w.drive();
+    assert_eq!(w.media_from(1, "alice", MediaType::Video), 0);
+    let notice = w.events[0]
+        .iter()
+        .find_map(|e| match e {
+            Event::RelayNotice(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("the sender was told");
+    assert_eq!(
+        notice.reason,
+        videocall_types::NoticeReason::FrameTooLarge as i32
+    );
+    assert!(notice.message.contains("exceeds"), "{}", notice.message);
+}

@@ -29,7 +29,6 @@ impl Relay {
         let Some(s) = self.sessions.get_mut(&session) else {
             return Err(InboundError::UnknownSession);
         };
-        s.last_inbound = now;
         let max = self.config.max_frame_bytes;
         let len = data.len();
         if len > max {
@@ -61,6 +60,10 @@ impl Relay {
             }
             Ok(t) => t,
         };
+        // Only a well-formed packet keeps a session alive: garbage every few seconds does not.
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.last_inbound = now;
+        }
         match packet_type {
             PacketType::SessionAssigned
             | PacketType::Congestion
