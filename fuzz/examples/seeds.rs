@@ -34,8 +34,8 @@ impl Seeds {
     }
 
     fn write(self, root: &Path) {
+        // Other files stay: crash inputs (`crash-*`) are kept as seeds so every run replays them.
         let dir = root.join(self.target);
-        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the corpus directory");
         for (name, data) in self.files {
             std::fs::write(dir.join(name), data).expect("write a seed");

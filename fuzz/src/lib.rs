@@ -6,3 +6,7 @@ pub mod e2ee_driver;
 pub mod input;
 pub mod keys;
 pub mod relay_driver;
+
+// The instrumented build's coverage callbacks live in libFuzzer: link it into the unit tests too.
+#[cfg(test)]
+extern crate libfuzzer_sys;
