@@ -10,7 +10,7 @@ use actix_api::{AppState, MeetingPolicy, WsMetrics, configure};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use clap::Parser;
-use tracing::info;
+use tracing::{info, warn};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
 use webtransport_server::{WtArgs, WtMetrics, cert};
@@ -124,6 +124,8 @@ fn main() -> anyhow::Result<()> {
         certificate_hash = Some(*chain.as_slice()[0].hash().as_ref());
     }
 
+    let drain = config.relay.drain_timeout();
+    let stopping_node = node.clone();
     let state = AppState {
         node,
         max_frame_bytes,
@@ -189,17 +191,24 @@ fn main() -> anyhow::Result<()> {
         println!("Ctrl-C stops.");
 
         webtransport_server::shutdown_signal().await;
-        info!("shutting down: closing sessions");
+        // Everything below is bounded by `drain`; the backstop ends the process regardless.
+        webtransport_server::exit_after(drain);
+        let deadline = tokio::time::Instant::now() + drain;
+        info!("shutting down: closing sessions and publishing their leaves");
+        if !stopping_node.shutdown(drain).await {
+            warn!("the relay node did not finish its shutdown within {drain:?}");
+        }
         let _ = stop.send(true);
         let stopping = async {
             handle.stop(true).await;
             let _ = server.await;
         };
-        if tokio::time::timeout(Duration::from_secs(3), stopping)
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left.max(Duration::from_millis(500)), stopping)
             .await
             .is_err()
         {
-            info!("connections still open after 3 s; exiting anyway");
+            info!("connections still open at the drain limit; exiting anyway");
         }
         anyhow::Ok(())
     })?;

@@ -48,6 +48,12 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     if *state.shutdown.borrow() {
         return HttpResponse::ServiceUnavailable().body("shutting down\n");
     }
+    if !state.node.responsive() {
+        let waited = state.node.since_last_answer().as_millis();
+        return HttpResponse::ServiceUnavailable().body(format!(
+            "relay core not responding (last answer {waited} ms ago)\n"
+        ));
+    }
     match *state.node.bus_state().borrow() {
         BusState::Connected => HttpResponse::Ok().body("ok\n"),
         BusState::Disconnected => HttpResponse::ServiceUnavailable().body("bus disconnected\n"),
@@ -55,8 +61,9 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let Ok(mut text) = state.node.render_metrics().await else {
-        return HttpResponse::ServiceUnavailable().body("relay node stopped\n");
+    let mut text = match state.node.render_metrics().await {
+        Ok(text) => text,
+        Err(e) => return HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     };
     let m = &state.metrics;
     for (name, help, value) in [

@@ -2,12 +2,14 @@
 //! out. Reading and writing run in one task per connection; the session's queue lives in the
 //! relay core, so a slow socket only ever slows itself.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use tracing::debug;
 use videocall_relay::node::{NodeError, Outbound, SessionHandle};
 use videocall_types::{MeetingId, UserId};
@@ -21,6 +23,8 @@ const BATCH: usize = 64;
 /// cost the node task more commands (and wake-ups) than the inbound packets themselves. The
 /// accounting then lags by less than this, a small part of the 512 KiB video queue.
 const REPORT_BYTES: usize = 32 * 1024;
+/// How long the close frame may wait to be queued for a peer that is not reading.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /lobby/{user_id}/{meeting_id}`: validates the ids (HTTP 400 with the reason), upgrades,
 /// joins the meeting (a full meeting or node closes the socket with the reason).
@@ -55,7 +59,8 @@ pub(crate) async fn lobby(
             Ok(handle) => {
                 debug!(%user, %meeting, session = %handle.id(), "WebSocket session joined");
                 let reason = run(handle, session.clone(), stream, &state).await;
-                let _ = session.close(Some(reason)).await;
+                // A peer that stopped reading never takes the close frame: do not wait for it.
+                let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(reason))).await;
             }
             Err(e) => {
                 let code = match e {
@@ -81,6 +86,10 @@ fn close(code: CloseCode, description: &str) -> CloseReason {
 }
 
 /// Pumps one session until either side ends it; returns the close reason to send.
+///
+/// Writing never holds up the rest: a socket whose peer stops reading blocks only the write in
+/// progress, while inbound packets, pings and the relay's decision to close the session (a
+/// stalled reader is cut off by the relay) are still handled.
 async fn run(
     mut handle: SessionHandle,
     mut session: Session,
@@ -92,8 +101,12 @@ async fn run(
     let mut ping = tokio::time::interval(state.ping_interval);
     let mut last_heard = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
+    // Taken from the relay, not yet written; at most two batches.
+    let mut pending: VecDeque<Bytes> = VecDeque::with_capacity(2 * BATCH);
     let mut unreported = 0;
     loop {
+        // Cancel-safe: a write that loses the race is not sent and stays at the front.
+        let front = pending.front().cloned();
         tokio::select! {
             message = stream.next() => {
                 last_heard = Instant::now();
@@ -122,28 +135,45 @@ async fn run(
                     }
                 }
             }
-            more = handle.recv_batch(&mut batch, BATCH) => {
-                if !more {
-                    return close(CloseCode::Error, "relay stopped");
+            written = session.binary(front.clone().unwrap_or_default()), if front.is_some() => {
+                if written.is_err() {
+                    return close(CloseCode::Normal, "closed");
                 }
-                for out in batch.drain(..) {
-                    match out {
-                        Outbound::Packet(packet) => {
-                            unreported += packet.len();
-                            if session.binary(packet).await.is_err() {
-                                return close(CloseCode::Normal, "closed");
-                            }
-                        }
-                        Outbound::Close(reason) => {
-                            return close(CloseCode::Policy, reason.as_str());
-                        }
+                if let Some(packet) = pending.pop_front() {
+                    unreported += packet.len();
+                }
+                // Then whatever else goes without waiting, as one batch did before.
+                while let Some(packet) = pending.front() {
+                    match session.binary(packet.clone()).now_or_never() {
+                        Some(Ok(())) => unreported += packet.len(),
+                        Some(Err(_)) => return close(CloseCode::Normal, "closed"),
+                        None => break,
                     }
+                    pending.pop_front();
                 }
                 if unreported >= REPORT_BYTES {
                     if handle.transmitted(unreported).await.is_err() {
                         return close(CloseCode::Error, "relay stopped");
                     }
                     unreported = 0;
+                }
+            }
+            more = handle.recv_batch(&mut batch, BATCH), if pending.len() < BATCH => {
+                if !more {
+                    return close(CloseCode::Error, "relay stopped");
+                }
+                for out in batch.drain(..) {
+                    match out {
+                        Outbound::Packet(packet) => pending.push_back(packet),
+                        Outbound::Close(reason) => {
+                            // Going away (1001) tells clients to reconnect, to another node.
+                            let code = match reason {
+                                videocall_relay::CloseReason::Shutdown => CloseCode::Away,
+                                _ => CloseCode::Policy,
+                            };
+                            return close(code, reason.as_str());
+                        }
+                    }
                 }
             }
             _ = ping.tick() => {

@@ -99,17 +99,22 @@ impl TestClient {
         let (in_tx, incoming) = mpsc::unbounded_channel();
         let writer = connection.clone();
         tokio::spawn(async move {
+            // Streams are opened and written in send order; finishing (which waits for the
+            // peer's acknowledgement) happens beside, as the native client does, so a sender
+            // is not held to one packet per round trip.
+            let mut finishing = tokio::task::JoinSet::new();
             while let Some(bytes) = out_rx.recv().await {
-                let sent: anyhow::Result<()> = async {
+                let opened: anyhow::Result<_> = async {
                     let mut stream = writer.open_uni().await?.await?;
                     stream.write_all(&bytes).await?;
-                    stream.finish().await?;
-                    Ok(())
+                    Ok(stream)
                 }
                 .await;
-                if sent.is_err() {
-                    break;
-                }
+                let Ok(mut stream) = opened else { break };
+                finishing.spawn(async move {
+                    let _ = stream.finish().await;
+                });
+                while finishing.try_join_next().is_some() {}
             }
         });
         let reader = connection.clone();

@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use tokio::sync::Mutex;
 use videocall_client::e2ee::{Identity, OsRng};
 use videocall_client::http::served_certificate_hash;
-use videocall_client::native::{Client, NativeConfig, ServerVerification, Update};
+use videocall_client::native::{Client, NativeConfig, RelayUrls, ServerVerification, Update};
 use videocall_client::{ClientConfig, Event};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId, VideoCodec, VideoMetadata};
 
@@ -326,8 +326,10 @@ async fn native_config(args: &Args, node: usize) -> NativeConfig {
     let mut native = NativeConfig::new(None, Some(url.clone()));
     if args.transport == Transport::Wt {
         let wt_url = args.wt_url[node.min(args.wt_url.len() - 1)].clone();
-        native.webtransport_url = Some(wt_url);
-        native.websocket_url = None;
+        native.relays = vec![RelayUrls {
+            webtransport_url: Some(wt_url),
+            websocket_url: None,
+        }];
         native.verification = match served_certificate_hash(&url).await {
             Some(hash) => ServerVerification::CertHash(hash),
             None => {

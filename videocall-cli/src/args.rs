@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use videocall_client::native::{NativeConfig, ServerVerification};
+use videocall_client::native::{NativeConfig, RelayUrls, ServerVerification};
 
 /// videocall from the command line.
 #[derive(Debug, Parser)]
@@ -56,16 +56,20 @@ pub struct ConnectArgs {
     #[arg(long, env = "VIDEOCALL_MEETING_ID")]
     pub meeting_id: String,
     /// Server URL for --transport (default: the local single node, https://localhost:4433 for
-    /// WebTransport, http://localhost:8080 for WebSocket).
-    #[arg(long, env = "VIDEOCALL_URL")]
-    pub url: Option<String>,
-    /// WebSocket URL WebTransport falls back to.
+    /// WebTransport, http://localhost:8080 for WebSocket). Repeatable (env: comma-separated):
+    /// nodes of one deployment, tried in turn on joining and when the node in use goes away.
+    #[arg(long, env = "VIDEOCALL_URL", value_delimiter = ',')]
+    pub url: Vec<String>,
+    /// WebSocket URL WebTransport falls back to. Repeatable (env: comma-separated): the n-th is
+    /// the fallback of the n-th --url. The first is where the certificate hash and the
+    /// meeting's E2EE setting are asked.
     #[arg(
         long,
         env = "VIDEOCALL_WEBSOCKET_URL",
+        value_delimiter = ',',
         default_value = "http://localhost:8080"
     )]
-    pub websocket_url: String,
+    pub websocket_url: Vec<String>,
     /// Transport to use.
     #[arg(long, env = "VIDEOCALL_TRANSPORT", value_enum, default_value_t = Transport::Webtransport)]
     pub transport: Transport,
@@ -105,26 +109,50 @@ impl ConnectArgs {
             (None, true) => ServerVerification::Insecure,
             (None, false) => ServerVerification::NativeRoots,
         };
-        let mut config = match self.transport {
-            Transport::Webtransport => NativeConfig::new(
-                Some(
-                    self.url
-                        .clone()
-                        .unwrap_or_else(|| "https://localhost:4433".to_owned()),
-                ),
-                Some(self.websocket_url.clone()),
-            ),
-            Transport::Websocket => NativeConfig::new(
-                None,
-                Some(
-                    self.url
-                        .clone()
-                        .unwrap_or_else(|| self.websocket_url.clone()),
-                ),
-            ),
+        let relays = match self.transport {
+            Transport::Webtransport => {
+                let urls = if self.url.is_empty() {
+                    vec!["https://localhost:4433".to_owned()]
+                } else {
+                    self.url.clone()
+                };
+                let count = urls.len().max(self.websocket_url.len());
+                (0..count)
+                    .map(|i| RelayUrls {
+                        webtransport_url: urls.get(i).cloned(),
+                        websocket_url: self.websocket_url.get(i).cloned(),
+                    })
+                    .collect()
+            }
+            Transport::Websocket => self
+                .websocket_urls()
+                .iter()
+                .map(|url| RelayUrls {
+                    webtransport_url: None,
+                    websocket_url: Some(url.clone()),
+                })
+                .collect(),
         };
+        let mut config = NativeConfig::with_relays(relays);
         config.verification = verification;
         Ok(config)
+    }
+
+    /// The WebSocket (HTTP) URLs of the nodes: --url with --transport websocket, else
+    /// --websocket-url.
+    fn websocket_urls(&self) -> &[String] {
+        match self.transport {
+            Transport::Websocket if !self.url.is_empty() => &self.url,
+            _ => &self.websocket_url,
+        }
+    }
+
+    /// The first node's HTTP URL: where the meeting's E2EE setting and the WebTransport
+    /// certificate hash are asked.
+    pub fn http_url(&self) -> &str {
+        self.websocket_urls()
+            .first()
+            .map_or("http://localhost:8080", String::as_str)
     }
 }
 

@@ -36,9 +36,9 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     } else {
         println!("E2EE off: media of meeting {meeting} travels in clear to the relay");
     }
-    if native.webtransport_url.is_some()
+    if native.uses_webtransport()
         && native.verification == ServerVerification::NativeRoots
-        && let Some(hash) = served_certificate_hash(&args.websocket_url).await
+        && let Some(hash) = served_certificate_hash(args.http_url()).await
     {
         native.verification = ServerVerification::CertHash(hash);
     }
@@ -93,7 +93,7 @@ async fn encrypt(
     args: &ConnectArgs,
     meeting: &MeetingId,
 ) -> anyhow::Result<(bool, Option<String>)> {
-    let setting = meeting_settings(&args.websocket_url, meeting).await;
+    let setting = meeting_settings(args.http_url(), meeting).await;
     let encrypt = match (args.e2ee, setting) {
         (E2eeMode::Auto, Ok(s)) => s.e2ee,
         // Said once joined: an unreachable node is reported by the join itself.

@@ -1,5 +1,6 @@
 //! The native driver (feature `native`): runs a [`Session`] on tokio over WebTransport
-//! (wtransport) or WebSocket (tokio-tungstenite), falling back from the first to the second.
+//! (wtransport) or WebSocket (tokio-tungstenite), falling back from the first to the second,
+//! and from one relay node to the next when it cannot be reached.
 //!
 //! The driver only moves bytes and time: every protocol decision (join, heartbeats, RTT,
 //! keyframe requests, reconnect backoff) stays in the sans-IO [`Session`]. One task owns the
@@ -57,15 +58,24 @@ pub enum ServerVerification {
     Insecure,
 }
 
-/// Where and how the driver connects.
-#[derive(Debug, Clone)]
-pub struct NativeConfig {
+/// One relay node's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayUrls {
     /// WebTransport base URL (`https://host:port`); tried first when set.
     pub webtransport_url: Option<String>,
     /// WebSocket base URL (`http://host:port` or `ws://host:port`); used when WebTransport is not
     /// set or fails for a reason other than the server's certificate.
     pub websocket_url: Option<String>,
-    /// How the WebTransport server is verified.
+}
+
+/// Where and how the driver connects.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    /// The relay nodes of one deployment, tried in turn: each connection attempt starts with
+    /// the node that last opened and moves on to the next when one cannot be reached, so a
+    /// client given several nodes moves to another when its node dies.
+    pub relays: Vec<RelayUrls>,
+    /// How the WebTransport servers are verified.
     pub verification: ServerVerification,
     /// A WebTransport handshake that takes longer is given up (then WebSocket is tried).
     pub webtransport_timeout: Duration,
@@ -76,16 +86,29 @@ pub struct NativeConfig {
 }
 
 impl NativeConfig {
-    /// WebTransport at `webtransport_url`, falling back to WebSocket at `websocket_url`.
+    /// One relay node: WebTransport at `webtransport_url`, falling back to WebSocket at
+    /// `websocket_url`.
     pub fn new(webtransport_url: Option<String>, websocket_url: Option<String>) -> Self {
-        Self {
+        Self::with_relays(vec![RelayUrls {
             webtransport_url,
             websocket_url,
+        }])
+    }
+
+    /// Several relay nodes, tried in this order first.
+    pub fn with_relays(relays: Vec<RelayUrls>) -> Self {
+        Self {
+            relays,
             verification: ServerVerification::NativeRoots,
             webtransport_timeout: Duration::from_secs(3),
             webtransport_idle_timeout: Duration::from_secs(4),
             e2ee: None,
         }
+    }
+
+    /// Whether any relay is tried over WebTransport.
+    pub fn uses_webtransport(&self) -> bool {
+        self.relays.iter().any(|r| r.webtransport_url.is_some())
     }
 }
 
@@ -119,6 +142,8 @@ pub struct Status {
     pub state: Option<ConnectionState>,
     /// The transport in use while connected.
     pub transport: Option<TransportKind>,
+    /// Which of [`NativeConfig::relays`] is in use while connected.
+    pub relay: Option<usize>,
     /// The last round trip to the relay.
     pub rtt: Option<Duration>,
     /// Packets written to a transport.
@@ -221,6 +246,7 @@ impl Client {
             status: status_tx,
             generation: 0,
             link: None,
+            preferred: 0,
         };
         tokio::spawn(driver.run());
         Self {
@@ -264,6 +290,8 @@ enum LinkEvent {
 #[derive(Debug)]
 struct Link {
     kind: TransportKind,
+    /// Index of the relay in [`NativeConfig::relays`].
+    relay: usize,
     outgoing: mpsc::UnboundedSender<Bytes>,
     writer: tokio::task::JoinHandle<()>,
 }
@@ -279,6 +307,8 @@ struct Driver {
     status: watch::Sender<Status>,
     generation: u64,
     link: Option<Link>,
+    /// The relay the next connection attempt starts with: the one that last opened.
+    preferred: usize,
 }
 
 impl Driver {
@@ -338,6 +368,7 @@ impl Driver {
         self.status.send_modify(|s| {
             s.state = Some(ConnectionState::Closed);
             s.transport = None;
+            s.relay = None;
         });
         if let Some(done) = leaving {
             let _ = done.send(());
@@ -354,6 +385,7 @@ impl Driver {
                     tokio::spawn(connect(
                         self.native.clone(),
                         self.session.config().clone(),
+                        self.preferred,
                         self.generation,
                         link_tx.clone(),
                     ));
@@ -381,6 +413,7 @@ impl Driver {
         }
         let state = self.session.state();
         let transport = self.link.as_ref().map(|l| l.kind);
+        let relay = self.link.as_ref().map(|l| l.relay);
         let e2ee = self.session.e2ee().map(|e| {
             let stats = e.stats();
             (stats.opened, stats.dropped.total())
@@ -397,6 +430,7 @@ impl Driver {
             s.mismatch_drops = mismatch_drops;
             s.state = Some(state);
             s.transport = transport;
+            s.relay = relay;
             s.sent_packets += sent.0;
             s.sent_bytes += sent.1;
             s.joins += joined;
@@ -431,6 +465,7 @@ impl Driver {
             LinkEvent::GaveUp(reason) => self.session.handle_disconnected(now, reason),
             LinkEvent::Opened(link) => {
                 let _ = self.updates.send(Update::Connected(link.kind));
+                self.preferred = link.relay;
                 self.link = Some(link);
                 self.session.handle_connected(now);
             }
@@ -462,20 +497,48 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Opens a transport for connection `generation`: WebTransport first when configured, then
-/// WebSocket unless WebTransport refused the server's certificate.
+/// Opens a transport for connection `generation`: tries the relays in turn from `first`, on
+/// each WebTransport first when configured, then WebSocket unless WebTransport refused the
+/// server's certificate.
 async fn connect(
     native: Arc<NativeConfig>,
     config: ClientConfig,
+    first: usize,
     generation: u64,
     events: LinkSender,
 ) {
     let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
-    let mut last_error = String::from("no transport configured");
-    if let Some(base) = &native.webtransport_url {
-        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
-        match open_webtransport(&native, &url, generation, &events).await {
+    let count = native.relays.len();
+    let mut errors = Vec::new();
+    for relay in (0..count).map(|i| (first + i) % count) {
+        match open_relay(&native, relay, &path, generation, &events).await {
             Ok(()) => return,
+            Err(error) => errors.push(error),
+        }
+    }
+    let reason = if errors.is_empty() {
+        "no relay configured".to_owned()
+    } else {
+        errors.join("; ")
+    };
+    let _ = events.send((generation, LinkEvent::GaveUp(reason)));
+}
+
+/// Tries relay `index`: WebTransport, then WebSocket unless the certificate was refused.
+/// Returns the last error when neither opened.
+async fn open_relay(
+    native: &NativeConfig,
+    index: usize,
+    path: &str,
+    generation: u64,
+    events: &LinkSender,
+) -> Result<(), String> {
+    let urls = &native.relays[index];
+    let mut last_error = String::from("no transport configured");
+    if let Some(base) = &urls.webtransport_url {
+        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
+        match open_webtransport(native, &url, index, generation, events).await {
+            Ok(()) => return Ok(()),
             Err(error) => {
                 let certificate = error.contains("certificate");
                 last_error = format!("webtransport {url}: {error}");
@@ -488,21 +551,20 @@ async fn connect(
                     },
                 ));
                 if certificate {
-                    let _ = events.send((generation, LinkEvent::GaveUp(last_error)));
-                    return;
+                    return Err(last_error);
                 }
             }
         }
     }
-    if let Some(base) = &native.websocket_url {
+    if let Some(base) = &urls.websocket_url {
         let base = base.trim_end_matches('/');
         let url = match base.split_once("://") {
             Some(("http", rest)) => format!("ws://{rest}{path}"),
             Some(("https", rest)) => format!("wss://{rest}{path}"),
             _ => format!("{base}{path}"),
         };
-        match open_websocket(&url, generation, &events).await {
-            Ok(()) => return,
+        match open_websocket(&url, index, generation, events).await {
+            Ok(()) => return Ok(()),
             Err(error) => {
                 last_error = format!("websocket {url}: {error}");
                 let _ = events.send((
@@ -516,11 +578,16 @@ async fn connect(
             }
         }
     }
-    let _ = events.send((generation, LinkEvent::GaveUp(last_error)));
+    Err(last_error)
 }
 
 /// Opens a WebSocket and announces it ([`LinkEvent::Opened`]) before its first packet.
-async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Result<(), String> {
+async fn open_websocket(
+    url: &str,
+    relay: usize,
+    generation: u64,
+    events: &LinkSender,
+) -> Result<(), String> {
     let (socket, _) = tokio_tungstenite::connect_async(url)
         .await
         .map_err(|e| e.to_string())?;
@@ -546,6 +613,7 @@ async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Resu
     // handles SESSION_ASSIGNED, or what it sends on joining would find no link.
     let link = Link {
         kind: TransportKind::WebSocket,
+        relay,
         outgoing,
         writer,
     };
@@ -580,6 +648,7 @@ async fn open_websocket(url: &str, generation: u64, events: &LinkSender) -> Resu
 async fn open_webtransport(
     native: &NativeConfig,
     url: &str,
+    relay: usize,
     generation: u64,
     events: &LinkSender,
 ) -> Result<(), String> {
@@ -632,6 +701,7 @@ async fn open_webtransport(
     });
     let link = Link {
         kind: TransportKind::WebTransport,
+        relay,
         outgoing,
         writer,
     };

@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use videocall_client::native::{Client, NativeConfig, ServerVerification, TransportKind, Update};
+use videocall_client::native::{
+    Client, NativeConfig, RelayUrls, ServerVerification, TransportKind, Update,
+};
 use videocall_client::{ClientConfig, Event};
 use videocall_testkit::process::{Service, certificate_hash};
-use videocall_testkit::{PATIENCE, free_udp_port};
+use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId};
 
 fn single_node() -> (Service, u16, u16) {
@@ -77,6 +79,32 @@ async fn webtransport_falls_back_to_websocket_when_quic_is_unreachable() {
     );
     connected_before_joined(&seen, TransportKind::WebSocket);
     assert_eq!(client.status().transport, Some(TransportKind::WebSocket));
+    client.handle().leave().await;
+}
+
+#[tokio::test]
+async fn a_client_given_several_relays_joins_through_the_first_that_answers() {
+    let (_node, http, _udp) = single_node();
+    let relay = |port: u16| RelayUrls {
+        webtransport_url: None,
+        websocket_url: Some(format!("http://127.0.0.1:{port}")),
+    };
+    // Nothing listens on the first.
+    let native = NativeConfig::with_relays(vec![relay(free_tcp_port()), relay(http)]);
+    let mut client = Client::start(config("a", "several"), native);
+    let seen = until(&mut client, is_joined).await;
+    assert!(
+        matches!(
+            seen.first(),
+            Some(Update::TransportFailed {
+                transport: TransportKind::WebSocket,
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+    connected_before_joined(&seen, TransportKind::WebSocket);
+    assert_eq!(client.status().relay, Some(1));
     client.handle().leave().await;
 }
 

@@ -30,9 +30,16 @@ pub struct RelayArgs {
     /// Unwritten bytes per session before video is dropped (skip to keyframe).
     #[arg(long, env = "QUEUE_VIDEO_BYTES", default_value_t = RelayConfig::default().queue_video_bytes)]
     pub queue_video_bytes: usize,
-    /// Extra queue room per session kept for audio and control.
-    #[arg(long, env = "QUEUE_CONTROL_HEADROOM_BYTES", default_value_t = RelayConfig::default().queue_control_headroom_bytes)]
-    pub queue_control_headroom_bytes: usize,
+    /// Extra queue room per session that only audio may use (video is dropped first).
+    #[arg(long, env = "QUEUE_AUDIO_HEADROOM_BYTES", default_value_t = RelayConfig::default().queue_audio_headroom_bytes)]
+    pub queue_audio_headroom_bytes: usize,
+    /// Queue room per session for control traffic (keys, meeting events, heartbeats), apart
+    /// from media.
+    #[arg(long, env = "QUEUE_CONTROL_BYTES", default_value_t = RelayConfig::default().queue_control_bytes)]
+    pub queue_control_bytes: usize,
+    /// Unwritten bytes across all sessions of the node before video is dropped for everyone.
+    #[arg(long, env = "MAX_NODE_QUEUED_BYTES", default_value_t = RelayConfig::default().max_node_queued_bytes)]
+    pub max_node_queued_bytes: usize,
     /// Seconds without any packet before a session is closed.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = RelayConfig::default().idle_timeout.as_secs())]
     pub idle_timeout_secs: u64,
@@ -45,9 +52,30 @@ pub struct RelayArgs {
     /// Sustained inbound packets per second per session.
     #[arg(long, env = "MAX_INBOUND_PACKETS_PER_SEC", default_value_t = RelayConfig::default().max_inbound_packets_per_sec)]
     pub max_inbound_packets_per_sec: u64,
+    /// Sustained inbound bytes per second of control traffic (not audio or video) per session.
+    #[arg(long, env = "MAX_CONTROL_BYTES_PER_SEC", default_value_t = RelayConfig::default().max_control_bytes_per_sec)]
+    pub max_control_bytes_per_sec: u64,
+    /// Milliseconds a session may stay over its rate limit before it is closed.
+    #[arg(long, env = "RATE_LIMIT_GRACE_MS", default_value_t = RelayConfig::default().rate_limit_grace.as_millis() as u64)]
+    pub rate_limit_grace_ms: u64,
+    /// Seconds a session may write nothing while its queue is full before it is closed.
+    #[arg(long, env = "STALL_TIMEOUT_SECS", default_value_t = RelayConfig::default().stall_timeout.as_secs())]
+    pub stall_timeout_secs: u64,
+    /// Seconds a stopping node (SIGTERM, Ctrl-C) takes at most to close its sessions and
+    /// publish their leaves; the process ends by then even under load.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 5)]
+    pub drain_timeout_secs: u64,
+    /// Participants on other nodes one meeting may hold.
+    #[arg(long, env = "MAX_REMOTE_PER_MEETING", default_value_t = RelayConfig::default().max_remote_per_meeting)]
+    pub max_remote_per_meeting: usize,
 }
 
 impl RelayArgs {
+    /// How long a stopping node may take (`--drain-timeout-secs`, at least one second).
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs.max(1))
+    }
+
     /// The core configuration these flags describe.
     pub fn relay_config(&self) -> RelayConfig {
         RelayConfig {
@@ -56,11 +84,17 @@ impl RelayArgs {
             max_sessions_per_meeting: self.max_sessions_per_meeting,
             max_meetings: self.max_meetings,
             queue_video_bytes: self.queue_video_bytes,
-            queue_control_headroom_bytes: self.queue_control_headroom_bytes,
+            queue_audio_headroom_bytes: self.queue_audio_headroom_bytes,
+            queue_control_bytes: self.queue_control_bytes,
+            max_node_queued_bytes: self.max_node_queued_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
             max_inbound_bytes_per_sec: self.max_inbound_bytes_per_sec,
             max_inbound_packets_per_sec: self.max_inbound_packets_per_sec,
+            max_control_bytes_per_sec: self.max_control_bytes_per_sec,
+            rate_limit_grace: Duration::from_millis(self.rate_limit_grace_ms),
+            stall_timeout: Duration::from_secs(self.stall_timeout_secs.max(1)),
+            max_remote_per_meeting: self.max_remote_per_meeting,
         }
     }
 

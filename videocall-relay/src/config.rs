@@ -17,9 +17,18 @@ pub struct RelayConfig {
     pub max_meetings: usize,
     /// Bytes a session's outbound queue may hold before video is dropped (skip to keyframe).
     pub queue_video_bytes: usize,
-    /// Extra bytes above `queue_video_bytes` kept for audio and control under congestion; past
-    /// that even they are dropped (a dead reader must not grow memory).
-    pub queue_control_headroom_bytes: usize,
+    /// Extra bytes above `queue_video_bytes` that only audio may use, so audio keeps flowing
+    /// while video is dropped; past that even audio is dropped (a dead reader must not grow
+    /// memory).
+    pub queue_audio_headroom_bytes: usize,
+    /// Bytes of control traffic (keys, meeting events, heartbeats, diagnostics) a session's
+    /// queue may hold, in a budget of its own: control can neither starve media nor be starved
+    /// by it.
+    pub queue_control_bytes: usize,
+    /// Unwritten bytes across every session of the node; past it video is dropped for everyone
+    /// (and audio and control past an eighth more), so memory stays bounded whatever the number
+    /// of slow readers.
+    pub max_node_queued_bytes: usize,
     /// A session that sends nothing (not even a heartbeat) for this long is closed.
     pub idle_timeout: Duration,
     /// How long a PARTICIPANT_LEFT waits for the same user to come back.
@@ -29,6 +38,17 @@ pub struct RelayConfig {
     pub max_inbound_bytes_per_sec: u64,
     /// Sustained inbound packets per second allowed per session (burst: two seconds' worth).
     pub max_inbound_packets_per_sec: u64,
+    /// Sustained inbound bytes per second of control traffic (everything but audio and video)
+    /// per session (burst: four seconds' worth): keys and heartbeats need little, and junk
+    /// control traffic reaches every receiver.
+    pub max_control_bytes_per_sec: u64,
+    /// A session that stays over its inbound rate limit for this long is closed.
+    pub rate_limit_grace: Duration,
+    /// A session whose socket writes nothing for this long while the relay has packets queued
+    /// for it (and has dropped some for lack of room) is closed.
+    pub stall_timeout: Duration,
+    /// Participants on other nodes one meeting may hold, as learnt from the bus.
+    pub max_remote_per_meeting: usize,
 }
 
 impl Default for RelayConfig {
@@ -39,11 +59,17 @@ impl Default for RelayConfig {
             max_sessions_per_meeting: 1000,
             max_meetings: 10_000,
             queue_video_bytes: 512 * 1024,
-            queue_control_headroom_bytes: 256 * 1024,
+            queue_audio_headroom_bytes: 128 * 1024,
+            queue_control_bytes: 256 * 1024,
+            max_node_queued_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30),
             reconnect_grace: Duration::from_secs(3),
             max_inbound_bytes_per_sec: 4 * 1024 * 1024,
             max_inbound_packets_per_sec: 1000,
+            max_control_bytes_per_sec: 64 * 1024,
+            rate_limit_grace: Duration::from_secs(3),
+            stall_timeout: Duration::from_secs(10),
+            max_remote_per_meeting: 10_000,
         }
     }
 }
@@ -54,3 +80,17 @@ impl Default for RelayConfig {
 pub const CONGESTION_PER_SEC: usize = 1;
 /// See [`CONGESTION_PER_SEC`].
 pub const KEYFRAME_REQUESTS_PER_SEC: usize = 2;
+
+/// At most one keyframe request reaches a publisher in this interval, however many receivers
+/// (local or on other nodes) ask: one keyframe serves them all.
+pub const KEYFRAME_FORWARD_INTERVAL: Duration = Duration::from_millis(500);
+
+/// At most one RELAY_NOTICE a second goes to a session, whatever it keeps sending.
+pub const NOTICES_PER_SEC: usize = 1;
+
+/// Bytes of a SUBSCRIPTION packet accepted for a meeting of `participants`: two lists of at most
+/// that many ids (a varint is at most 10 bytes, plus a tag each and the packet framing). A
+/// larger packet is refused before it is decoded.
+pub const fn max_subscription_bytes(participants: usize) -> usize {
+    2 * participants * 11 + 64
+}

@@ -20,6 +20,9 @@ pub enum JoinError {
         /// The limit.
         max: usize,
     },
+    /// The node is shutting down; join another.
+    #[error("this server is shutting down; try again")]
+    ShuttingDown,
     /// The session counter of this node is exhausted (4 billion sessions): restart the node.
     #[error("this server has run out of session ids; restart it")]
     SessionIdsExhausted,
@@ -53,6 +56,22 @@ pub enum InboundError {
     /// A KEYFRAME_REQUEST over the per-session limit.
     #[error("too many keyframe requests")]
     KeyframeRequestThrottled,
+    /// A media frame larger than its receivers' queue for its kind: it could never be delivered.
+    #[error("frame of {len} bytes exceeds the {max}-byte queue of its receivers")]
+    FrameTooLarge {
+        /// Its length (identity-stamped).
+        len: usize,
+        /// The receivers' queue budget for its kind.
+        max: usize,
+    },
+    /// A SUBSCRIPTION larger than the meeting's size allows.
+    #[error("subscription of {len} bytes exceeds the meeting's {max}-byte limit")]
+    SubscriptionTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit for the meeting's current size.
+        max: usize,
+    },
     /// The session is not (or no longer) known.
     #[error("unknown session")]
     UnknownSession,

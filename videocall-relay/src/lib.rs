@@ -32,8 +32,10 @@ mod config;
 mod error;
 mod limit;
 mod metrics;
+mod queue;
 mod relay;
 mod subject;
+mod subscription;
 
 #[cfg(feature = "runtime")]
 pub mod bus;
@@ -42,7 +44,10 @@ pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod node;
 
-pub use config::{CONGESTION_PER_SEC, KEYFRAME_REQUESTS_PER_SEC, RelayConfig};
+pub use config::{
+    CONGESTION_PER_SEC, KEYFRAME_FORWARD_INTERVAL, KEYFRAME_REQUESTS_PER_SEC, NOTICES_PER_SEC,
+    RelayConfig, max_subscription_bytes,
+};
 pub use error::{InboundError, JoinError};
 pub use metrics::{DropReason, Metrics};
 pub use relay::{CloseReason, Output, Relay, SessionInfo};

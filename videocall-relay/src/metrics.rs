@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::relay::CloseReason;
+
 /// Why a packet was not delivered to a session (or not accepted from one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -26,11 +28,29 @@ pub enum DropReason {
     QueueOverflow,
     /// Bus message with an unparseable subject or payload.
     BusMalformed,
+    /// Control traffic dropped because the receiver's control budget was full.
+    ControlOverflow,
+    /// Dropped because the node's bound on queued bytes was reached.
+    NodeQueueFull,
+    /// Inbound media frame larger than a receiver's queue for its kind: it could never be
+    /// delivered, so it is refused at ingress.
+    FrameTooLarge,
+    /// Inbound control traffic over the session's control rate.
+    ControlRateLimited,
+    /// Inbound KEYFRAME_REQUEST not forwarded: the publisher was asked less than
+    /// `KEYFRAME_FORWARD_INTERVAL` ago (one keyframe serves every requester).
+    KeyframeRequestAggregated,
+    /// Inbound KEYFRAME_REQUEST for nobody in the meeting.
+    KeyframeRequestUnknownTarget,
+    /// Inbound SUBSCRIPTION larger than the meeting's size allows; refused before decoding.
+    SubscriptionTooLarge,
+    /// Bus message from a participant the meeting has no room for (`max_remote_per_meeting`).
+    RemotePeersFull,
 }
 
 impl DropReason {
     /// Every reason, in rendering order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Oversize,
         DropReason::Malformed,
         DropReason::UnknownType,
@@ -41,6 +61,14 @@ impl DropReason {
         DropReason::SkipToKeyframe,
         DropReason::QueueOverflow,
         DropReason::BusMalformed,
+        DropReason::ControlOverflow,
+        DropReason::NodeQueueFull,
+        DropReason::FrameTooLarge,
+        DropReason::ControlRateLimited,
+        DropReason::KeyframeRequestAggregated,
+        DropReason::KeyframeRequestUnknownTarget,
+        DropReason::SubscriptionTooLarge,
+        DropReason::RemotePeersFull,
     ];
 
     /// The label value used on `/metrics`.
@@ -56,6 +84,14 @@ impl DropReason {
             DropReason::SkipToKeyframe => "skip_to_keyframe",
             DropReason::QueueOverflow => "queue_overflow",
             DropReason::BusMalformed => "bus_malformed",
+            DropReason::ControlOverflow => "control_overflow",
+            DropReason::NodeQueueFull => "node_queue_full",
+            DropReason::FrameTooLarge => "frame_too_large",
+            DropReason::ControlRateLimited => "control_rate_limited",
+            DropReason::KeyframeRequestAggregated => "keyframe_request_aggregated",
+            DropReason::KeyframeRequestUnknownTarget => "keyframe_request_unknown_target",
+            DropReason::SubscriptionTooLarge => "subscription_too_large",
+            DropReason::RemotePeersFull => "remote_peers_full",
         }
     }
 }
@@ -85,7 +121,14 @@ pub struct Metrics {
     pub congestion_signals: u64,
     /// KEYFRAME_REQUESTs the relay sent on behalf of skipping receivers.
     pub keyframe_requests_sent: u64,
+    /// Ids in SUBSCRIPTION packets that named nobody in the meeting (ignored).
+    pub subscription_ids_ignored: u64,
+    /// RELAY_NOTICE packets sent to sessions.
+    pub notices_sent: u64,
+    /// Bytes queued to sessions and not yet written, across the node.
+    pub queued_bytes: u64,
     drops: [u64; DropReason::ALL.len()],
+    closes: [u64; CloseReason::ALL.len()],
 }
 
 impl Metrics {
@@ -97,6 +140,16 @@ impl Metrics {
     /// Drops counted for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+
+    /// Counts one session closed by the relay.
+    pub(crate) fn close(&mut self, reason: CloseReason) {
+        self.closes[reason as usize] += 1;
+    }
+
+    /// Sessions the relay closed for `reason`.
+    pub fn closes(&self, reason: CloseReason) -> u64 {
+        self.closes[reason as usize]
     }
 
     /// Appends the counters in the Prometheus text format, with the current `sessions` and
@@ -186,6 +239,36 @@ impl Metrics {
             "Keyframe requests sent by the relay.",
             self.keyframe_requests_sent,
         );
+        metric(
+            "subscription_ids_ignored_total",
+            "counter",
+            "Ids in SUBSCRIPTION packets that named nobody in the meeting.",
+            self.subscription_ids_ignored,
+        );
+        metric(
+            "relay_notices_total",
+            "counter",
+            "RELAY_NOTICE packets telling a session why its input was refused.",
+            self.notices_sent,
+        );
+        metric(
+            "queued_bytes",
+            "gauge",
+            "Bytes queued to sessions and not yet written, across the node.",
+            self.queued_bytes,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP videocall_closed_sessions_total Sessions the relay closed, by reason.\n# TYPE videocall_closed_sessions_total counter"
+        );
+        for reason in CloseReason::ALL {
+            let _ = writeln!(
+                out,
+                "videocall_closed_sessions_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.closes(reason)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP videocall_dropped_packets_total Packets dropped, by reason.\n# TYPE videocall_dropped_packets_total counter"

@@ -5,11 +5,13 @@
 //! [`NodeHandle::join`], copy socket reads into [`SessionHandle::send`] and write what
 //! [`SessionHandle::recv`] yields, reporting written bytes with [`SessionHandle::transmitted`].
 //! The outbound channel of a session is unbounded, but the core never queues more than
-//! `queue_video_bytes + queue_control_headroom_bytes` unwritten bytes for it.
+//! `queue_video_bytes + queue_audio_headroom_bytes + queue_control_bytes` unwritten bytes for
+//! it, and the node never more than about `max_node_queued_bytes` in all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,6 +25,11 @@ use crate::{CloseReason, InboundError, JoinError, Output, Relay, RelayConfig};
 const COMMAND_QUEUE: usize = 64 * 1024;
 /// Bus messages waiting for the node task, at most.
 const BUS_QUEUE: usize = 64 * 1024;
+/// How often the watchdog probes the node task.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// The node task is unresponsive (health checks fail, `/metrics` gives up) when it has not
+/// answered a probe for this long.
+pub const RESPONSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a session's transport must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +61,32 @@ enum Command {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    Probe {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap, cloneable handle to a running node.
 #[derive(Clone)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
+    shutdown: mpsc::Sender<oneshot::Sender<()>>,
     bus: Arc<dyn Bus>,
+    watchdog: Arc<Watchdog>,
+}
+
+/// When the node task last answered a probe, in milliseconds since `start`.
+#[derive(Debug)]
+struct Watchdog {
+    start: Instant,
+    answered_ms: AtomicU64,
+}
+
+impl Watchdog {
+    fn since_answer(&self) -> Duration {
+        let answered = Duration::from_millis(self.answered_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(answered)
+    }
 }
 
 /// Why the node could not take a command.
@@ -70,6 +96,9 @@ pub enum NodeError {
     /// The node task has stopped.
     #[error("the relay node has stopped")]
     Stopped,
+    /// The node task did not answer within [`RESPONSE_LIMIT`].
+    #[error("the relay node is not responding")]
+    Unresponsive,
     /// The join was refused.
     #[error(transparent)]
     Join(#[from] JoinError),
@@ -80,8 +109,45 @@ impl NodeHandle {
     /// every session) is dropped.
     pub fn spawn(config: RelayConfig, bus: Arc<dyn Bus>) -> Self {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        tokio::spawn(run(Relay::new(config), bus.clone(), commands_rx));
-        Self { commands, bus }
+        let (shutdown, shutdown_rx) = mpsc::channel(1);
+        tokio::spawn(run(
+            Relay::new(config),
+            bus.clone(),
+            commands_rx,
+            shutdown_rx,
+        ));
+        let watchdog = Arc::new(Watchdog {
+            start: Instant::now(),
+            answered_ms: AtomicU64::new(0),
+        });
+        tokio::spawn(probe(commands.downgrade(), watchdog.clone()));
+        Self {
+            commands,
+            shutdown,
+            bus,
+            watchdog,
+        }
+    }
+
+    /// Whether the node task answered the watchdog's probe within [`RESPONSE_LIMIT`]: a task
+    /// stuck in one input (or drowning in commands) fails health checks instead of passing them
+    /// while every meeting on the node stands still.
+    pub fn responsive(&self) -> bool {
+        self.watchdog.since_answer() <= RESPONSE_LIMIT
+    }
+
+    /// Time since the node task last answered a probe.
+    pub fn since_last_answer(&self) -> Duration {
+        self.watchdog.since_answer()
+    }
+
+    /// Stops the node: closes every session, publishes their leaves on the bus at once, waits
+    /// (up to `limit`) for the bus to send them, and refuses joins from then on. Returns false
+    /// if that did not finish within `limit`.
+    pub async fn shutdown(&self, limit: Duration) -> bool {
+        let (reply, done) = oneshot::channel();
+        let asked = async { self.shutdown.send(reply).await.is_ok() && done.await.is_ok() };
+        matches!(tokio::time::timeout(limit, asked).await, Ok(true))
     }
 
     /// Joins `user` to `meeting`; the session's first packet is its SESSION_ASSIGNED.
@@ -104,22 +170,33 @@ impl NodeHandle {
     }
 
     /// The node's counters in the Prometheus text format, with the bus state.
+    ///
+    /// Gives up with [`NodeError::Unresponsive`] after [`RESPONSE_LIMIT`] rather than hang.
     pub async fn render_metrics(&self) -> Result<String, NodeError> {
         let (reply, response) = oneshot::channel();
-        self.commands
-            .send(Command::Metrics { reply })
+        let ask = async {
+            self.commands
+                .send(Command::Metrics { reply })
+                .await
+                .map_err(|_| NodeError::Stopped)?;
+            response.await.map_err(|_| NodeError::Stopped)
+        };
+        let mut text = tokio::time::timeout(RESPONSE_LIMIT, ask)
             .await
-            .map_err(|_| NodeError::Stopped)?;
-        let mut text = response.await.map_err(|_| NodeError::Stopped)?;
+            .map_err(|_| NodeError::Unresponsive)??;
         let connected = *self.bus.state().borrow() == BusState::Connected;
         text.push_str(&format!(
             "# HELP videocall_bus_connected Whether the bus reaches the other nodes.\n\
              # TYPE videocall_bus_connected gauge\nvideocall_bus_connected{{bus=\"{}\"}} {}\n\
-             # HELP videocall_bus_dropped_total Bus messages dropped on full queues.\n\
-             # TYPE videocall_bus_dropped_total counter\nvideocall_bus_dropped_total {}\n",
+             # HELP videocall_bus_dropped_total Bus messages dropped on full queues or while cut off.\n\
+             # TYPE videocall_bus_dropped_total counter\nvideocall_bus_dropped_total {}\n\
+             # HELP videocall_node_response_seconds Time since the node task last answered \
+             the watchdog's probe.\n\
+             # TYPE videocall_node_response_seconds gauge\nvideocall_node_response_seconds {:.3}\n",
             self.bus.kind(),
             u8::from(connected),
-            self.bus.dropped()
+            self.bus.dropped(),
+            self.since_last_answer().as_secs_f64(),
         ));
         Ok(text)
     }
@@ -230,10 +307,40 @@ impl Drop for SessionHandle {
     }
 }
 
-async fn run(mut relay: Relay, bus: Arc<dyn Bus>, mut commands: mpsc::Receiver<Command>) {
+/// Probes the node task every [`PROBE_INTERVAL`] through its command queue (so a probe waits
+/// behind whatever the task has not yet done) and records when it answered.
+async fn probe(commands: mpsc::WeakSender<Command>, watchdog: Arc<Watchdog>) {
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(commands) = commands.upgrade() else {
+            return; // every handle is gone: the node is stopping
+        };
+        let (reply, answered) = oneshot::channel();
+        if commands.send(Command::Probe { reply }).await.is_err() {
+            return;
+        }
+        drop(commands);
+        if answered.await.is_err() {
+            return;
+        }
+        let at = watchdog.start.elapsed().as_millis() as u64;
+        watchdog.answered_ms.store(at, Ordering::Relaxed);
+    }
+}
+
+async fn run(
+    mut relay: Relay,
+    bus: Arc<dyn Bus>,
+    mut commands: mpsc::Receiver<Command>,
+    mut shutdown: mpsc::Receiver<oneshot::Sender<()>>,
+) {
     let (bus_tx, mut bus_rx) = mpsc::channel::<BusMessage>(BUS_QUEUE);
     let mut sessions: HashMap<SessionId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut subscriptions: HashMap<MeetingId, BusSubscription> = HashMap::new();
+    let mut stopping = false;
+    let mut stopped: Option<oneshot::Sender<()>> = None;
     loop {
         let timeout = relay.poll_timeout();
         let sleep = async {
@@ -243,6 +350,15 @@ async fn run(mut relay: Relay, bus: Arc<dyn Bus>, mut commands: mpsc::Receiver<C
             }
         };
         tokio::select! {
+            // A shutdown goes before everything still queued.
+            biased;
+            Some(reply) = shutdown.recv() => {
+                if !stopping {
+                    stopping = true;
+                    relay.handle_shutdown(Instant::now());
+                }
+                stopped = Some(reply);
+            }
             command = commands.recv() => {
                 let Some(command) = command else { break };
                 handle_command(&mut relay, &mut sessions, command);
@@ -283,6 +399,12 @@ async fn run(mut relay: Relay, bus: Arc<dyn Bus>, mut commands: mpsc::Receiver<C
                     }
                 }
             }
+        }
+        if let Some(reply) = stopped.take() {
+            // The leaves are queued on the bus; let it send them before saying done. The task
+            // goes on (refusing joins) until the process ends.
+            bus.flush().await;
+            let _ = reply.send(());
         }
     }
 }
@@ -327,6 +449,9 @@ fn handle_command(
             let mut text = String::new();
             relay.render_metrics(&mut text);
             let _ = reply.send(text);
+        }
+        Command::Probe { reply } => {
+            let _ = reply.send(());
         }
     }
 }

@@ -136,7 +136,7 @@ fn the_node_subscribes_once_per_meeting_and_unsubscribes_when_it_empties() {
 fn run_with_a_stalled_receiver(stall_secs: u64, total_secs: u64) -> (Cluster, [SessionId; 3]) {
     let config = RelayConfig {
         queue_video_bytes: 64 * 1024,
-        queue_control_headroom_bytes: 64 * 1024,
+        queue_audio_headroom_bytes: 64 * 1024,
         ..RelayConfig::default()
     };
     let mut c = Cluster::new(1, config);
@@ -386,32 +386,69 @@ fn subscribers_get_only_the_video_they_asked_for_and_always_audio() {
     assert_eq!(hidden_video, [3, 4]);
 }
 
-#[test]
-fn keyframe_requests_from_a_session_are_limited_to_two_per_second() {
-    let mut c = Cluster::new(1, RelayConfig::default());
-    let asker = c.join(0, "asker", "m1");
-    let other = c.join(0, "other", "m1");
-    let request = || media(MediaType::KeyframeRequest, "", vec![]);
-    assert!(c.send(asker, request()).is_ok());
-    assert!(c.send(asker, request()).is_ok());
-    assert_eq!(
-        c.send(asker, request()),
-        Err(InboundError::KeyframeRequestThrottled)
-    );
-    c.advance(Duration::from_millis(1000));
-    assert!(c.send(asker, request()).is_ok());
-    let forwarded = c
-        .media(other)
+/// A receiver's KEYFRAME_REQUEST names the publisher's user in its `MediaPacket`.
+fn keyframe_request_for(user: &str) -> Bytes {
+    let media = videocall_types::MediaPacket {
+        media_type: MediaType::KeyframeRequest as i32,
+        user_id: Bytes::copy_from_slice(user.as_bytes()),
+        ..Default::default()
+    };
+    wrapper(PacketType::Media, media.encode_to_vec())
+}
+
+fn keyframe_requests(c: &Cluster, s: SessionId) -> usize {
+    c.media(s)
         .iter()
         .filter(|(_, m)| m.media_type == MediaType::KeyframeRequest as i32)
-        .count();
-    assert_eq!(forwarded, 3);
+        .count()
+}
+
+#[test]
+fn keyframe_requests_reach_only_their_publisher_and_at_most_once_per_interval() {
+    let mut c = Cluster::new(1, RelayConfig::default());
+    let publisher = c.join(0, "pub", "m1");
+    let askers: Vec<_> = (0..5).map(|i| c.join(0, &format!("a{i}"), "m1")).collect();
+    // Five receivers ask at once: one keyframe serves them all.
+    for &a in &askers {
+        assert!(c.send(a, keyframe_request_for("pub")).is_ok());
+    }
+    assert_eq!(keyframe_requests(&c, publisher), 1);
+    for &a in &askers {
+        assert_eq!(
+            keyframe_requests(&c, a),
+            0,
+            "requests go to the publisher only"
+        );
+    }
+    let m = c.nodes[0].metrics();
+    assert_eq!(m.drops(DropReason::KeyframeRequestAggregated), 4);
+    // Half a second later one more gets through, whoever asks.
+    c.advance(videocall_relay::KEYFRAME_FORWARD_INTERVAL);
+    c.send(askers[0], keyframe_request_for("pub")).unwrap();
+    c.send(askers[1], keyframe_request_for("pub")).unwrap();
+    assert_eq!(keyframe_requests(&c, publisher), 2);
+    // Each receiver may still ask at most twice a second, and asking for nobody goes nowhere.
     assert_eq!(
-        c.nodes[0]
-            .metrics()
-            .drops(DropReason::KeyframeRequestThrottled),
-        1
+        c.send(askers[0], keyframe_request_for("pub")),
+        Err(InboundError::KeyframeRequestThrottled)
     );
+    c.send(askers[2], keyframe_request_for("nobody")).unwrap();
+    let m = c.nodes[0].metrics();
+    assert_eq!(m.drops(DropReason::KeyframeRequestThrottled), 1);
+    assert_eq!(m.drops(DropReason::KeyframeRequestUnknownTarget), 1);
+}
+
+#[test]
+fn keyframe_requests_for_a_publisher_on_another_node_are_aggregated_there_too() {
+    let mut c = Cluster::new(2, RelayConfig::default());
+    let publisher = c.join(0, "pub", "m1");
+    let askers: Vec<_> = (0..3).map(|i| c.join(1, &format!("a{i}"), "m1")).collect();
+    let local = c.join(0, "local", "m1");
+    for &a in &askers {
+        c.send(a, keyframe_request_for("pub")).unwrap();
+    }
+    c.send(local, keyframe_request_for("pub")).unwrap();
+    assert_eq!(keyframe_requests(&c, publisher), 1);
 }
 
 #[test]

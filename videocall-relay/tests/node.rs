@@ -3,11 +3,13 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use prost::Message;
 use support::{audio, is_audio, is_joined, recv_until};
-use videocall_relay::RelayConfig;
 use videocall_relay::bus::InProcessBus;
-use videocall_relay::node::NodeHandle;
+use videocall_relay::node::{NodeError, NodeHandle, Outbound};
+use videocall_relay::{CloseReason, JoinError, RelayConfig};
 use videocall_types::{MeetingId, PacketType, UserId};
 
 fn node(bus: &InProcessBus, node_id: u32) -> NodeHandle {
@@ -66,4 +68,73 @@ async fn two_nodes_on_the_in_process_bus_share_a_meeting() {
     assert_eq!(got.user_id, "alice".as_bytes());
     bob.send(audio("and back")).await.unwrap();
     recv_until(&mut alice, |w| is_audio(w, "and back")).await;
+}
+
+#[tokio::test]
+async fn a_node_task_that_stops_answering_fails_its_health_check_and_recovers() {
+    let bus = InProcessBus::new();
+    let n = node(&bus, 1);
+    // Wait for a first answered probe (polling the watchdog's own view, which is the event).
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    while n.since_last_answer() > Duration::from_millis(300) {
+        assert!(std::time::Instant::now() < deadline, "never answered");
+        tokio::task::yield_now().await;
+    }
+    assert!(n.responsive());
+    // What a core stuck in one input does to its thread: nothing else runs on it. (This test's
+    // runtime has one thread, shared with the node task.)
+    std::thread::sleep(videocall_relay::node::RESPONSE_LIMIT + Duration::from_millis(300));
+    assert!(!n.responsive(), "a stuck node task must fail health checks");
+    assert!(n.render_metrics().await.is_ok(), "answers again once free");
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    while !n.responsive() {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_node_closes_its_sessions_and_its_leaves_reach_other_nodes_at_once() {
+    let bus = InProcessBus::new();
+    let config = |node_id| RelayConfig {
+        node_id,
+        // Without the shutdown's own leaves, others would wait this long.
+        reconnect_grace: Duration::from_secs(600),
+        ..RelayConfig::default()
+    };
+    let n1 = NodeHandle::spawn(config(1), Arc::new(bus.connect()));
+    let n2 = NodeHandle::spawn(config(2), Arc::new(bus.connect()));
+    let (u, m) = ids("alice");
+    let mut alice = n1.join(u, m).await.unwrap();
+    let (u, m) = ids("bob");
+    let mut bob = n2.join(u, m).await.unwrap();
+    recv_until(&mut bob, |w| is_joined(w, "alice")).await;
+
+    assert!(n1.shutdown(Duration::from_secs(2)).await);
+    let left = recv_until(&mut bob, |w| {
+        w.packet_type == PacketType::Meeting as i32
+            && videocall_types::MeetingPacket::decode(w.data.clone()).is_ok_and(|e| {
+                e.event_type == videocall_types::MeetingEventType::ParticipantLeft as i32
+            })
+    })
+    .await;
+    let event = videocall_types::MeetingPacket::decode(left.data).unwrap();
+    assert_eq!(event.target_user_id, "alice".as_bytes());
+    loop {
+        match alice.recv().await {
+            Some(Outbound::Packet(_)) => continue,
+            Some(Outbound::Close(reason)) => {
+                assert_eq!(reason, CloseReason::Shutdown);
+                break;
+            }
+            None => panic!("closed without a reason"),
+        }
+    }
+    let (u, m) = ids("late");
+    assert!(matches!(
+        n1.join(u, m).await,
+        Err(NodeError::Join(JoinError::ShuttingDown))
+    ));
+    let metrics = n1.render_metrics().await.unwrap();
+    assert!(metrics.contains("videocall_closed_sessions_total{reason=\"shutdown\"} 1"));
 }

@@ -29,8 +29,9 @@ pub mod proto {
 
 pub use proto::{
     AesPacket, AudioMetadata, ConnectionPacket, HeartbeatMetadata, MediaPacket, MeetingPacket,
-    PacketWrapper, RsaPacket, SubscriptionPacket, VideoMetadata, media_packet::MediaType,
-    meeting_packet::MeetingEventType, packet_wrapper::PacketType, video_metadata::VideoCodec,
+    PacketWrapper, RelayNotice, RsaPacket, SubscriptionPacket, VideoMetadata,
+    media_packet::MediaType, meeting_packet::MeetingEventType, packet_wrapper::PacketType,
+    relay_notice::Reason as NoticeReason, video_metadata::VideoCodec,
 };
 
 /// The user id the server puts on every packet it originates (SESSION_ASSIGNED, meeting events).

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::{
-    MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType, PacketWrapper,
-    SYSTEM_USER_ID, SessionId,
+    MediaPacket, MediaType, MeetingEventType, MeetingPacket, NoticeReason, PacketType,
+    PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId,
 };
 
 /// Encodes any message into a new refcounted buffer.
@@ -21,6 +21,33 @@ pub fn session_assigned(session: SessionId) -> PacketWrapper {
         user_id: Bytes::from_static(SYSTEM_USER_ID.as_bytes()),
         data: Bytes::new(),
         session_id: session.get(),
+    }
+}
+
+/// `RELAY_NOTICE` to `session`: why the relay refused its input or is closing it.
+pub fn relay_notice(session: SessionId, notice: &RelayNotice) -> PacketWrapper {
+    PacketWrapper {
+        packet_type: PacketType::RelayNotice as i32,
+        user_id: Bytes::from_static(SYSTEM_USER_ID.as_bytes()),
+        data: encode(notice),
+        session_id: session.get(),
+    }
+}
+
+/// A [`RelayNotice`] with its fields.
+pub fn notice(
+    reason: NoticeReason,
+    packet_type: i32,
+    len: usize,
+    limit: usize,
+    message: impl Into<String>,
+) -> RelayNotice {
+    RelayNotice {
+        reason: reason as i32,
+        packet_type,
+        len: len as u64,
+        limit: limit as u64,
+        message: message.into(),
     }
 }
 

@@ -56,7 +56,14 @@ async fn answer(
     let path = head.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path {
         "/healthz" => {
-            if *node.bus_state().borrow() == BusState::Connected {
+            if !node.responsive() {
+                let waited = node.since_last_answer().as_millis();
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("relay core not responding (last answer {waited} ms ago)\n"),
+                )
+            } else if *node.bus_state().borrow() == BusState::Connected {
                 ("200 OK", "text/plain", "ok\n".to_owned())
             } else {
                 (
@@ -66,11 +73,13 @@ async fn answer(
                 )
             }
         }
-        "/metrics" => {
-            let mut text = node.render_metrics().await.unwrap_or_default();
-            metrics.render(&mut text);
-            ("200 OK", "text/plain; version=0.0.4", text)
-        }
+        "/metrics" => match node.render_metrics().await {
+            Ok(mut text) => {
+                metrics.render(&mut text);
+                ("200 OK", "text/plain; version=0.0.4", text)
+            }
+            Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
+        },
         "/api/v1/webtransport/certificate_hash" => (
             "200 OK",
             "application/json",

@@ -54,17 +54,27 @@ async fn main() -> anyhow::Result<()> {
     ));
     let endpoint = webtransport_server::bind(identity, config.webtransport.webtransport_listen)?;
     let server = tokio::spawn(webtransport_server::serve(
-        endpoint, node, max_frame, metrics, shutdown,
+        endpoint,
+        node.clone(),
+        max_frame,
+        metrics,
+        shutdown,
     ));
     println!(
         "webtransport-server: WebTransport on https://{}/lobby/{{user}}/{{meeting}}, health on http://{}/healthz",
         config.webtransport.webtransport_listen, config.health_listen
     );
     webtransport_server::shutdown_signal().await;
-    info!("shutting down: closing sessions");
+    let drain = config.relay.drain_timeout();
+    webtransport_server::exit_after(drain);
+    let deadline = tokio::time::Instant::now() + drain;
+    info!("shutting down: closing sessions and publishing their leaves");
+    if !node.shutdown(drain).await {
+        tracing::warn!("the relay node did not finish its shutdown within {drain:?}");
+    }
     let _ = stop.send(true);
-    let deadline = std::time::Duration::from_secs(4);
-    let _ = tokio::time::timeout(deadline, async {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let _ = tokio::time::timeout(left.max(std::time::Duration::from_millis(500)), async {
         let _ = server.await;
         let _ = health.await;
     })

@@ -3,7 +3,8 @@
 //!
 //! [`InProcessBus`] joins nodes inside one process (the single-node default, and tests);
 //! [`NatsBus`] (feature `nats`) joins processes through a NATS server. Neither ever blocks the
-//! node: publishing only queues, and a full queue drops the message and counts it.
+//! node: publishing only queues, and a full queue drops the message and counts it. A bus that is
+//! cut off drops (and counts) what is published meanwhile rather than sending it late.
 
 mod in_process;
 #[cfg(feature = "nats")]
@@ -50,11 +51,18 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Watches the connection state.
     fn state(&self) -> watch::Receiver<BusState>;
 
-    /// Messages dropped so far because a queue was full (publish or delivery).
+    /// Messages dropped so far because a queue was full (publish or delivery) or because the
+    /// bus was cut off when they were published.
     fn dropped(&self) -> u64;
 
     /// A short name for logs and metrics ("in-process", "nats").
     fn kind(&self) -> &'static str;
+
+    /// Resolves once what was published so far has been handed to the bus's server (callers
+    /// bound the wait). The in-process bus delivers at once.
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Ends its subscription when dropped.

@@ -1,9 +1,15 @@
-//! The NATS bus: one async-nats connection per node.
+//! The NATS bus: one async-nats connection per node at a time.
 //!
 //! One worker task owns the connection's work queue so that a subscription is always on the
 //! wire before any publication the node makes after asking for it (a joining session's
 //! PARTICIPANT_JOINED must not overtake its node's subscription, or the roster replies are lost).
-//! Publishing never waits: a full queue (NATS down for long) drops and counts.
+//! Publishing never waits: a full queue (NATS slow) drops and counts.
+//!
+//! Media is only worth sending now. A publication made while NATS is away is dropped and
+//! counted, never sent late: async-nats keeps the commands given to a client while it
+//! reconnects and sends them once it is back, so a client is never reused after its connection
+//! breaks. The worker abandons it (its one reconnect attempt fails on a server that is away, and
+//! what it queued goes with it) and connects a fresh client, then subscribes again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,8 +22,15 @@ use tracing::{info, warn};
 
 use super::{Bus, BusMessage, BusState, BusSubscription, DropCounter};
 
-/// How many publications may wait while NATS is slow or away.
+/// How many publications may wait while NATS is slow.
 const PUBLISH_QUEUE: usize = 16 * 1024;
+/// The wait before the second attempt to reach NATS after losing it; it doubles per failed
+/// attempt up to [`RECONNECT_DELAY_MAX`] (the first attempt is immediate).
+const RECONNECT_DELAY_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait between attempts: a server that comes back is found again within this
+/// (meetings across nodes must resume within 2 s of NATS' return). An attempt on a server that
+/// refuses connections costs next to nothing.
+const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(500);
 
 /// Why the NATS bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +56,8 @@ enum Control {
     Unsubscribe {
         id: u64,
     },
+    /// Flush the client's buffer to the server, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A node's connection to NATS. Reconnects by itself (and resubscribes) after the server goes
@@ -61,48 +76,35 @@ impl NatsBus {
     /// starts even if the server is not reachable yet and keeps trying in the background.
     pub async fn connect(url: &str, wait_for_server: bool) -> Result<Self, NatsError> {
         let (state_tx, state) = watch::channel(BusState::Disconnected);
-        let events_state = state_tx.clone();
-        let mut options = async_nats::ConnectOptions::new()
-            .no_echo()
-            .name("videocall-relay")
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                // Fast first retries: a restarted server is back in well under a second.
-                Duration::from_millis((100 * 2u64.saturating_pow(attempts.min(5) as u32)).min(2000))
-            })
-            .event_callback(move |event| {
-                let state = events_state.clone();
-                async move {
-                    match event {
-                        async_nats::Event::Connected => {
-                            info!("NATS connected");
-                            state.send_replace(BusState::Connected);
-                        }
-                        async_nats::Event::Disconnected => {
-                            warn!("NATS disconnected; serving local sessions and reconnecting");
-                            state.send_replace(BusState::Disconnected);
-                        }
-                        other => warn!("NATS: {other}"),
-                    }
-                }
-            });
-        if !wait_for_server {
-            options = options.retry_on_initial_connect();
-        }
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|source| NatsError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
-        if client.connection_state() == async_nats::connection::State::Connected {
-            state_tx.send_replace(BusState::Connected);
-        }
+        let first = match connect_once(url).await {
+            Ok(connection) => Some(connection),
+            Err(source) if wait_for_server => {
+                return Err(NatsError::Connect {
+                    url: url.to_owned(),
+                    source,
+                });
+            }
+            Err(e) => {
+                warn!("NATS at {url} not reachable yet ({e}); retrying in the background");
+                None
+            }
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let dropped = DropCounter::default();
-        tokio::spawn(worker(client, control_rx, publish_rx, dropped.clone()));
+        let worker = Worker {
+            url: url.to_owned(),
+            control: control_rx,
+            publish: publish_rx,
+            state: state_tx,
+            dropped: dropped.clone(),
+            subscriptions: HashMap::new(),
+        };
+        if first.is_some() {
+            // Connected before returning, as callers that waited for the server expect.
+            worker.state.send_replace(BusState::Connected);
+        }
+        tokio::spawn(worker.run(first));
         Ok(Self {
             control,
             publish,
@@ -113,47 +115,190 @@ impl NatsBus {
     }
 }
 
-async fn worker(
+/// One live client and the signal that its connection broke.
+struct Connection {
     client: async_nats::Client,
-    mut control: mpsc::UnboundedReceiver<Control>,
-    mut publish: mpsc::Receiver<(String, Bytes)>,
+    lost: mpsc::UnboundedReceiver<()>,
+}
+
+/// One attempt to reach the server with a fresh client that will not replay: it makes at most
+/// one reconnect attempt of its own, at once, after its connection breaks.
+async fn connect_once(url: &str) -> Result<Connection, async_nats::ConnectError> {
+    let (lost_tx, lost) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::new()
+        .no_echo()
+        .name("videocall-relay")
+        // `Some(0)` would mean "forever"; one attempt, immediately, is the least there is.
+        .max_reconnects(Some(1))
+        .reconnect_delay_callback(|_| Duration::ZERO)
+        .event_callback(move |event| {
+            let lost = lost_tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        let _ = lost.send(());
+                    }
+                    async_nats::Event::Connected => {}
+                    other => warn!("NATS: {other}"),
+                }
+            }
+        })
+        .connect(url)
+        .await?;
+    Ok(Connection { client, lost })
+}
+
+struct Subscription {
+    subject: String,
+    sink: mpsc::Sender<BusMessage>,
+    /// The task forwarding from the current connection, if any.
+    forward: Option<AbortHandle>,
+}
+
+struct Worker {
+    url: String,
+    control: mpsc::UnboundedReceiver<Control>,
+    publish: mpsc::Receiver<(String, Bytes)>,
+    state: watch::Sender<BusState>,
     dropped: DropCounter,
-) {
-    let mut subscriptions: HashMap<u64, AbortHandle> = HashMap::new();
-    loop {
-        tokio::select! {
-            // Subscriptions first: they were asked for before any publication still queued.
-            biased;
-            op = control.recv() => match op {
-                Some(Control::Subscribe { id, subject, sink }) => {
-                    match client.subscribe(subject.clone()).await {
-                        Ok(subscriber) => {
-                            let forward = tokio::spawn(forward(subscriber, sink, dropped.clone()));
-                            subscriptions.insert(id, forward.abort_handle());
-                        }
-                        Err(e) => warn!(%subject, "NATS subscribe failed: {e}"),
-                    }
+    subscriptions: HashMap<u64, Subscription>,
+}
+
+impl Worker {
+    async fn run(mut self, mut first: Option<Connection>) {
+        loop {
+            let connection = match first.take() {
+                Some(connection) => connection,
+                None => match self.reconnect().await {
+                    Some(connection) => connection,
+                    None => break,
+                },
+            };
+            info!("NATS connected");
+            for (id, sub) in &mut self.subscriptions {
+                sub.forward = subscribe(&connection.client, *id, sub, &self.dropped).await;
+            }
+            self.state.send_replace(BusState::Connected);
+            let node_gone = self.serve(connection).await;
+            self.state.send_replace(BusState::Disconnected);
+            for sub in self.subscriptions.values_mut() {
+                if let Some(task) = sub.forward.take() {
+                    task.abort();
                 }
-                Some(Control::Unsubscribe { id }) => {
-                    if let Some(task) = subscriptions.remove(&id) {
-                        task.abort();
-                    }
-                }
-                None => break,
-            },
-            message = publish.recv() => match message {
-                Some((subject, payload)) => {
-                    if let Err(e) = client.publish(subject, payload).await {
-                        dropped.add();
-                        warn!("NATS publish failed: {e}");
-                    }
-                }
-                None => break,
-            },
+            }
+            if node_gone {
+                break;
+            }
+            warn!("NATS disconnected; serving local sessions, dropping publications, reconnecting");
+            // What waited here was meant for the moment it was published: drop it.
+            while self.publish.try_recv().is_ok() {
+                self.dropped.add();
+            }
+        }
+        for sub in self.subscriptions.into_values() {
+            if let Some(task) = sub.forward {
+                task.abort();
+            }
         }
     }
-    for task in subscriptions.into_values() {
-        task.abort();
+
+    /// Carries out the node's requests on a live connection until it breaks (false) or the node
+    /// drops the bus (true).
+    async fn serve(&mut self, mut connection: Connection) -> bool {
+        loop {
+            tokio::select! {
+                // A broken connection first: nothing more may be handed to that client.
+                // Then subscriptions: they were asked for before any publication still queued.
+                biased;
+                _ = connection.lost.recv() => return false,
+                op = self.control.recv() => match op {
+                    Some(Control::Subscribe { id, subject, sink }) => {
+                        let mut sub = Subscription { subject, sink, forward: None };
+                        sub.forward = subscribe(&connection.client, id, &sub, &self.dropped).await;
+                        self.subscriptions.insert(id, sub);
+                    }
+                    Some(Control::Unsubscribe { id }) => self.unsubscribe(id),
+                    Some(Control::Flush(done)) => {
+                        if let Err(e) = connection.client.flush().await {
+                            warn!("NATS flush failed: {e}");
+                        }
+                        let _ = done.send(());
+                    }
+                    None => return true,
+                },
+                message = self.publish.recv() => match message {
+                    Some((subject, payload)) => {
+                        if let Err(e) = connection.client.publish(subject, payload).await {
+                            self.dropped.add();
+                            warn!("NATS publish failed: {e}");
+                        }
+                    }
+                    None => return true,
+                },
+            }
+        }
+    }
+
+    /// Tries to reach the server until it answers (`None`: the node dropped the bus meanwhile),
+    /// keeping the subscription list and dropping publications while it waits.
+    async fn reconnect(&mut self) -> Option<Connection> {
+        let mut delay = Duration::ZERO;
+        loop {
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    op = self.control.recv() => match op {
+                        Some(Control::Subscribe { id, subject, sink }) => {
+                            let sub = Subscription { subject, sink, forward: None };
+                            self.subscriptions.insert(id, sub);
+                        }
+                        Some(Control::Unsubscribe { id }) => self.unsubscribe(id),
+                        // Cut off: nothing was kept to flush.
+                        Some(Control::Flush(done)) => {
+                            let _ = done.send(());
+                        }
+                        None => return None,
+                    },
+                    message = self.publish.recv() => match message {
+                        Some(_) => self.dropped.add(),
+                        None => return None,
+                    },
+                }
+            }
+            match connect_once(&self.url).await {
+                Ok(connection) => return Some(connection),
+                Err(e) => tracing::debug!("NATS still unreachable: {e}"),
+            }
+            delay = (delay * 2).clamp(RECONNECT_DELAY_FIRST, RECONNECT_DELAY_MAX);
+        }
+    }
+
+    fn unsubscribe(&mut self, id: u64) {
+        if let Some(task) = self.subscriptions.remove(&id).and_then(|s| s.forward) {
+            task.abort();
+        }
+    }
+}
+
+/// Subscribes on `client` and starts forwarding; `None` if the client refused (the next
+/// connection tries again).
+async fn subscribe(
+    client: &async_nats::Client,
+    id: u64,
+    sub: &Subscription,
+    dropped: &DropCounter,
+) -> Option<AbortHandle> {
+    match client.subscribe(sub.subject.clone()).await {
+        Ok(subscriber) => {
+            let forward = tokio::spawn(forward(subscriber, sub.sink.clone(), dropped.clone()));
+            Some(forward.abort_handle())
+        }
+        Err(e) => {
+            warn!(subject = %sub.subject, id, "NATS subscribe failed: {e}");
+            None
+        }
     }
 }
 
@@ -178,10 +323,13 @@ async fn forward(
 
 impl Bus for NatsBus {
     fn publish(&self, subject: &str, payload: Bytes) -> bool {
-        if self
-            .publish
-            .try_send((subject.to_owned(), payload))
-            .is_err()
+        // Cut off: the publication would only be sent late, if ever.
+        let connected = *self.state.borrow() == BusState::Connected;
+        if !connected
+            || self
+                .publish
+                .try_send((subject.to_owned(), payload))
+                .is_err()
         {
             self.dropped.add();
             return false;
@@ -214,5 +362,19 @@ impl Bus for NatsBus {
 
     fn kind(&self) -> &'static str {
         "nats"
+    }
+
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Wait for the worker to take every queued publication (it hands each to the client
+            // before taking the next command), then have it flush the client to the server.
+            while self.publish.capacity() < self.publish.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (done, flushed) = tokio::sync::oneshot::channel();
+            if self.control.send(Control::Flush(done)).is_ok() {
+                let _ = flushed.await;
+            }
+        })
     }
 }

@@ -1,4 +1,8 @@
 //! The relay state machine: meetings, sessions, fan-out, congestion, timers.
+//!
+//! Every input a client controls does work linear in its size and bounded by the meeting's size
+//! (lists are capped, membership is looked up in maps, never scanned), and every queue has a
+//! budget: a session's own per class ([`crate::queue`]) and the node's.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -6,18 +10,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message;
-use videocall_types::{
-    MeetingEventType, MeetingId, MeetingPacket, PacketType, PacketWrapper, SYSTEM_USER_ID,
-    SessionId, SubscriptionPacket, UserId, packets,
-};
+use videocall_types::{MeetingEventType, MeetingId, SessionId, UserId, packets};
 
-use crate::classify::{Class, classify};
-use crate::config::{CONGESTION_PER_SEC, KEYFRAME_REQUESTS_PER_SEC, RelayConfig};
-use crate::error::{InboundError, JoinError};
+use crate::classify::Class;
+use crate::config::{CONGESTION_PER_SEC, KEYFRAME_REQUESTS_PER_SEC, NOTICES_PER_SEC, RelayConfig};
+use crate::error::JoinError;
 use crate::limit::{TokenBucket, WindowLimit};
-use crate::metrics::{DropReason, Metrics};
+use crate::metrics::Metrics;
+use crate::queue::{NodeQueue, OutQueue, Verdict};
 use crate::subject;
+use crate::subscription::Subscription;
+
+mod bus_input;
+mod inbound;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -68,13 +73,40 @@ pub enum Output {
 pub enum CloseReason {
     /// Nothing received for `idle_timeout`.
     IdleTimeout,
+    /// Over its inbound rate limit for longer than `rate_limit_grace`.
+    RateLimited,
+    /// Its socket wrote nothing for `stall_timeout` while its queue was full.
+    Stalled,
+    /// The node is shutting down.
+    Shutdown,
 }
 
 impl CloseReason {
+    /// Every reason, in rendering order.
+    pub const ALL: [CloseReason; 4] = [
+        CloseReason::IdleTimeout,
+        CloseReason::RateLimited,
+        CloseReason::Stalled,
+        CloseReason::Shutdown,
+    ];
+
     /// Text for a close frame or log line.
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::RateLimited => "closed: over the rate limit for too long",
+            CloseReason::Stalled => "closed: not reading what the server sends",
+            CloseReason::Shutdown => "server shutting down",
+        }
+    }
+
+    /// The label value used on `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle",
+            CloseReason::RateLimited => "rate_limited",
+            CloseReason::Stalled => "stalled",
+            CloseReason::Shutdown => "shutdown",
         }
     }
 }
@@ -88,28 +120,17 @@ pub struct SessionInfo {
     pub meeting: MeetingId,
     /// Bytes handed out in `Transmit` and not yet reported written.
     pub queued_bytes: usize,
-    /// Streams (publisher, is-screen) it waits a keyframe for.
+    /// Streams (publisher, is-screen) it waits a keyframe for, sorted.
     pub skipping: Vec<(SessionId, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Idle(SessionId),
+    /// Whether the session's socket made progress since its queue first overflowed.
+    Stall(SessionId, u64),
     Leave,
     RemoteExpiry,
-}
-
-#[derive(Debug)]
-struct Subscription {
-    video: Vec<u64>,
-    screen: Vec<u64>,
-}
-
-impl Subscription {
-    fn wants(&self, publisher: SessionId, screen: bool) -> bool {
-        let list = if screen { &self.screen } else { &self.video };
-        list.binary_search(&publisher.get()).is_ok()
-    }
 }
 
 #[derive(Debug)]
@@ -119,29 +140,24 @@ struct Session {
     meeting: MeetingId,
     subject: Arc<str>,
     last_inbound: Instant,
-    queued: usize,
-    skipping: Vec<(SessionId, bool)>,
+    queue: OutQueue,
+    /// Counts reports of written bytes: a stall check compares it with its value when armed.
+    progress: u64,
+    stall_armed: bool,
     subscription: Option<Subscription>,
     keyframe_requests: WindowLimit<KEYFRAME_REQUESTS_PER_SEC>,
     inbound_bytes: TokenBucket,
     inbound_packets: TokenBucket,
-}
-
-/// What happened to one packet offered to one receiver.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Queued,
-    /// Not subscribed to this publisher's video.
-    Filtered,
-    /// Dropped; the publisher should hear of congestion and (for video) send a keyframe.
-    Dropped {
-        congestion: bool,
-        want_keyframe: bool,
-    },
+    inbound_control: TokenBucket,
+    /// Since when the session has been over its rate limit without a second's break.
+    over_limit_since: Option<Instant>,
+    last_over_limit: Option<Instant>,
+    notices: WindowLimit<NOTICES_PER_SEC>,
 }
 
 impl Session {
-    /// Applies the congestion policy to one packet for this receiver and queues it if it passes.
+    /// Offers one packet to this receiver: applies the congestion policy and queues it if it
+    /// passes.
     #[allow(clippy::too_many_arguments)] // disjoint borrows of the relay's fields
     fn offer(
         &mut self,
@@ -153,84 +169,26 @@ impl Session {
         metrics: &mut Metrics,
         outputs: &mut VecDeque<Output>,
     ) -> Verdict {
-        let verdict = self.admit(publisher, packet.len(), class, config, metrics);
+        if let (Class::Video { screen, .. }, Some(sub)) = (class, &self.subscription)
+            && !sub.wants(publisher, screen)
+        {
+            return Verdict::Filtered;
+        }
+        let node = NodeQueue {
+            queued: metrics.queued_bytes as usize,
+            max: config.max_node_queued_bytes,
+        };
+        let verdict = self
+            .queue
+            .admit(publisher, packet.len(), class, node, config, metrics);
         if verdict == Verdict::Queued {
+            metrics.queued_bytes += packet.len() as u64;
             outputs.push_back(Output::Transmit {
                 session: me,
                 packet: packet.clone(),
             });
         }
         verdict
-    }
-
-    /// The congestion policy: whether `len` more bytes of `class` from `publisher` fit.
-    fn admit(
-        &mut self,
-        publisher: SessionId,
-        len: usize,
-        class: Class,
-        config: &RelayConfig,
-        metrics: &mut Metrics,
-    ) -> Verdict {
-        let video_room = self.queued + len <= config.queue_video_bytes;
-        match class {
-            Class::Video { screen, key } => {
-                if let Some(sub) = &self.subscription
-                    && !sub.wants(publisher, screen)
-                {
-                    return Verdict::Filtered;
-                }
-                let stream = (publisher, screen);
-                let skipping = self.skipping.iter().position(|s| *s == stream);
-                if let Some(at) = skipping {
-                    if !key {
-                        metrics.drop(DropReason::SkipToKeyframe);
-                        return Verdict::Dropped {
-                            congestion: false,
-                            want_keyframe: false,
-                        };
-                    }
-                    if video_room {
-                        self.skipping.swap_remove(at);
-                    }
-                }
-                if !video_room {
-                    metrics.drop(DropReason::Congestion);
-                    if skipping.is_none() {
-                        self.skipping.push(stream);
-                    }
-                    return Verdict::Dropped {
-                        congestion: true,
-                        want_keyframe: true,
-                    };
-                }
-            }
-            Class::Opaque => {
-                if !video_room {
-                    metrics.drop(DropReason::Congestion);
-                    return Verdict::Dropped {
-                        congestion: true,
-                        want_keyframe: false,
-                    };
-                }
-            }
-            Class::Audio | Class::Control | Class::KeyframeRequest | Class::Rtt => {
-                let cap = config.queue_video_bytes + config.queue_control_headroom_bytes;
-                if self.queued + len > cap {
-                    // Not reported to the sender: its audio or control is not what fills the
-                    // queue, the receiver has simply stopped reading.
-                    metrics.drop(DropReason::QueueOverflow);
-                    return Verdict::Dropped {
-                        congestion: false,
-                        want_keyframe: false,
-                    };
-                }
-            }
-        }
-        self.queued += len;
-        metrics.packets_out += 1;
-        metrics.bytes_out += len as u64;
-        Verdict::Queued
     }
 }
 
@@ -254,6 +212,8 @@ struct Meeting {
     local: Vec<SessionId>,
     /// Sessions on other nodes, learnt from the bus.
     remote: HashMap<SessionId, RemotePeer>,
+    /// User → their latest session here or elsewhere, for keyframe requests addressed by user.
+    by_user: HashMap<Bytes, SessionId>,
     remote_timer_armed: bool,
     pending_leaves: Vec<PendingLeave>,
 }
@@ -261,6 +221,12 @@ struct Meeting {
 impl Meeting {
     fn participant_count(&self) -> i64 {
         (self.local.len() + self.remote.len()) as i64
+    }
+
+    fn forget_user(&mut self, user: &Bytes, session: SessionId) {
+        if self.by_user.get(user) == Some(&session) {
+            self.by_user.remove(user);
+        }
     }
 }
 
@@ -276,10 +242,11 @@ pub struct Relay {
     metrics: Metrics,
     /// Publisher → CONGESTION signals recently sent to it.
     congestion_sent: HashMap<SessionId, WindowLimit<CONGESTION_PER_SEC>>,
-    /// Publisher → KEYFRAME_REQUESTs the relay recently sent it.
-    keyframes_asked: HashMap<SessionId, WindowLimit<KEYFRAME_REQUESTS_PER_SEC>>,
+    /// Publisher → when a KEYFRAME_REQUEST last went to it (from the relay or a receiver).
+    keyframe_forwarded: HashMap<SessionId, Instant>,
+    /// Set by [`Relay::handle_shutdown`]: joins are refused.
+    stopping: bool,
 }
-
 impl Relay {
     /// A node with no sessions.
     pub fn new(config: RelayConfig) -> Self {
@@ -292,7 +259,8 @@ impl Relay {
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
             congestion_sent: HashMap::new(),
-            keyframes_asked: HashMap::new(),
+            keyframe_forwarded: HashMap::new(),
+            stopping: false,
         }
     }
 
@@ -327,8 +295,8 @@ impl Relay {
         self.sessions.get(&session).map(|s| SessionInfo {
             user: s.user.clone(),
             meeting: s.meeting.clone(),
-            queued_bytes: s.queued,
-            skipping: s.skipping.clone(),
+            queued_bytes: s.queue.queued(),
+            skipping: s.queue.skipping(),
         })
     }
 
@@ -350,6 +318,10 @@ impl Relay {
         user: UserId,
         meeting_id: MeetingId,
     ) -> Result<SessionId, JoinError> {
+        if self.stopping {
+            self.metrics.joins_refused += 1;
+            return Err(JoinError::ShuttingDown);
+        }
         match self.meetings.get(&meeting_id) {
             None if self.meetings.len() >= self.config.max_meetings => {
                 self.metrics.joins_refused += 1;
@@ -375,6 +347,7 @@ impl Relay {
                 id: meeting_id.clone(),
                 local: Vec::new(),
                 remote: HashMap::new(),
+                by_user: HashMap::new(),
                 remote_timer_armed: false,
                 pending_leaves: Vec::new(),
             };
@@ -392,8 +365,9 @@ impl Relay {
             user_bytes: user_bytes.clone(),
             meeting: meeting_id.clone(),
             last_inbound: now,
-            queued: 0,
-            skipping: Vec::new(),
+            queue: OutQueue::default(),
+            progress: 0,
+            stall_armed: false,
             subscription: None,
             keyframe_requests: WindowLimit::default(),
             inbound_bytes: TokenBucket::new(
@@ -406,6 +380,14 @@ impl Relay {
                 config.max_inbound_packets_per_sec,
                 2 * config.max_inbound_packets_per_sec,
             ),
+            inbound_control: TokenBucket::new(
+                now,
+                config.max_control_bytes_per_sec,
+                4 * config.max_control_bytes_per_sec,
+            ),
+            over_limit_since: None,
+            last_over_limit: None,
+            notices: WindowLimit::default(),
         };
         self.sessions.insert(id, session);
         self.timers.push(Reverse((
@@ -422,6 +404,7 @@ impl Relay {
         // Coming back within the reconnect grace: the earlier session's leave is never announced.
         meeting.pending_leaves.retain(|p| p.user != user_bytes);
         meeting.local.push(id);
+        meeting.by_user.insert(user_bytes.clone(), id);
 
         self.send_to(id, packets::encode(&packets::session_assigned(id)));
         let meeting = &self.meetings[&meeting_id];
@@ -455,6 +438,28 @@ impl Relay {
         Ok(id)
     }
 
+    /// The node is stopping: every local session is closed, and the leaves of its sessions
+    /// (and those still waiting for their reconnect grace) are published on the bus at once, so
+    /// other nodes' participants see them go now rather than after the idle timeout. Joins are
+    /// refused from now on.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.stopping = true;
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.close(now, id, CloseReason::Shutdown);
+        }
+        let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
+        for meeting_id in meetings {
+            if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
+                for leave in &mut meeting.pending_leaves {
+                    leave.due = now;
+                }
+            }
+            self.announce_leaves(now, &meeting_id);
+        }
+    }
+
     /// Local session `session` disconnected. Its PARTICIPANT_LEFT is announced after the
     /// reconnect grace unless the same user joins the meeting again first. Unknown sessions
     /// (already closed) are ignored.
@@ -463,9 +468,19 @@ impl Relay {
             return;
         };
         self.congestion_sent.remove(&session);
-        self.keyframes_asked.remove(&session);
+        self.keyframe_forwarded.remove(&session);
+        self.metrics.queued_bytes = self
+            .metrics
+            .queued_bytes
+            .saturating_sub(s.queue.queued() as u64);
         if let Some(meeting) = self.meetings.get_mut(&s.meeting) {
             meeting.local.retain(|id| *id != session);
+            meeting.forget_user(&s.user_bytes, session);
+            for &other in &meeting.local {
+                if let Some(o) = self.sessions.get_mut(&other) {
+                    o.queue.forget_publisher(session);
+                }
+            }
             let due = now + self.config.reconnect_grace;
             meeting.pending_leaves.push(PendingLeave {
                 session,
@@ -481,235 +496,10 @@ impl Relay {
     /// socket: that much room is free again in its queue.
     pub fn handle_transmitted(&mut self, session: SessionId, bytes: usize) {
         if let Some(s) = self.sessions.get_mut(&session) {
-            s.queued = s.queued.saturating_sub(bytes);
+            let freed = s.queue.transmitted(bytes);
+            s.progress += 1;
+            self.metrics.queued_bytes = self.metrics.queued_bytes.saturating_sub(freed as u64);
         }
-    }
-
-    /// One message from local session `session`: `data` must be one encoded `PacketWrapper`.
-    /// Errors are counted; the packet is then discarded and the session stays open.
-    pub fn handle_inbound(
-        &mut self,
-        now: Instant,
-        session: SessionId,
-        data: Bytes,
-    ) -> Result<(), InboundError> {
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return Err(InboundError::UnknownSession);
-        };
-        s.last_inbound = now;
-        let max = self.config.max_frame_bytes;
-        if data.len() > max {
-            self.metrics.drop(DropReason::Oversize);
-            return Err(InboundError::Oversize {
-                len: data.len(),
-                max,
-            });
-        }
-        if !s.inbound_packets.take(now, 1) || !s.inbound_bytes.take(now, data.len() as u64) {
-            self.metrics.drop(DropReason::RateLimited);
-            return Err(InboundError::RateLimited);
-        }
-        let len = data.len();
-        let mut wrapper = match PacketWrapper::decode(data) {
-            Ok(w) => w,
-            Err(e) => {
-                self.metrics.drop(DropReason::Malformed);
-                return Err(InboundError::Malformed(e.to_string()));
-            }
-        };
-        let packet_type = match PacketType::try_from(wrapper.packet_type) {
-            Ok(PacketType::Unknown) | Err(_) => {
-                self.metrics.drop(DropReason::UnknownType);
-                return Err(InboundError::UnknownPacketType(wrapper.packet_type));
-            }
-            Ok(t) => t,
-        };
-        match packet_type {
-            PacketType::SessionAssigned | PacketType::Congestion | PacketType::Meeting => {
-                self.metrics.drop(DropReason::ServerOnly);
-                return Err(InboundError::ServerOnly(packet_type));
-            }
-            // HEALTH reports are for the server's own statistics; CONNECTION is the original's
-            // join message, whose meeting already came with the connection path.
-            PacketType::Health | PacketType::Connection => {
-                self.count_in(len);
-                return Ok(());
-            }
-            PacketType::Subscription => {
-                let sub = SubscriptionPacket::decode(wrapper.data).map_err(|e| {
-                    self.metrics.drop(DropReason::Malformed);
-                    InboundError::Malformed(e.to_string())
-                })?;
-                self.count_in(len);
-                self.set_subscription(now, session, sub);
-                return Ok(());
-            }
-            _ => {}
-        }
-        let class = classify(packet_type, &wrapper.data);
-        let s = self
-            .sessions
-            .get_mut(&session)
-            .expect("looked up at the top; nothing removed it since");
-        match class {
-            Class::Rtt => {
-                // Probes come straight back so the client can time the round trip.
-                self.count_in(len);
-                let echo = wrapper.encode_to_vec().into();
-                self.send_to(session, echo);
-                return Ok(());
-            }
-            Class::KeyframeRequest if !s.keyframe_requests.allow(now, SECOND) => {
-                self.metrics.drop(DropReason::KeyframeRequestThrottled);
-                return Err(InboundError::KeyframeRequestThrottled);
-            }
-            _ => {}
-        }
-        self.metrics.packets_in += 1;
-        self.metrics.bytes_in += len as u64;
-        // Identity stamping: whatever the client claimed, the packet carries its real identity.
-        wrapper.user_id = s.user_bytes.clone();
-        wrapper.session_id = session.get();
-        let packet: Bytes = wrapper.encode_to_vec().into();
-        let (meeting, subject, user) = (s.meeting.clone(), s.subject.clone(), s.user_bytes.clone());
-        self.fan_out(now, &meeting, session, &packet, class, &user);
-        self.publish(subject, packet);
-        Ok(())
-    }
-
-    /// One message from the bus, delivered on a subscription the relay asked for.
-    pub fn handle_bus(&mut self, now: Instant, subject: &str, payload: Bytes) {
-        self.metrics.bus_received += 1;
-        let Some(parsed) = subject::parse(subject) else {
-            self.metrics.drop(DropReason::BusMalformed);
-            return;
-        };
-        if parsed.origin.node() == self.config.node_id & ((1 << SessionId::NODE_BITS) - 1) {
-            return; // our own publication echoed back
-        }
-        let Some(meeting) = self.meetings.get_mut(parsed.meeting) else {
-            return; // a meeting this node no longer serves
-        };
-        let meeting_id = meeting.id.clone();
-        let Ok(wrapper) = PacketWrapper::decode(payload.clone()) else {
-            self.metrics.drop(DropReason::BusMalformed);
-            return;
-        };
-        let packet_type = PacketType::try_from(wrapper.packet_type).unwrap_or(PacketType::Unknown);
-        let from_system = wrapper.user_id == SYSTEM_USER_ID.as_bytes();
-        let origin = parsed.origin;
-        // Whether this message taught us a participant we did not know.
-        let mut learned = false;
-        let mut joined_event = false;
-        if from_system && packet_type == PacketType::Meeting {
-            if let Ok(event) = MeetingPacket::decode(wrapper.data.clone()) {
-                match MeetingEventType::try_from(event.event_type) {
-                    Ok(MeetingEventType::ParticipantJoined) => {
-                        let peer = RemotePeer {
-                            user: event.target_user_id,
-                            last_seen: now,
-                        };
-                        learned = meeting.remote.insert(origin, peer).is_none();
-                        joined_event = true;
-                    }
-                    Ok(MeetingEventType::ParticipantLeft) => {
-                        meeting.remote.remove(&origin);
-                        self.congestion_sent.remove(&origin);
-                        self.keyframes_asked.remove(&origin);
-                    }
-                    _ => {}
-                }
-            }
-        } else if !from_system {
-            // Nodes also learn the roster from traffic: clients send a heartbeat every second.
-            match meeting.remote.get_mut(&origin) {
-                Some(peer) => peer.last_seen = now,
-                None => {
-                    learned = true;
-                    let peer = RemotePeer {
-                        user: wrapper.user_id.clone(),
-                        last_seen: now,
-                    };
-                    meeting.remote.insert(origin, peer);
-                }
-            }
-        }
-        if !meeting.remote_timer_armed && !meeting.remote.is_empty() {
-            meeting.remote_timer_armed = true;
-            self.timers.push(Reverse((
-                now + self.config.idle_timeout,
-                Timer::RemoteExpiry,
-                Some(meeting_id.clone()),
-            )));
-        }
-        if let Some(target) = parsed.target {
-            if joined_event {
-                // A roster reply to a newcomer of ours (see below). Every session here hears of
-                // a participant the node learns, whichever session the reply was meant for.
-                if learned {
-                    self.fan_out(
-                        now,
-                        &meeting_id,
-                        origin,
-                        &payload,
-                        Class::Control,
-                        &wrapper.user_id,
-                    );
-                }
-            } else if meeting.local.contains(&target) {
-                // CONGESTION or a relay's KEYFRAME_REQUEST for one of our publishers.
-                self.send_to(target, payload);
-            }
-            return;
-        }
-        if learned && joined_event {
-            // A participant on another node joined: tell its node who is here. Without this a
-            // node that starts serving a meeting late would not know who joined before it
-            // subscribed.
-            let count = meeting.participant_count();
-            let here: Vec<(SessionId, Bytes)> = meeting
-                .local
-                .iter()
-                .filter_map(|s| self.sessions.get(s).map(|x| (*s, x.user_bytes.clone())))
-                .collect();
-            for (session, user) in here {
-                let event = participant_event(
-                    MeetingEventType::ParticipantJoined,
-                    &meeting_id,
-                    count,
-                    user,
-                    session,
-                );
-                self.publish(
-                    subject::directed_subject(&meeting_id, session, origin),
-                    event,
-                );
-            }
-        } else if learned {
-            // Traffic from someone whose join we never saw (their node was cut off from the bus
-            // when they joined): announce them here.
-            let count = meeting.participant_count();
-            let event = participant_event(
-                MeetingEventType::ParticipantJoined,
-                &meeting_id,
-                count,
-                wrapper.user_id.clone(),
-                origin,
-            );
-            self.fan_out(
-                now,
-                &meeting_id,
-                origin,
-                &event,
-                Class::Control,
-                &wrapper.user_id,
-            );
-        }
-        let class = match classify(packet_type, &wrapper.data) {
-            Class::Rtt => return, // probes are answered by the sender's own node
-            class => class,
-        };
-        self.fan_out(now, &meeting_id, origin, &payload, class, &wrapper.user_id);
     }
 
     /// Runs every timer due at `now`: idle sessions, announced leaves, silent remote peers.
@@ -721,6 +511,7 @@ impl Relay {
             self.timers.pop();
             match (timer, meeting) {
                 (Timer::Idle(id), _) => self.check_idle(now, id),
+                (Timer::Stall(id, progress), _) => self.check_stall(now, id, progress),
                 (Timer::Leave, Some(m)) => self.announce_leaves(now, &m),
                 (Timer::RemoteExpiry, Some(m)) => self.expire_remote(now, &m),
                 _ => {}
@@ -737,12 +528,31 @@ impl Relay {
             self.timers.push(Reverse((deadline, Timer::Idle(id), None)));
             return;
         }
-        self.metrics.idle_closes += 1;
-        self.outputs.push_back(Output::Close {
-            session: id,
-            reason: CloseReason::IdleTimeout,
-        });
-        self.handle_leave(now, id);
+        self.close(now, id, CloseReason::IdleTimeout);
+    }
+
+    /// A receiver's queue overflowed `stall_timeout` ago: if its socket has reported nothing
+    /// written since, it has stopped reading, and is closed.
+    fn check_stall(&mut self, now: Instant, id: SessionId, progress: u64) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        s.stall_armed = false;
+        if s.progress == progress && s.queue.queued() > 0 {
+            self.close(now, id, CloseReason::Stalled);
+        }
+    }
+
+    /// Arms the stall check of a receiver whose queue just overflowed.
+    fn arm_stall(&mut self, now: Instant, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id)
+            && !s.stall_armed
+        {
+            s.stall_armed = true;
+            let at = now + self.config.stall_timeout;
+            self.timers
+                .push(Reverse((at, Timer::Stall(id, s.progress), None)));
+        }
     }
 
     fn announce_leaves(&mut self, now: Instant, meeting_id: &MeetingId) {
@@ -775,45 +585,6 @@ impl Relay {
         self.forget_meeting_if_empty(meeting_id);
     }
 
-    fn expire_remote(&mut self, now: Instant, meeting_id: &MeetingId) {
-        let idle = self.config.idle_timeout;
-        let Some(meeting) = self.meetings.get_mut(meeting_id) else {
-            return;
-        };
-        meeting.remote_timer_armed = false;
-        let gone: Vec<(SessionId, Bytes)> = meeting
-            .remote
-            .iter()
-            .filter(|(_, p)| p.last_seen + idle <= now)
-            .map(|(s, p)| (*s, p.user.clone()))
-            .collect();
-        for (session, _) in &gone {
-            meeting.remote.remove(session);
-        }
-        if let Some(next) = meeting.remote.values().map(|p| p.last_seen + idle).min() {
-            meeting.remote_timer_armed = true;
-            self.timers.push(Reverse((
-                next,
-                Timer::RemoteExpiry,
-                Some(meeting_id.clone()),
-            )));
-        }
-        // Their node went quiet without saying goodbye (crashed or cut off): tell our sessions.
-        for (session, user) in gone {
-            self.congestion_sent.remove(&session);
-            self.keyframes_asked.remove(&session);
-            let count = self.meetings[meeting_id].participant_count();
-            let event = participant_event(
-                MeetingEventType::ParticipantLeft,
-                meeting_id,
-                count,
-                user.clone(),
-                session,
-            );
-            self.fan_out(now, meeting_id, session, &event, Class::Control, &user);
-        }
-    }
-
     fn forget_meeting_if_empty(&mut self, meeting_id: &MeetingId) {
         let empty = self
             .meetings
@@ -823,55 +594,12 @@ impl Relay {
             if let Some(meeting) = self.meetings.remove(meeting_id) {
                 for session in meeting.remote.keys() {
                     self.congestion_sent.remove(session);
-                    self.keyframes_asked.remove(session);
+                    self.keyframe_forwarded.remove(session);
                 }
             }
             self.outputs.push_back(Output::Unsubscribe {
                 meeting: meeting_id.clone(),
             });
-        }
-    }
-
-    fn set_subscription(&mut self, now: Instant, session: SessionId, sub: SubscriptionPacket) {
-        let s = self
-            .sessions
-            .get_mut(&session)
-            .expect("callers pass a session they just looked up");
-        let new = (!sub.all).then(|| {
-            let sorted = |mut v: Vec<u64>| {
-                v.sort_unstable();
-                v.dedup();
-                v
-            };
-            Subscription {
-                video: sorted(sub.video),
-                screen: sorted(sub.screen),
-            }
-        });
-        // A stream newly subscribed to starts at a keyframe: deltas without their reference
-        // would only show as corruption.
-        let mut fresh = Vec::new();
-        if let (Some(old), Some(new)) = (&s.subscription, &new) {
-            for (list, screen) in [(&new.video, false), (&new.screen, true)] {
-                for raw in list {
-                    let Some(p) = SessionId::from_wire(*raw) else {
-                        continue;
-                    };
-                    if !old.wants(p, screen) {
-                        fresh.push((p, screen));
-                    }
-                }
-            }
-        }
-        s.subscription = new;
-        for stream in &fresh {
-            if !s.skipping.contains(stream) {
-                s.skipping.push(*stream);
-            }
-        }
-        let meeting = s.meeting.clone();
-        for (publisher, _) in fresh {
-            self.request_keyframe(now, &meeting, session, publisher, None);
         }
     }
 
@@ -891,6 +619,7 @@ impl Relay {
         };
         let mut congested_at: Option<SessionId> = None;
         let mut want_keyframe = false;
+        let mut overflowed = Vec::new();
         for &receiver in &meeting.local {
             if receiver == origin {
                 continue;
@@ -910,13 +639,20 @@ impl Relay {
             if let Verdict::Dropped {
                 congestion,
                 want_keyframe: key,
+                full,
             } = verdict
             {
                 if congestion && congested_at.is_none() {
                     congested_at = Some(receiver);
                 }
                 want_keyframe |= key;
+                if full && !session.stall_armed {
+                    overflowed.push(receiver);
+                }
             }
+        }
+        for receiver in overflowed {
+            self.arm_stall(now, receiver);
         }
         if let Some(receiver) = congested_at {
             self.signal_congestion(now, meeting_id, receiver, origin);
@@ -956,8 +692,7 @@ impl Relay {
         let Some(user) = user else {
             return; // not (yet) a participant we know
         };
-        let limit = self.keyframes_asked.entry(publisher).or_default();
-        if !limit.allow(now, SECOND) {
+        if !self.keyframe_due(now, publisher) {
             return;
         }
         self.metrics.keyframe_requests_sent += 1;
