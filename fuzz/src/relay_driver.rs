@@ -117,9 +117,13 @@ impl Driver {
             max_sessions_per_meeting: 6,
             max_meetings: 2,
             queue_video_bytes: 4096,
-            queue_control_headroom_bytes: 2048,
+            queue_audio_headroom_bytes: 2048,
+            queue_control_bytes: 4096,
+            max_node_queued_bytes: 24 * 1024,
             max_inbound_bytes_per_sec: 64 * 1024,
             max_inbound_packets_per_sec: 50,
+            max_control_bytes_per_sec: 16 * 1024,
+            max_remote_per_meeting: 8,
             ..RelayConfig::default()
         });
         let mut driver = Self {
@@ -403,6 +407,12 @@ impl Driver {
             let info = self.relay.session_info(*session).expect("live session");
             assert_eq!(info.queued_bytes, *queued, "queue accounting of {session}");
         }
+        let node_queued: usize = self.live.values().sum();
+        assert_eq!(
+            self.relay.metrics().queued_bytes,
+            node_queued as u64,
+            "node-wide queue accounting"
+        );
     }
 }
 
