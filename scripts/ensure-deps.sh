@@ -53,6 +53,13 @@ for want in "$@"; do
         (cd e2e && npm ci --no-audit --no-fund >/dev/null)
       fi
       ;;
+    cxx)
+      # libfuzzer-sys (`make fuzz`) builds libFuzzer from its C++ sources.
+      if ! command -v c++ >/dev/null 2>&1; then
+        apt_install g++
+      fi
+      say "c++: $(command -v c++) ($(c++ --version | head -n1))"
+      ;;
     nasm)
       # openh264 builds without its assembly when nasm is missing (about 4x slower encode).
       if ! command -v nasm >/dev/null 2>&1; then

@@ -640,8 +640,11 @@ impl Session {
         let ours = Some(wrapper.session_id) == self.session_id().map(SessionId::get);
         match MediaType::try_from(media.media_type) {
             Ok(MediaType::Rtt) if ours => {
-                let sent = Duration::from_secs_f64(media.timestamp.max(0.0) / 1000.0);
-                self.events.push_back(Event::Rtt(now.saturating_sub(sent)));
+                // The echo carries what we sent, but it comes off the wire: a timestamp that is
+                // no time (negative, NaN, past `Duration`'s range) is ignored, not a panic.
+                if let Ok(sent) = Duration::try_from_secs_f64(media.timestamp / 1000.0) {
+                    self.events.push_back(Event::Rtt(now.saturating_sub(sent)));
+                }
             }
             Ok(MediaType::Rtt) => {}
             Ok(MediaType::KeyframeRequest) => {

@@ -5,12 +5,13 @@
 //! and relays of either can talk to each other; `tests/wire_vectors.rs` pins the exact encodings.
 //!
 //! On top of the generated types this crate adds validated id newtypes ([`MeetingId`],
-//! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]) and the
-//! WebTransport framed stream ([`framing`]).
+//! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]), the
+//! WebTransport framed stream ([`framing`]) and the session path parser ([`lobby`]).
 //! It has no I/O and builds for `wasm32-unknown-unknown`.
 
 pub mod framing;
 mod ids;
+pub mod lobby;
 pub mod packets;
 
 pub use ids::{IdError, MeetingId, SessionId, UserId};

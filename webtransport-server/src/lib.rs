@@ -1,6 +1,7 @@
 //! The WebTransport relay transport of videocall.
 //!
-//! Sessions connect to `https://host:port/lobby/{user_id}/{meeting_id}`. Framing is that of the
+//! Sessions connect to `https://host:port/lobby/{user_id}/{meeting_id}` (parsed by
+//! [`videocall_types::lobby`]). Framing is that of the
 //! original videocall-rs, so its clients keep working: each packet (one encoded
 //! `PacketWrapper`) travels on its own unidirectional stream, read to its end; clients may also
 //! send small packets as datagrams. All meeting logic is in `videocall-relay`; this crate only
@@ -25,7 +26,6 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use videocall_relay::node::NodeHandle;
-use videocall_types::{MeetingId, UserId};
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::quinn::VarInt;
@@ -167,40 +167,6 @@ impl WtMetrics {
     }
 }
 
-/// Parses `/lobby/{user_id}/{meeting_id}` (percent-decoded, query ignored).
-pub fn parse_lobby_path(path: &str) -> Result<(UserId, MeetingId), String> {
-    let path = path.split('?').next().unwrap_or_default();
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("lobby"), Some(user), Some(meeting), None) => {
-            let user = percent_decode(user).ok_or("user id is not valid UTF-8")?;
-            let user = UserId::new(user).map_err(|e| e.to_string())?;
-            let meeting = MeetingId::new(meeting).map_err(|e| e.to_string())?;
-            Ok((user, meeting))
-        }
-        _ => Err(format!(
-            "{path}: expected /lobby/{{user_id}}/{{meeting_id}}"
-        )),
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Binds the WebTransport endpoint (UDP) on `listen`, with the QUIC settings of `limits`.
 /// Must run inside a tokio runtime.
 pub fn bind(
@@ -284,31 +250,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lobby_paths_parse_and_bad_ones_say_why() {
-        let (user, meeting) = parse_lobby_path("/lobby/alice%40example.com/m-1?x=1").unwrap();
-        assert_eq!(
-            (user.as_str(), meeting.as_str()),
-            ("alice@example.com", "m-1")
-        );
-        assert!(
-            parse_lobby_path("/lobby/alice/bad.meeting")
-                .unwrap_err()
-                .contains("meeting id")
-        );
-        assert!(
-            parse_lobby_path("/other/a/b")
-                .unwrap_err()
-                .contains("expected /lobby")
-        );
-        assert!(parse_lobby_path("/lobby/a").is_err());
-        assert!(parse_lobby_path("/lobby/%ff/m").is_err());
     }
 }

@@ -15,11 +15,12 @@ use tokio::sync::watch;
 use tracing::debug;
 use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, SessionSender};
 use videocall_types::framing;
+use videocall_types::lobby::parse_lobby_path;
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use crate::limits::{InboundBudget, NodeLimits};
-use crate::{StreamLimits, WtMetrics, parse_lobby_path};
+use crate::{StreamLimits, WtMetrics};
 
 /// Packets being written at once on one session (each on its own stream).
 const IN_FLIGHT: usize = 64;
