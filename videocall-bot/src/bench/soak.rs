@@ -55,6 +55,8 @@ pub(crate) struct Point {
     pub(crate) rss: Option<f64>,
     /// The node's CPU over the interval, percent of one core.
     pub(crate) cpu: Option<f64>,
+    /// Video frames the bot sent per second: the offered load.
+    pub(crate) sent_fps: f64,
     /// Video frames delivered per second (all of them).
     pub(crate) delivered_fps: f64,
     /// Counted frames expected and delivered per second (see the bot's `churn.rs`).
@@ -74,6 +76,7 @@ impl Point {
             t: s["t_seconds"].as_f64()?,
             rss: node["rss_bytes"].as_f64(),
             cpu: node["cpu_percent"].as_f64(),
+            sent_fps: s["sent_fps"].as_f64().unwrap_or(0.0),
             delivered_fps: s["delivered_fps"].as_f64()?,
             expected_fps: s["expected_counted_fps"].as_f64().unwrap_or(0.0),
             counted_fps: s["delivered_counted_fps"].as_f64().unwrap_or(0.0),
@@ -89,6 +92,7 @@ impl Point {
             "t_seconds": round(self.t, 1),
             "node_rss_mib": self.rss.map(|r| round(r / MIB, 2)),
             "node_cpu_percent": self.cpu.map(|c| round(c, 1)),
+            "sent_fps": round(self.sent_fps, 1),
             "delivered_fps": round(self.delivered_fps, 1),
             "expected_counted_fps": round(self.expected_fps, 1),
             "delivered_counted_fps": round(self.counted_fps, 1),
@@ -146,6 +150,10 @@ pub(crate) struct Verdict {
     /// Median delivered video frames/s in the same windows.
     pub(crate) rate_first: f64,
     pub(crate) rate_last: f64,
+    /// Median sent video frames/s in the same windows: if the bot could not keep its load (a
+    /// busy machine), a falling delivered rate says nothing about the node.
+    pub(crate) sent_first: f64,
+    pub(crate) sent_last: f64,
     /// Counted frames delivered ÷ expected, over each window.
     pub(crate) delivery_first: f64,
     pub(crate) delivery_last: f64,
@@ -167,6 +175,7 @@ impl Verdict {
         let inside = |w: Window| points.iter().filter(move |p| w.holds(p.t));
         let rss = |w| median(inside(w).filter_map(|p| p.rss).collect());
         let rate = |w| median(inside(w).map(|p| p.delivered_fps).collect());
+        let sent = |w| median(inside(w).map(|p| p.sent_fps).collect());
         let delivery = |w| {
             let (counted, expected) = inside(w).fold((0.0, 0.0), |(c, e), p| {
                 (c + p.counted_fps, e + p.expected_fps)
@@ -184,6 +193,8 @@ impl Verdict {
             rss_last: rss(last)?,
             rate_first: rate(first)?,
             rate_last: rate(last)?,
+            sent_first: sent(first)?,
+            sent_last: sent(last)?,
             delivery_first: delivery(first),
             delivery_last: delivery(last),
         })
@@ -207,6 +218,12 @@ impl Verdict {
 
     pub(crate) fn rate_held(&self) -> bool {
         self.rate_first > 0.0 && self.rate_hold() >= RATE_HOLD_MIN
+    }
+
+    /// Whether the bot kept sending at the rate it started with (same bound as the delivered
+    /// rate).
+    pub(crate) fn load_held(&self) -> bool {
+        self.sent_first > 0.0 && self.sent_last / self.sent_first >= RATE_HOLD_MIN
     }
 }
 
@@ -362,6 +379,14 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
         verdict.delivery_first * 100.0,
         verdict.delivery_last * 100.0
     );
+    if !verdict.rate_held() && !verdict.load_held() {
+        println!(
+            "     the bot's own sent rate fell too ({:.0} → {:.0} frames/s, machine busy {:.0} % of one core): the machine, not the node, limited this run; repeat it on a quieter machine",
+            verdict.sent_first,
+            verdict.sent_last,
+            busy.unwrap_or(f64::NAN)
+        );
+    }
     println!(
         "{} churn: {joins} joins, {leaves} leaves, {} counted frames delivered after a rejoin",
         check(churned),
@@ -424,6 +449,7 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
                 "rss_growth_percent": round(verdict.rss_growth() * 100.0, 2),
                 "delivered_fps": [round(verdict.rate_first, 1), round(verdict.rate_last, 1)],
                 "delivered_hold_percent": round(verdict.rate_hold() * 100.0, 2),
+                "sent_fps": [round(verdict.sent_first, 1), round(verdict.sent_last, 1)],
                 "counted_delivery_percent": [round(verdict.delivery_first * 100.0, 3), round(verdict.delivery_last * 100.0, 3)],
                 "joins": joins,
                 "leaves": leaves,
@@ -477,6 +503,7 @@ mod tests {
             t,
             rss: Some(rss_mib * MIB),
             cpu: Some(10.0),
+            sent_fps: fps / 4.0,
             delivered_fps: fps,
             expected_fps: fps,
             counted_fps: fps * 0.99,
@@ -522,7 +549,7 @@ mod tests {
             }
         );
         assert_eq!(v.rss_first, 20.0 * MIB);
-        assert!(v.rss_flat() && v.rate_held(), "{v:?}");
+        assert!(v.rss_flat() && v.rate_held() && v.load_held(), "{v:?}");
         assert!((v.delivery_first - 0.99).abs() < 1e-9);
     }
 
@@ -537,6 +564,8 @@ mod tests {
         let falling = run(|t| (20.0, 4800.0 - t));
         let v = Verdict::judge(&falling, 1800.0).unwrap();
         assert!(v.rss_flat() && !v.rate_held(), "{v:?}");
+        // The test's bot sent a quarter of what was delivered: its load fell as well.
+        assert!(!v.load_held());
         let silent = run(|_| (20.0, 0.0));
         assert!(!Verdict::judge(&silent, 1800.0).unwrap().rate_held());
     }

@@ -200,6 +200,21 @@ pub(crate) fn svg(points: &[Point], verdict: &Verdict, minutes: f64) -> String {
             );
         }
     }
+    // The offered load under the delivered rate: what the bot managed to send.
+    let fps_panel = &panels[1].0;
+    let sent: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(p.t), fps_panel.y(p.sent_fps)))
+        .collect();
+    if !sent.is_empty() {
+        let _ = writeln!(
+            out,
+            r##"<polyline points="{}" fill="none" stroke="#7f7f7f" stroke-width="1" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#7f7f7f" font-size="11" text-anchor="end">dashed: frames/s the bot sent</text>"##,
+            sent.join(" "),
+            LEFT + plot_w - 6.0,
+            fps_panel.top + fps_panel.height - 6.0
+        );
+    }
     let _ = writeln!(
         out,
         r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">minutes since the bot started (grey: warm-up; blue: the windows compared)</text>"##,
@@ -221,6 +236,7 @@ mod tests {
                 t: i as f64 * 10.0,
                 rss: Some(20.0 * MIB),
                 cpu: Some(10.0),
+                sent_fps: 1200.0,
                 delivered_fps: 4800.0,
                 expected_fps: 4800.0,
                 counted_fps: 4800.0,
@@ -233,7 +249,7 @@ mod tests {
         let verdict = Verdict::judge(&points, 120.0).unwrap();
         let svg = svg(&points, &verdict, 2.0);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<polyline").count(), 3);
         assert!(svg.contains(">4800<") && svg.contains(">20.0<"));
     }
 
