@@ -58,6 +58,17 @@ impl Span {
     }
 }
 
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}s..{}s",
+            self.min.as_secs_f64(),
+            self.max.as_secs_f64()
+        )
+    }
+}
+
 /// SplitMix64: a small, seedable generator, so a churn schedule can be replayed with `--seed`.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
@@ -164,6 +175,7 @@ mod tests {
         assert_eq!(span.min, Duration::from_secs(20));
         assert_eq!(span.max, Duration::from_secs(90));
         assert_eq!(Span::parse("5s", secs).unwrap().max, Duration::from_secs(5));
+        assert_eq!(Span::parse("0s..5s", secs).unwrap().to_string(), "0s..5s");
         assert!(Span::parse("9s..3s", secs).is_err());
         assert!(Span::parse("x..3s", secs).is_err());
         let mut rng = Rng::new(7);

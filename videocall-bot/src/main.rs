@@ -567,10 +567,7 @@ async fn main() -> anyhow::Result<()> {
         args.ramp,
         args.duration,
         match args.churn {
-            Some(c) => format!(
-                ", churn: lives of {:?}..{:?}, away {:?}..{:?}",
-                c.min, c.max, args.churn_pause.min, args.churn_pause.max
-            ),
+            Some(c) => format!(", churn: lives of {c}, away {}", args.churn_pause),
             None => String::new(),
         }
     );
