@@ -44,8 +44,10 @@ pub(crate) fn svg(points: &[Point], verdict: &Verdict, minutes: f64) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let panel_h = (HEIGHT - TOP - GAP - BOTTOM) / 2.0;
     let t_max = points.iter().map(|p| p.t).fold(minutes * 60.0, f64::max) / 60.0;
+    // The axis ends with the run (a 30-minute soak ends a few seconds past 30 minutes: rounding
+    // up to the next tick would leave a quarter of the plot empty).
     let x_step = nice_step(t_max);
-    let x_max = (t_max / x_step).ceil() * x_step;
+    let x_max = t_max.max(1e-3);
     let x = |t_seconds: f64| LEFT + t_seconds / 60.0 / x_max * plot_w;
 
     let rss: Vec<(f64, f64)> = points
