@@ -5,12 +5,18 @@
 //! time to first frame, CONGESTION signals, and the CPU and memory of the bot and the servers
 //! (sampled over the measurement window). With several `--url`s the participants of each
 //! meeting are spread over those nodes in turn (nodes joined by NATS).
+//!
+//! With `--churn` participants leave and join again for the whole run (see `churn.rs` for how
+//! delivery stays exact across it), and `--sample-every` records a time series (delivered
+//! frames/s, the servers' RSS and CPU, joins and leaves) for long runs such as `make soak`.
 
+mod churn;
 mod profile;
+mod samples;
 mod throttled;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -22,7 +28,8 @@ use videocall_client::native::{Client, NativeConfig, RelayUrls, ServerVerificati
 use videocall_client::{ClientConfig, Event};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId, VideoCodec, VideoMetadata};
 
-use crate::profile::{Profile, payload, read_header};
+use crate::churn::{MIN_LIFE, Presence, Rng, Settled, Span};
+use crate::profile::{Profile, Stamp, payload, read_header};
 use videocall_bot::proc::CpuMeter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,6 +97,25 @@ struct Args {
     /// every participant still unwraps each sender key and seals and opens every frame.
     #[arg(long, value_enum, default_value_t = Toggle::Off)]
     e2ee: Toggle,
+    /// The first N participants of each meeting use WebTransport whatever `--transport` says
+    /// (a mixed meeting).
+    #[arg(long, default_value_t = 0)]
+    wt_participants: usize,
+    /// Churn: each participant leaves after a random life drawn from this span (e.g.
+    /// `20s..90s`) and joins again, as a new session of the same user, for the whole run.
+    #[arg(long, value_parser = parse_span)]
+    churn: Option<Span>,
+    /// With `--churn`: how long a participant stays away before it joins again (spans the
+    /// relay's 3 s reconnect grace by default, so both a quick return and a full leave occur).
+    #[arg(long, default_value = "0s..5s", value_parser = parse_span)]
+    churn_pause: Span,
+    /// Seed of the churn schedule (lives and pauses), for a run that can be repeated.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Record a sample (delivered frames/s, servers' RSS and CPU, joins, leaves) this often,
+    /// into the report's `samples`.
+    #[arg(long, value_parser = parse_duration)]
+    sample_every: Option<Duration>,
 }
 
 /// On or off.
@@ -118,15 +144,31 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+fn parse_span(s: &str) -> Result<Span, String> {
+    Span::parse(s, parse_duration)
+}
+
 /// Counters shared by every participant.
 #[derive(Debug, Default)]
 struct Totals {
+    /// Participants that joined at least once.
     joined: AtomicU64,
     failed: AtomicU64,
+    /// Every join, first joins and rejoins after churn.
+    joins: AtomicU64,
+    /// Leaves the churn asked for.
+    leaves: AtomicU64,
+    /// Sessions joined now.
+    connected: AtomicI64,
     frames_sent: AtomicU64,
     frames_delivered: AtomicU64,
+    /// Counted (video frame, receiver) pairs: what should be delivered (see `churn.rs`).
+    expected: AtomicU64,
     window_delivered: AtomicU64,
+    /// Counted video frames delivered to a session that was not its participant's first.
+    delivered_after_rejoin: AtomicU64,
     audio_delivered: AtomicU64,
+    audio_expected: AtomicU64,
     audio_window_delivered: AtomicU64,
     congestion: AtomicU64,
 }
@@ -153,54 +195,123 @@ impl Timeline {
     }
 }
 
-/// What one participant measured.
+/// What one participant measured, over all its sessions.
 #[derive(Debug, Default)]
 struct Measured {
-    /// Frames this publisher sent inside the window.
-    window_sent: u64,
-    /// Audio packets this publisher sent inside the window.
-    audio_window_sent: u64,
     latencies_us: Vec<u32>,
-    first_frame_ms: Option<f64>,
+    /// Join → first video frame, once per session.
+    first_frames_us: Vec<u32>,
     /// E2EE: frames that did not open (no key yet, …) and media refused as not encrypted.
     e2ee_dropped: u64,
     mismatch_drops: u64,
 }
 
-/// How many participants of a meeting receive publisher `k`'s video.
-fn receivers_of(k: usize, publishers: usize, subscribers: usize, visible: usize) -> u64 {
-    if visible == 0 {
-        return (publishers + subscribers - 1) as u64;
+/// Whether participant `receiver` of a meeting (publishers first, then subscribers) receives
+/// publisher `k`'s video: everyone but `k` itself, or with `--visible` only the first `visible`
+/// publishers (for a publisher: the first `visible` of the others).
+fn sees(receiver: usize, k: usize, publishers: usize, visible: usize) -> bool {
+    if receiver == k {
+        return false;
     }
-    let subscribers_seeing = if k < visible { subscribers } else { 0 };
-    // Publisher j lists the other publishers in order and takes the first `visible`.
-    let publishers_seeing = (0..publishers)
-        .filter(|&j| j != k)
-        .filter(|&j| (if k < j { k } else { k - 1 }) < visible)
-        .count();
-    (subscribers_seeing + publishers_seeing) as u64
+    if visible == 0 {
+        return true;
+    }
+    if receiver >= publishers {
+        return k < visible;
+    }
+    // Publisher `receiver` lists the other publishers in order and takes the first `visible`.
+    (if k < receiver { k } else { k - 1 }) < visible
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn participant(
+/// The publisher index in a bot user id (`pub-<k>-<meeting>`).
+fn publisher_of(user: &str) -> Option<usize> {
+    user.strip_prefix("pub-")?.split('-').next()?.parse().ok()
+}
+
+/// Where one participant sits: its meeting, its place in it, and how it connects.
+#[derive(Debug, Clone)]
+struct Seat {
+    /// Over the whole bot.
     index: usize,
+    /// Within its meeting (publishers first).
+    slot: usize,
     publisher: Option<usize>,
     meeting: MeetingId,
-    args: Arc<Args>,
+    presence: Arc<Presence>,
     native: NativeConfig,
+}
+
+/// Why one session of a participant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The churn made it leave; it joins again after a pause.
+    Left,
+    /// The run is over.
+    Drained,
+    /// It cannot connect (a refused certificate) or its driver stopped.
+    Failed,
+}
+
+/// Everything a participant's sessions share.
+#[derive(Debug, Clone)]
+struct Run {
+    args: Arc<Args>,
     profile: Profile,
     timeline: Timeline,
     totals: Arc<Totals>,
-) -> Measured {
-    let user = match publisher {
-        Some(k) => format!("pub-{k}-{meeting}"),
-        None => format!("sub-{index}-{meeting}"),
-    };
-    let config = ClientConfig::new(UserId::new(user).expect("generated ids are valid"), meeting);
-    let joined_at = Instant::now();
-    let mut client = Client::start(config, native);
-    let handle = client.handle().clone();
+}
+
+/// One participant for the whole run: one session, or with `--churn` a session after another.
+async fn participant(seat: Seat, run: Run) -> Measured {
     let mut measured = Measured::default();
+    let churn = run.args.churn;
+    let end = tokio::time::Instant::from_std(run.timeline.start + run.timeline.end);
+    let mut rng = Rng::new(run.args.seed.wrapping_add(seat.index as u64));
+    if churn.is_none() {
+        // Registered before the window opens (joins happen during the ramp): a participant
+        // that joins late or not at all counts as loss, as it should.
+        seat.presence.set(seat.slot, Some(Settled::ALWAYS));
+    }
+    for life in 0.. {
+        let length = churn.map(|span| span.draw(&mut rng));
+        let ended = session(&seat, &run, life, length, &mut measured).await;
+        if churn.is_some() {
+            seat.presence.set(seat.slot, None);
+        }
+        if ended != Ended::Left {
+            break;
+        }
+        let back = tokio::time::Instant::now() + run.args.churn_pause.draw(&mut rng);
+        if back >= end {
+            break;
+        }
+        tokio::time::sleep_until(back).await;
+    }
+    measured
+}
+
+/// One session of a participant: `life` is its number (0 first), `length` how long it stays
+/// once joined (`None`: until the run ends).
+async fn session(
+    seat: &Seat,
+    run: &Run,
+    life: u64,
+    length: Option<Duration>,
+    measured: &mut Measured,
+) -> Ended {
+    let (args, profile, timeline, totals) = (&run.args, run.profile, run.timeline, &run.totals);
+    let meeting = &seat.meeting;
+    let user = match seat.publisher {
+        Some(k) => format!("pub-{k}-{meeting}"),
+        None => format!("sub-{}-{meeting}", seat.index),
+    };
+    let config = ClientConfig::new(
+        UserId::new(user).expect("generated ids are valid"),
+        meeting.clone(),
+    );
+    let started = Instant::now();
+    let mut client = Client::start(config, seat.native.clone());
+    let handle = client.handle().clone();
     let mut publishers_seen: Vec<(usize, u64)> = Vec::new();
     let mut video = tokio::time::interval(profile.frame_interval());
     let mut audio = tokio::time::interval(profile.audio_interval());
@@ -208,78 +319,112 @@ async fn participant(
     audio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let end = tokio::time::Instant::from_std(timeline.start + timeline.end);
     let drain = end + Duration::from_millis(500);
-    let (mut seq, mut audio_seq, mut joined) = (0u64, 0u64, false);
-    let unmuted = publisher.is_some_and(|k| args.unmuted.is_none_or(|n| k < n));
-    loop {
+    // Set once joined: when the churn makes this session leave.
+    let mut leave_at: Option<tokio::time::Instant> = None;
+    let mut settled = if length.is_none() {
+        Some(Settled::ALWAYS)
+    } else {
+        None
+    };
+    let (mut seq, mut audio_seq, mut joined, mut first_frame) = (0u64, 0u64, false, false);
+    let unmuted = seat
+        .publisher
+        .is_some_and(|k| args.unmuted.is_none_or(|n| k < n));
+    let (publishers, visible) = (args.publishers, args.visible);
+    let ended = loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(drain) => break,
-            _ = video.tick(), if joined && publisher.is_some() && tokio::time::Instant::now() < end => {
+            _ = tokio::time::sleep_until(drain) => break Ended::Drained,
+            _ = tokio::time::sleep_until(leave_at.unwrap_or(drain)), if leave_at.is_some() => break Ended::Left,
+            _ = video.tick(), if joined && seat.publisher.is_some() && tokio::time::Instant::now() < end => {
+                let k = seat.publisher.expect("only publishers tick video");
                 let key = profile.is_key(seq);
                 let sent_us = timeline.now_us();
+                let counted = timeline.in_window(sent_us) && settled.is_some_and(|s| s.contains(sent_us));
+                if counted {
+                    let receivers = seat.presence.receivers(seat.slot, sent_us, |r| sees(r, k, publishers, visible));
+                    totals.expected.fetch_add(receivers, Ordering::Relaxed);
+                }
                 let size = if key { profile.keyframe_bytes } else { profile.delta_bytes };
                 handle.send_media(MediaPacket {
                     media_type: MediaType::Video as i32,
-                    data: payload(size, sent_us, seq),
+                    data: payload(size, Stamp { sent_us, seq, counted }),
                     frame_type: if key { "key" } else { "delta" }.into(),
                     timestamp: sent_us as f64 / 1000.0,
                     video_metadata: Some(VideoMetadata { sequence: seq, codec: VideoCodec::Vp8 as i32 }),
                     ..Default::default()
                 });
                 totals.frames_sent.fetch_add(1, Ordering::Relaxed);
-                if timeline.in_window(sent_us) {
-                    measured.window_sent += 1;
-                }
                 seq += 1;
             }
             _ = audio.tick(), if joined && unmuted && tokio::time::Instant::now() < end => {
                 let sent_us = timeline.now_us();
-                if timeline.in_window(sent_us) {
-                    measured.audio_window_sent += 1;
+                let counted = timeline.in_window(sent_us) && settled.is_some_and(|s| s.contains(sent_us));
+                if counted {
+                    // Audio goes to everyone else in the meeting, whatever they subscribed to.
+                    let receivers = seat.presence.receivers(seat.slot, sent_us, |_| true);
+                    totals.audio_expected.fetch_add(receivers, Ordering::Relaxed);
                 }
                 handle.send_media(MediaPacket {
                     media_type: MediaType::Audio as i32,
-                    data: payload(profile.audio_bytes, sent_us, audio_seq),
+                    data: payload(profile.audio_bytes, Stamp { sent_us, seq: audio_seq, counted }),
                     frame_type: "key".into(),
                     ..Default::default()
                 });
                 audio_seq += 1;
             }
             update = client.next_update() => match update {
-                None => break,
+                None => break Ended::Failed,
                 Some(Update::Session(Event::Joined { .. })) => {
+                    // A reconnect of the driver inside one life is not a new life.
                     if !joined {
-                        totals.joined.fetch_add(1, Ordering::Relaxed);
+                        totals.joins.fetch_add(1, Ordering::Relaxed);
+                        totals.connected.fetch_add(1, Ordering::Relaxed);
+                        if life == 0 {
+                            totals.joined.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if let Some(length) = length {
+                            let joined_us = timeline.now_us();
+                            let life = Settled::of_life(joined_us, joined_us + length.as_micros() as u64);
+                            settled = Some(life);
+                            seat.presence.set(seat.slot, settled);
+                            leave_at = Some(tokio::time::Instant::now() + length);
+                        }
                     }
                     joined = true;
                 }
                 Some(Update::Session(Event::PeerJoined { session, user })) => {
-                    if args.visible > 0
-                        && let Some(k) = user.strip_prefix("pub-").and_then(|r| r.split('-').next()?.parse().ok())
-                    {
+                    if visible > 0 && let Some(k) = publisher_of(&user) {
                         publishers_seen.retain(|(other, _)| *other != k);
                         publishers_seen.push((k, session));
                         publishers_seen.sort_unstable();
-                        let visible: Vec<u64> = publishers_seen.iter().take(args.visible).map(|(_, s)| *s).collect();
-                        handle.set_subscription(Some((visible, Vec::new())));
+                        let shown: Vec<u64> = publishers_seen.iter().take(visible).map(|(_, s)| *s).collect();
+                        handle.set_subscription(Some((shown, Vec::new())));
                     }
                 }
                 Some(Update::Session(Event::Media(media))) => {
                     let now_us = timeline.now_us();
+                    let Some(stamp) = read_header(&media.packet.data) else { continue };
+                    let counted = stamp.counted && settled.is_some_and(|s| s.contains(stamp.sent_us));
                     match MediaType::try_from(media.packet.media_type) {
                         Ok(MediaType::Video) => {
-                            let Some((sent_us, _)) = read_header(&media.packet.data) else { continue };
                             totals.frames_delivered.fetch_add(1, Ordering::Relaxed);
-                            if measured.first_frame_ms.is_none() {
-                                measured.first_frame_ms = Some(joined_at.elapsed().as_secs_f64() * 1000.0);
+                            if !first_frame {
+                                first_frame = true;
+                                measured.first_frames_us.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                             }
-                            if timeline.in_window(sent_us) {
+                            // With --visible a subscription briefly shows more than the rule
+                            // while a publisher is away: only what the rule expects counts.
+                            if counted && publisher_of(&media.user).is_some_and(|k| sees(seat.slot, k, publishers, visible)) {
                                 totals.window_delivered.fetch_add(1, Ordering::Relaxed);
-                                measured.latencies_us.push(now_us.saturating_sub(sent_us).min(u64::from(u32::MAX)) as u32);
+                                if life > 0 {
+                                    totals.delivered_after_rejoin.fetch_add(1, Ordering::Relaxed);
+                                }
+                                measured.latencies_us.push(now_us.saturating_sub(stamp.sent_us).min(u64::from(u32::MAX)) as u32);
                             }
                         }
                         Ok(MediaType::Audio) => {
                             totals.audio_delivered.fetch_add(1, Ordering::Relaxed);
-                            if read_header(&media.packet.data).is_some_and(|(sent_us, _)| timeline.in_window(sent_us)) {
+                            if counted {
                                 totals.audio_window_delivered.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -290,19 +435,25 @@ async fn participant(
                     totals.congestion.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(Update::TransportFailed { error, certificate: true, .. }) => {
-                    eprintln!("{}: certificate refused: {error}", index);
+                    eprintln!("{}: certificate refused: {error}", seat.index);
                     totals.failed.fetch_add(1, Ordering::Relaxed);
-                    break;
+                    break Ended::Failed;
                 }
                 Some(_) => {}
             },
         }
-    }
+    };
     let status = client.status();
-    measured.e2ee_dropped = status.e2ee_dropped;
-    measured.mismatch_drops = status.mismatch_drops;
+    measured.e2ee_dropped += status.e2ee_dropped;
+    measured.mismatch_drops += status.mismatch_drops;
+    if joined {
+        totals.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+    if ended == Ended::Left {
+        totals.leaves.fetch_add(1, Ordering::Relaxed);
+    }
     handle.leave().await;
-    measured
+    ended
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -321,10 +472,10 @@ struct WindowCpu {
 }
 
 /// One node's connection settings, WebTransport certificate included.
-async fn native_config(args: &Args, node: usize) -> NativeConfig {
+async fn native_config(args: &Args, node: usize, transport: Transport) -> NativeConfig {
     let url = args.url[node].clone();
     let mut native = NativeConfig::new(None, Some(url.clone()));
-    if args.transport == Transport::Wt {
+    if transport == Transport::Wt {
         let wt_url = args.wt_url[node.min(args.wt_url.len() - 1)].clone();
         native.relays = vec![RelayUrls {
             webtransport_url: Some(wt_url),
@@ -350,6 +501,12 @@ async fn main() -> anyhow::Result<()> {
         "a meeting needs two participants"
     );
     anyhow::ensure!(!args.url.is_empty(), "--url is required");
+    if let Some(churn) = args.churn {
+        anyhow::ensure!(
+            churn.min >= MIN_LIFE,
+            "--churn: a life of at least {MIN_LIFE:?} (the settled part is what is measured)"
+        );
+    }
     let profile = Profile::default();
     let identity = match args.e2ee {
         Toggle::On => {
@@ -365,11 +522,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Toggle::Off => None,
     };
+    // Per node: the configuration of `--transport`, and WebTransport's for `--wt-participants`.
     let mut natives = Vec::new();
     for node in 0..args.url.len() {
-        let mut native = native_config(&args, node).await;
+        let mut native = native_config(&args, node, args.transport).await;
         native.e2ee = identity.clone();
-        natives.push(native);
+        let mut wt = native.clone();
+        if args.wt_participants > 0 && args.transport != Transport::Wt {
+            wt = native_config(&args, node, Transport::Wt).await;
+            wt.e2ee = identity.clone();
+        }
+        natives.push((native, wt));
     }
     let per_meeting = args.publishers + args.subscribers;
     let total = args.meetings * per_meeting;
@@ -389,15 +552,36 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| (*p, CpuMeter::new(p.to_string())))
         .collect();
     println!(
-        "videocall-bot: {} meeting(s) × ({} publishers + {} subscribers) = {total} participants on {} node(s) over {:?}, ramp {:?}, media {:?}",
+        "videocall-bot: {} meeting(s) × ({} publishers + {} subscribers) = {total} participants on {} node(s) over {:?}{}, ramp {:?}, media {:?}{}",
         args.meetings,
         args.publishers,
         args.subscribers,
         args.url.len(),
         args.transport,
+        if args.wt_participants > 0 {
+            format!(
+                " ({} per meeting over Wt)",
+                args.wt_participants.min(per_meeting)
+            )
+        } else {
+            String::new()
+        },
         args.ramp,
-        args.duration
+        args.duration,
+        match args.churn {
+            Some(c) => format!(", churn: lives of {c}, away {}", args.churn_pause),
+            None => String::new(),
+        }
     );
+    let sampler = args.sample_every.map(|every| {
+        tokio::spawn(samples::record(
+            every,
+            start,
+            timeline.end,
+            totals.clone(),
+            args.server_pid.clone(),
+        ))
+    });
 
     // CPU over the measurement window only (joins and leaves cost more than steady media).
     let window_cpu = {
@@ -419,26 +603,42 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
+    let run = Run {
+        args: args.clone(),
+        profile,
+        timeline,
+        totals: totals.clone(),
+    };
     let mut tasks = Vec::new();
+    let mut presence = None;
     for i in 0..total {
         let (r, within) = (i / per_meeting, i % per_meeting);
+        if within == 0 {
+            presence = Some(Arc::new(Presence::new(per_meeting)));
+        }
         let meeting = MeetingId::new(format!("{}-{r}", args.prefix))
             .context("--prefix makes bad meeting ids")?;
-        let publisher = (within < args.publishers).then_some(within);
+        let (native, wt) = &natives[within % natives.len()];
+        let seat = Seat {
+            index: i,
+            slot: within,
+            publisher: (within < args.publishers).then_some(within),
+            meeting,
+            presence: presence
+                .clone()
+                .expect("set at the meeting's first participant"),
+            native: if within < args.wt_participants {
+                wt.clone()
+            } else {
+                native.clone()
+            },
+        };
         let delay = args.ramp.mul_f64(i as f64 / total as f64);
-        let (args, native, totals, results) = (
-            args.clone(),
-            natives[within % natives.len()].clone(),
-            totals.clone(),
-            results.clone(),
-        );
+        let (run, results) = (run.clone(), results.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let measured = participant(
-                i, publisher, meeting, args, native, profile, timeline, totals,
-            )
-            .await;
-            results.lock().await.push((publisher, measured));
+            let measured = participant(seat, run).await;
+            results.lock().await.push(measured);
         }));
     }
     let throttled_totals = Arc::new(throttled::ThrottledTotals::default());
@@ -471,9 +671,19 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|(pid, m)| m.read().map(|(cpu, _)| format!("{pid}:{cpu:.0}%")))
             .collect();
         eprintln!(
-            "[{:>4.0}s] joined {}/{total}  sent {} frames/s  delivered {} frames/s  congestion {}  bot {:.0}%  server {}",
+            "[{:>4.0}s] joined {}/{total}{}  sent {} frames/s  delivered {} frames/s  congestion {}  bot {:.0}%  server {}",
             start.elapsed().as_secs_f64(),
             totals.joined.load(Ordering::Relaxed),
+            if args.churn.is_some() {
+                format!(
+                    " (connected {}, joins {}, leaves {})",
+                    totals.connected.load(Ordering::Relaxed),
+                    totals.joins.load(Ordering::Relaxed),
+                    totals.leaves.load(Ordering::Relaxed)
+                )
+            } else {
+                String::new()
+            },
             sent - last_sent,
             delivered - last_delivered,
             totals.congestion.load(Ordering::Relaxed),
@@ -493,31 +703,24 @@ async fn main() -> anyhow::Result<()> {
         task.await.context("a throttled subscriber panicked")?;
     }
     let window_cpu = window_cpu.await.unwrap_or_default();
+    let samples = match sampler {
+        Some(task) => task.await.context("the sampler panicked")?,
+        None => Vec::new(),
+    };
 
     let results = std::mem::take(&mut *results.lock().await);
-    let expected: u64 = results
-        .iter()
-        .filter_map(|(publisher, m)| {
-            publisher.map(|k| {
-                m.window_sent * receivers_of(k, args.publishers, args.subscribers, args.visible)
-            })
-        })
-        .sum();
-    // Audio goes to everyone else in the meeting, whatever they subscribed to.
-    let audio_expected: u64 = results
-        .iter()
-        .map(|(_, m)| m.audio_window_sent * (per_meeting as u64 - 1))
-        .sum();
+    let expected = totals.expected.load(Ordering::Relaxed);
+    let audio_expected = totals.audio_expected.load(Ordering::Relaxed);
     let delivered = totals.window_delivered.load(Ordering::Relaxed);
     let audio_delivered = totals.audio_window_delivered.load(Ordering::Relaxed);
     let mut latencies: Vec<u32> = results
         .iter()
-        .flat_map(|(_, m)| m.latencies_us.iter().copied())
+        .flat_map(|m| m.latencies_us.iter().copied())
         .collect();
     latencies.sort_unstable();
     let mut first: Vec<u32> = results
         .iter()
-        .filter_map(|(_, m)| m.first_frame_ms.map(|ms| (ms * 1000.0) as u32))
+        .flat_map(|m| m.first_frames_us.iter().copied())
         .collect();
     first.sort_unstable();
     let window = (timeline.window_to - timeline.window_from).as_secs_f64();
@@ -531,8 +734,8 @@ async fn main() -> anyhow::Result<()> {
     let loss = loss_of(expected, delivered);
     let audio_loss = loss_of(audio_expected, audio_delivered);
     let (bot_cpu_pct, bot_rss) = window_cpu.bot.unwrap_or((f64::NAN, 0));
-    let e2ee_dropped: u64 = results.iter().map(|(_, m)| m.e2ee_dropped).sum();
-    let mismatch_drops: u64 = results.iter().map(|(_, m)| m.mismatch_drops).sum();
+    let e2ee_dropped: u64 = results.iter().map(|m| m.e2ee_dropped).sum();
+    let mismatch_drops: u64 = results.iter().map(|m| m.mismatch_drops).sum();
     let server_stats: Vec<serde_json::Value> = servers
         .iter()
         .enumerate()
@@ -583,6 +786,18 @@ async fn main() -> anyhow::Result<()> {
         },
         "bot": { "cpu_percent": bot_cpu_pct, "rss_bytes": bot_rss },
         "servers": server_stats,
+        "wt_participants": args.wt_participants.min(per_meeting),
+        "churn": {
+            "on": args.churn.is_some(),
+            "life_seconds": args.churn.map(|c| [c.min.as_secs_f64(), c.max.as_secs_f64()]),
+            "away_seconds": [args.churn_pause.min.as_secs_f64(), args.churn_pause.max.as_secs_f64()],
+            "seed": args.seed,
+            "joins": totals.joins.load(Ordering::Relaxed),
+            "leaves": totals.leaves.load(Ordering::Relaxed),
+            "rejoins": totals.joins.load(Ordering::Relaxed).saturating_sub(totals.joined.load(Ordering::Relaxed)),
+            "delivered_after_rejoin": totals.delivered_after_rejoin.load(Ordering::Relaxed),
+        },
+        "samples": samples,
     });
     println!();
     println!("{:<28} {}/{total}", "participants joined", report["joined"]);
@@ -615,6 +830,15 @@ async fn main() -> anyhow::Result<()> {
         "{:<28} {}",
         "congestion signals", report["congestion_signals"]
     );
+    if args.churn.is_some() {
+        println!(
+            "{:<28} {} joins, {} leaves, {} counted frames delivered after a rejoin",
+            "churn",
+            report["churn"]["joins"],
+            report["churn"]["leaves"],
+            report["churn"]["delivered_after_rejoin"]
+        );
+    }
     println!(
         "{:<28} {}, {e2ee_dropped} frames undecryptable, {mismatch_drops} refused in clear",
         "e2ee",
@@ -662,6 +886,13 @@ mod tests {
         assert!(parse_duration("3h").is_err());
     }
 
+    /// How many participants of a meeting receive publisher `k`'s video.
+    fn receivers_of(k: usize, publishers: usize, subscribers: usize, visible: usize) -> usize {
+        (0..publishers + subscribers)
+            .filter(|&r| sees(r, k, publishers, visible))
+            .count()
+    }
+
     #[test]
     fn receivers_follow_the_visible_limit() {
         // Everyone sees everyone.
@@ -671,5 +902,15 @@ mod tests {
         assert_eq!(receivers_of(8, 30, 970, 9), 970 + 29);
         assert_eq!(receivers_of(9, 30, 970, 9), 9);
         assert_eq!(receivers_of(29, 30, 970, 9), 0);
+        // A subscriber sees the first 9; publisher 3 sees 0..=9 but itself.
+        assert!(sees(30, 8, 30, 9) && !sees(30, 9, 30, 9));
+        assert!(sees(3, 9, 30, 9) && !sees(3, 3, 30, 9) && !sees(3, 10, 30, 9));
+    }
+
+    #[test]
+    fn publisher_indices_come_from_bot_user_ids() {
+        assert_eq!(publisher_of("pub-12-bot-3"), Some(12));
+        assert_eq!(publisher_of("sub-4-bot-0"), None);
+        assert_eq!(publisher_of("pub-x-bot-0"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The media the bot sends: by default a 30 fps video stream of ≈ 500 kbit/s (a 7.5 KB
 //! keyframe once a second, 1.9 KB deltas) and 50 audio packets/s of ≈ 100 B. Every payload
-//! starts with a header carrying its send time and sequence, so receivers measure the relay hop.
+//! starts with a header carrying its send time, its sequence and whether it is counted in the
+//! delivery figures, so receivers measure the relay hop and the loss.
 
 use std::time::Duration;
 
@@ -8,8 +9,21 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// Marks bot payloads.
 const MAGIC: &[u8; 4] = b"VCB1";
-/// Header: magic, send time (µs since the bot's start), sequence.
-pub(crate) const HEADER: usize = 4 + 8 + 8;
+/// Header: magic, send time (µs since the bot's start), sequence, counted flag.
+pub(crate) const HEADER: usize = 4 + 8 + 8 + 1;
+
+/// What the header of a bot payload says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Send time, µs since the bot's start.
+    pub(crate) sent_us: u64,
+    /// The sender's sequence number of this stream.
+    pub(crate) seq: u64,
+    /// The sender counted this packet in the expected figures (it was sent inside the
+    /// measurement window while the sender was settled in its meeting, see `churn.rs`):
+    /// receivers count it as delivered only then.
+    pub(crate) counted: bool,
+}
 
 /// Sizes and rates of the media profile.
 #[derive(Debug, Clone, Copy)]
@@ -48,24 +62,27 @@ impl Profile {
     }
 }
 
-/// A payload of `size` bytes (at least the header) stamped with `sent_us` and `seq`.
-pub(crate) fn payload(size: usize, sent_us: u64, seq: u64) -> Bytes {
+/// A payload of `size` bytes (at least the header) carrying `stamp`.
+pub(crate) fn payload(size: usize, stamp: Stamp) -> Bytes {
     let mut buf = BytesMut::with_capacity(size.max(HEADER));
     buf.put_slice(MAGIC);
-    buf.put_u64(sent_us);
-    buf.put_u64(seq);
+    buf.put_u64(stamp.sent_us);
+    buf.put_u64(stamp.seq);
+    buf.put_u8(u8::from(stamp.counted));
     buf.resize(size.max(HEADER), 0x42);
     buf.freeze()
 }
 
-/// The send time and sequence of a bot payload.
-pub(crate) fn read_header(data: &[u8]) -> Option<(u64, u64)> {
+/// The stamp of a bot payload.
+pub(crate) fn read_header(data: &[u8]) -> Option<Stamp> {
     if data.len() < HEADER || &data[..4] != MAGIC {
         return None;
     }
-    let sent = u64::from_be_bytes(data[4..12].try_into().ok()?);
-    let seq = u64::from_be_bytes(data[12..20].try_into().ok()?);
-    Some((sent, seq))
+    Some(Stamp {
+        sent_us: u64::from_be_bytes(data[4..12].try_into().ok()?),
+        seq: u64::from_be_bytes(data[12..20].try_into().ok()?),
+        counted: data[20] != 0,
+    })
 }
 
 #[cfg(test)]
@@ -74,11 +91,21 @@ mod tests {
 
     #[test]
     fn payloads_carry_their_send_time_and_sequence() {
-        let p = payload(1900, 123_456, 7);
+        let stamp = Stamp {
+            sent_us: 123_456,
+            seq: 7,
+            counted: true,
+        };
+        let p = payload(1900, stamp);
         assert_eq!(p.len(), 1900);
-        assert_eq!(read_header(&p), Some((123_456, 7)));
+        assert_eq!(read_header(&p), Some(stamp));
+        let uncounted = Stamp {
+            counted: false,
+            ..stamp
+        };
+        assert_eq!(read_header(&payload(50, uncounted)), Some(uncounted));
         assert_eq!(read_header(b"not a bot payload at all"), None);
-        assert_eq!(payload(3, 1, 2).len(), HEADER);
+        assert_eq!(payload(3, stamp).len(), HEADER);
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod plot;
 mod process;
 mod report;
 mod scenario;
+mod soak;
+mod soak_plot;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,6 +53,11 @@ struct Args {
     /// Do not rewrite the files in --out-dir (a trial run).
     #[arg(long)]
     no_write: bool,
+    /// Run the soak instead of the scenarios (`make soak`): this many minutes of 10 meetings ×
+    /// 5 participants with churn on one node; writes soak.json and soak.svg in --out-dir and
+    /// fails unless RSS stays flat and the delivered rate holds.
+    #[arg(long)]
+    soak_minutes: Option<f64>,
 }
 
 #[tokio::main]
@@ -99,6 +106,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             "{} is not built (cargo build --release -p actix-api -p videocall-bot)",
             bin.display()
         );
+    }
+    if let Some(minutes) = args.soak_minutes {
+        let out_dir = (!args.no_write).then_some(args.out_dir.as_path());
+        return soak::run(&setup, minutes, out_dir).await;
     }
     let selected = |s: &Scenario| {
         args.only.is_empty()
@@ -268,22 +279,9 @@ async fn run_on_nodes(setup: &Setup, s: &Scenario) -> anyhow::Result<Figures> {
     let mut urls = Vec::new();
     let nodes = match s.topology {
         Topology::Single => {
-            let (http, udp) = (free_tcp_port()?, free_udp_port()?);
-            let args = node_args(http)
-                .into_iter()
-                .chain([
-                    "--webtransport".to_owned(),
-                    "--webtransport-listen".to_owned(),
-                    format!("[::]:{udp}"),
-                ])
-                .collect::<Vec<_>>();
-            services.push(start_relay(setup, &args, &log("node")).await?);
-            urls.extend([
-                "--url".to_owned(),
-                format!("http://127.0.0.1:{http}"),
-                "--wt-url".to_owned(),
-                format!("https://127.0.0.1:{udp}"),
-            ]);
+            let (node, node_urls) = start_single_node(setup, &log("node")).await?;
+            services.push(node);
+            urls.extend(node_urls);
             1
         }
         Topology::Nats => {
@@ -338,6 +336,28 @@ async fn run_on_nodes(setup: &Setup, s: &Scenario) -> anyhow::Result<Figures> {
     }
     let run = run?;
     Ok(Figures::from_report(&run.report, nodes, run.foreign))
+}
+
+/// Starts one all-in-one node (`--webtransport`, in-process bus); returns it and the bot's
+/// `--url` and `--wt-url` flags for it.
+async fn start_single_node(setup: &Setup, log: &Path) -> anyhow::Result<(Service, Vec<String>)> {
+    let (http, udp) = (free_tcp_port()?, free_udp_port()?);
+    let args = node_args(http)
+        .into_iter()
+        .chain([
+            "--webtransport".to_owned(),
+            "--webtransport-listen".to_owned(),
+            format!("[::]:{udp}"),
+        ])
+        .collect::<Vec<_>>();
+    let node = start_relay(setup, &args, log).await?;
+    let urls = vec![
+        "--url".to_owned(),
+        format!("http://127.0.0.1:{http}"),
+        "--wt-url".to_owned(),
+        format!("https://127.0.0.1:{udp}"),
+    ];
+    Ok((node, urls))
 }
 
 /// Flags every relay node of the bench gets.
