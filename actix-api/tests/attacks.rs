@@ -242,3 +242,49 @@ async fn sigterm_under_load_publishes_the_leaves_first_and_exits_within_the_drai
     assert!(status.success(), "exit status {status}");
     let _ = http_b;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_reader_that_stops_reading_its_framed_stream_is_closed() {
+    let (_node, http, udp) = single_node(&["--stall-timeout-secs", "2"]);
+    let hash = videocall_testkit::process::certificate_hash(http);
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+        .keep_alive_interval(Some(Duration::from_secs(1)))
+        .build();
+    let connection = wtransport::Endpoint::client(config)
+        .unwrap()
+        .connect(format!("https://127.0.0.1:{udp}/lobby/stalled/m1?framed=1"))
+        .await
+        .unwrap();
+    // Take the framed stream and never read it: QUIC flow control soon stops the server's
+    // writes, as a client that hung would.
+    let _stream = connection.accept_uni().await.unwrap();
+    let mut publisher = ws(http, "publisher", "m1").await;
+    publisher.recv_until(|w| is_joined(w, "stalled")).await;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut seq = 0;
+    let closed = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                publisher.send(video(seq, seq % 30 == 0, 30_000));
+                seq += 1;
+            }
+            reason = connection.closed() => break reason,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stalled reader was never closed"
+        );
+    };
+    eprintln!("closed after {:?}: {closed}", started.elapsed());
+    let (_, metrics) = http_get(http, "/metrics");
+    assert_eq!(
+        metric(
+            &metrics,
+            "videocall_closed_sessions_total{reason=\"stalled\"}"
+        ),
+        1
+    );
+}

@@ -30,6 +30,8 @@ const IN_FLIGHT: usize = 64;
 
 /// Packets taken from the relay's queue into one write of the framed stream, at most.
 const FRAMED_BATCH: usize = 64;
+/// How long the last packets before a close may take to be written to a client.
+const CLOSE_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Written bytes are reported to the relay's queue accounting once this many have accumulated
 /// (as on WebSocket).
 const REPORT_BYTES: usize = 32 * 1024;
@@ -325,47 +327,88 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
     }
 }
 
-/// Writes what the relay queues for this session on one framed stream, each
-/// batch in one write, until it is closed; returns the reason.
+/// Writes what the relay queues for this session on one framed stream, until it is closed;
+/// returns the reason. While a write is in progress the relay's queue is still read (into the
+/// next write), so a client that stops reading (its write never completes) still hears the
+/// relay close it; the write in progress is only abandoned then.
 async fn outbound_framed(connection: &Connection, mut session: SessionHandle) -> String {
     let Ok(mut stream) = open_stream(connection).await else {
         return "connection lost".to_owned();
     };
     let mut batch = Vec::with_capacity(FRAMED_BATCH);
-    let mut buf = Vec::with_capacity(64 * 1024);
-    buf.push(framing::FRAMED_STREAM_MARKER);
+    // Being written, and gathered for the next write. The relay hands out at most its queue
+    // budget before hearing bytes were written, which bounds both.
+    let mut writing = Vec::with_capacity(64 * 1024);
+    let mut next = Vec::with_capacity(64 * 1024);
+    next.push(framing::FRAMED_STREAM_MARKER);
     let mut unreported = 0;
+    let mut written_unreported = 0;
     loop {
-        if !session.recv_batch(&mut batch, FRAMED_BATCH).await {
-            return "relay stopped".to_owned();
-        }
-        let mut closing = None;
-        for out in batch.drain(..) {
-            match out {
-                Outbound::Packet(packet) => {
-                    framing::push_frame(&mut buf, &packet);
-                    unreported += packet.len();
-                }
-                Outbound::Close(reason) => {
-                    closing = Some(reason.as_str().to_owned());
-                    break;
-                }
-            }
-        }
-        if stream.write_all(&buf).await.is_err() {
-            return "connection lost".to_owned();
-        }
-        buf.clear();
-        if let Some(reason) = closing {
-            return reason;
-        }
-        if unreported >= REPORT_BYTES {
-            if session.transmitted(unreported).await.is_err() {
+        if next.is_empty() {
+            // Nothing to write: wait for the relay.
+            if !session.recv_batch(&mut batch, FRAMED_BATCH).await {
                 return "relay stopped".to_owned();
             }
-            unreported = 0;
+            if let Some(reason) = frame_batch(&mut batch, &mut next, &mut unreported) {
+                // What came before the close still goes out, unless the client is not reading.
+                let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, stream.write_all(&next)).await;
+                return reason;
+            }
+            continue;
+        }
+        std::mem::swap(&mut writing, &mut next);
+        let in_flight = std::mem::take(&mut unreported);
+        {
+            let write = stream.write_all(&writing);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    written = &mut write => {
+                        if written.is_err() {
+                            return "connection lost".to_owned();
+                        }
+                        break;
+                    }
+                    more = session.recv_batch(&mut batch, FRAMED_BATCH) => {
+                        if !more {
+                            return "relay stopped".to_owned();
+                        }
+                        if let Some(reason) = frame_batch(&mut batch, &mut next, &mut unreported) {
+                            // The relay closed us mid-write (a stalled reader, a shutdown).
+                            return reason;
+                        }
+                    }
+                }
+            }
+        }
+        writing.clear();
+        written_unreported += in_flight;
+        if written_unreported >= REPORT_BYTES {
+            if session.transmitted(written_unreported).await.is_err() {
+                return "relay stopped".to_owned();
+            }
+            written_unreported = 0;
         }
     }
+}
+
+/// Appends a batch of the relay's packets to `buf` as frames, counting their bytes; returns the
+/// close reason if the relay closed the session.
+fn frame_batch(
+    batch: &mut Vec<Outbound>,
+    buf: &mut Vec<u8>,
+    unreported: &mut usize,
+) -> Option<String> {
+    for out in batch.drain(..) {
+        match out {
+            Outbound::Packet(packet) => {
+                framing::push_frame(buf, &packet);
+                *unreported += packet.len();
+            }
+            Outbound::Close(reason) => return Some(reason.as_str().to_owned()),
+        }
+    }
+    None
 }
 
 async fn open_stream(connection: &Connection) -> anyhow::Result<SendStream> {
