@@ -1,0 +1,107 @@
+use super::*;
+
+const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn claims(exp: i64) -> RoomClaims {
+    RoomClaims::new(
+        &UserId::new("alice").unwrap(),
+        &MeetingId::new("standup").unwrap(),
+        "Alice",
+        Grants {
+            publish: true,
+            subscribe: true,
+            host: false,
+        },
+        exp,
+    )
+}
+
+#[test]
+fn a_signed_token_verifies_with_its_grants() {
+    let key = TokenKey::new(SECRET).unwrap();
+    let token = key
+        .verify(&key.sign(&claims(now() + 60)), Some("standup"))
+        .unwrap();
+    assert_eq!(token.user.as_str(), "alice");
+    assert_eq!(token.meeting.as_str(), "standup");
+    assert!(token.grants.publish && token.grants.subscribe && !token.grants.host);
+}
+
+#[test]
+fn bad_tokens_are_refused_with_their_reason() {
+    let key = TokenKey::new(SECRET).unwrap();
+    let other = TokenKey::new(b"another-secret-of-enough-length").unwrap();
+    let good = key.sign(&claims(now() + 60));
+    assert_eq!(
+        key.verify(&good, Some("other")),
+        Err(TokenError::WrongMeeting)
+    );
+    assert_eq!(
+        key.verify(&other.sign(&claims(now() + 60)), None),
+        Err(TokenError::BadSignature)
+    );
+    assert_eq!(
+        key.verify(&key.sign(&claims(now() - 60)), None),
+        Err(TokenError::Expired)
+    );
+    let mut no_join = claims(now() + 60);
+    no_join.room_join = false;
+    assert_eq!(
+        key.verify(&key.sign(&no_join), None),
+        Err(TokenError::MissingGrant)
+    );
+    let mut session = claims(now() + 60);
+    session.typ = Some("session".into());
+    assert!(matches!(
+        key.verify(&key.sign(&session), None),
+        Err(TokenError::WrongType(_))
+    ));
+    let mut bad_id = claims(now() + 60);
+    bad_id.sub = "a\u{0}b".into();
+    assert!(matches!(
+        key.verify(&key.sign(&bad_id), None),
+        Err(TokenError::InvalidId(_))
+    ));
+    assert!(matches!(
+        key.verify("not.a.jwt", None),
+        Err(TokenError::Malformed(_))
+    ));
+    assert!(matches!(
+        key.verify(&"x".repeat(MAX_TOKEN_LEN + 1), None),
+        Err(TokenError::Malformed(_))
+    ));
+    // alg=none, the classic downgrade: header {"alg":"none"} with the good payload, no signature.
+    let payload = good.split('.').nth(1).unwrap();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    assert!(key.verify(&none, None).is_err());
+}
+
+#[test]
+fn the_original_backends_token_without_typ_is_accepted() {
+    // The payload the original videocall-rs meeting backend signs (no `typ`, observer absent).
+    let json = format!(
+        r#"{{"sub":"bob@example.com","room":"room-1","room_join":true,"is_host":true,
+            "display_name":"Bob","exp":{},"iss":"videocall-meeting-backend"}}"#,
+        now() + 60
+    );
+    let original: RoomClaims = serde_json::from_str(&json).unwrap();
+    let key = TokenKey::new(SECRET).unwrap();
+    let token = key.verify(&key.sign(&original), Some("room-1")).unwrap();
+    assert!(token.grants.host && token.grants.publish);
+    assert!(token.claims.end_on_host_leave);
+}
+
+#[test]
+fn observers_may_not_publish_and_weak_secrets_are_refused() {
+    let mut c = claims(now() + 60);
+    c.observer = true;
+    assert!(!c.grants().publish && c.grants().subscribe);
+    assert_eq!(TokenKey::new(b"short").unwrap_err(), WeakSecret(5));
+}
