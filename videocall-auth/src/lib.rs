@@ -247,3 +247,66 @@ impl TokenKey {
 
 #[cfg(test)]
 mod tests;
+
+/// How a plain `/lobby/{user}/{meeting}` join (no token) is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenJoin {
+    /// The meeting is open: the user may join with these grants under this display name.
+    Allowed {
+        /// What the participant may do.
+        grants: Grants,
+        /// Name shown to others.
+        display_name: String,
+    },
+    /// The meeting is protected: only a room token opens it.
+    TokenRequired,
+    /// The meeting has ended (or never existed and unknown meetings are not created on join).
+    NotFound,
+}
+
+/// Why the gate could not answer (the database is down): the join is refused with 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("meeting store unavailable: {0}")]
+pub struct GateError(pub String);
+
+/// The boxed future a [`MeetingGate`] returns (object-safe async).
+pub type GateFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpenJoin, GateError>> + Send + 'a>>;
+
+/// Decides plain (token-less) joins. The relays hold an `Arc<dyn MeetingGate>`: the meeting store
+/// in `actix-api` implements it (open / protected / ended per meeting), and [`AllowOpen`] /
+/// [`TokensOnly`] serve a relay with no store.
+pub trait MeetingGate: Send + Sync + std::fmt::Debug {
+    /// The answer for `user` joining `meeting` without a token.
+    fn open_join<'a>(&'a self, meeting: &'a MeetingId, user: &'a UserId) -> GateFuture<'a>;
+}
+
+/// Every meeting is open (single node with no store, development).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowOpen;
+
+impl MeetingGate for AllowOpen {
+    fn open_join<'a>(&'a self, _meeting: &'a MeetingId, user: &'a UserId) -> GateFuture<'a> {
+        let display_name = user.as_str().to_owned();
+        Box::pin(async move {
+            Ok(OpenJoin::Allowed {
+                grants: Grants {
+                    publish: true,
+                    subscribe: true,
+                    host: false,
+                },
+                display_name,
+            })
+        })
+    }
+}
+
+/// No meeting is open: every join needs a room token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokensOnly;
+
+impl MeetingGate for TokensOnly {
+    fn open_join<'a>(&'a self, _meeting: &'a MeetingId, _user: &'a UserId) -> GateFuture<'a> {
+        Box::pin(async { Ok(OpenJoin::TokenRequired) })
+    }
+}
