@@ -199,6 +199,43 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// Which of a publisher's video streams: the camera or the shared screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamKind {
+    /// The camera (MediaType VIDEO).
+    Camera,
+    /// The shared screen (MediaType SCREEN).
+    Screen,
+}
+
+/// One video stream of a meeting: whose, and which. Clients key decoders, reorder buffers and
+/// statistics by it; the relay's keyframe waits are per stream too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// The publishing session.
+    pub session: SessionId,
+    /// Camera or screen.
+    pub kind: StreamKind,
+}
+
+impl StreamKey {
+    /// The camera stream of `session`.
+    pub fn camera(session: SessionId) -> Self {
+        Self {
+            session,
+            kind: StreamKind::Camera,
+        }
+    }
+
+    /// The screen stream of `session`.
+    pub fn screen(session: SessionId) -> Self {
+        Self {
+            session,
+            kind: StreamKind::Screen,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

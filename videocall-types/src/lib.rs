@@ -14,7 +14,7 @@ mod ids;
 pub mod lobby;
 pub mod packets;
 
-pub use ids::{IdError, MeetingId, SessionId, UserId};
+pub use ids::{IdError, MeetingId, SessionId, StreamKey, StreamKind, UserId};
 
 /// Generated protobuf types (package `videocall`).
 #[allow(
