@@ -12,7 +12,9 @@ use gloo_timers::callback::Interval;
 use js_sys::Reflect;
 use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, OsRng};
 use videocall_client::{Action as SessionAction, ClientConfig, Event, Session};
-use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, MeetingId, UserId};
+use videocall_types::{
+    HeartbeatMetadata, MediaPacket, MediaType, MeetingId, SessionId, StreamKey, StreamKind, UserId,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{AudioContext, MediaStream, MediaStreamTrack};
@@ -22,25 +24,14 @@ use crate::media::audio_receiver::AudioReceiver;
 use crate::media::audio_sender::AudioSender;
 use crate::media::video_receiver::{Decoded, VideoReceiver};
 use crate::media::video_sender::VideoSender;
-use crate::media::{PacketSink, log, now_ms};
-use crate::state::{Action, TransportKind};
+use crate::media::{PacketSink, canvas_id, log, now_ms};
+use crate::state::{Action, Subscription, TransportKind};
 use crate::transport::{self, Endpoints, Transport, await_promise};
 
 /// Video bitrate of the camera, bits/s.
 const CAMERA_BITRATE: u32 = 600_000;
 /// Video bitrate of a screen share, bits/s.
 const SCREEN_BITRATE: u32 = 1_200_000;
-/// Most remote videos subscribed to at once (the visible grid).
-const MAX_VISIBLE: usize = 9;
-
-/// The id of the canvas of a peer's camera or screen tile.
-pub(crate) fn canvas_id(session: u64, screen: bool) -> String {
-    if screen {
-        format!("screen-{session}")
-    } else {
-        format!("video-{session}")
-    }
-}
 
 /// A handle to the running meeting; dropping it leaves.
 pub(crate) struct MeetingClient {
@@ -65,12 +56,10 @@ struct Inner {
     camera_on: bool,
     mic_on: bool,
     audio_context: Option<AudioContext>,
-    videos: HashMap<(u64, bool), VideoReceiver>,
-    audios: HashMap<u64, AudioReceiver>,
-    users: HashMap<u64, String>,
-    pinned: Option<u64>,
+    videos: HashMap<StreamKey, VideoReceiver>,
+    audios: HashMap<SessionId, AudioReceiver>,
     /// Last second's counters per stream, for fps/kbps.
-    last_stats: HashMap<(u64, bool), (u64, u64)>,
+    last_stats: HashMap<StreamKey, (u64, u64)>,
     last_stats_at: f64,
     last_rtt_report: f64,
 }
@@ -115,8 +104,6 @@ impl MeetingClient {
             audio_context,
             videos: HashMap::new(),
             audios: HashMap::new(),
-            users: HashMap::new(),
-            pinned: None,
             last_stats: HashMap::new(),
             last_stats_at: now_ms(),
             last_rtt_report: 0.0,
@@ -189,9 +176,13 @@ impl MeetingClient {
         }
     }
 
-    pub(crate) fn set_pinned(&self, pinned: Option<u64>) {
-        self.inner.borrow_mut().pinned = pinned;
-        update_subscription(&mut self.inner.borrow_mut());
+    /// Receives the video of these peers only (`None`: everyone's), as the reducer chose.
+    pub(crate) fn set_subscription(&self, subscription: Option<&Subscription>) {
+        self.inner
+            .borrow_mut()
+            .session
+            .set_subscription(subscription.map(Subscription::to_wire));
+        flush(&self.inner);
     }
 
     /// Starts (true) or stops sharing the screen.
@@ -423,7 +414,7 @@ fn report_stats(inner: &Rc<RefCell<Inner>>) {
     }
     i.last_stats_at = t;
     let mut actions = Vec::new();
-    let keys: Vec<(u64, bool)> = i.videos.keys().copied().collect();
+    let keys: Vec<StreamKey> = i.videos.keys().copied().collect();
     for key in keys {
         let receiver = &i.videos[&key];
         let (decoded, bytes) = (receiver.stats.decoded.get(), receiver.stats.bytes.get());
@@ -431,9 +422,9 @@ fn report_stats(inner: &Rc<RefCell<Inner>>) {
         let queue = receiver.queue();
         let (last_decoded, last_bytes) = i.last_stats.get(&key).copied().unwrap_or((0, 0));
         i.last_stats.insert(key, (decoded, bytes));
-        if !key.1 {
+        if key.kind == StreamKind::Camera {
             actions.push(Action::PeerStats {
-                session: key.0,
+                session: key.session,
                 fps: (decoded - last_decoded) as f64 / elapsed,
                 kbps: (bytes - last_bytes) as f64 * 8.0 / 1000.0 / elapsed,
                 decode_queue: queue,
@@ -589,25 +580,31 @@ fn handle_event(inner: &Rc<RefCell<Inner>>, event: Event) {
             }
         }
         Event::PeerJoined { session, user } => {
-            inner.borrow_mut().users.insert(session, user.clone());
+            let Some(session) = SessionId::from_wire(session) else {
+                return;
+            };
             dispatch.emit(Action::PeerJoined { session, user });
             // A newcomer needs a keyframe to start decoding us.
             if let Some(camera) = &inner.borrow().camera {
                 camera.request_keyframe();
             }
-            update_subscription(&mut inner.borrow_mut());
         }
         Event::PeerLeft { session, .. } => {
+            let Some(session) = SessionId::from_wire(session) else {
+                return;
+            };
             let mut i = inner.borrow_mut();
-            i.users.remove(&session);
-            i.videos.remove(&(session, false));
-            i.videos.remove(&(session, true));
+            i.videos.remove(&StreamKey::camera(session));
+            i.videos.remove(&StreamKey::screen(session));
             i.audios.remove(&session);
-            update_subscription(&mut i);
             drop(i);
             dispatch.emit(Action::PeerLeft { session });
         }
-        Event::Media(media) => handle_media(inner, media.session, &media.user, media.packet),
+        Event::Media(media) => {
+            if let Some(session) = SessionId::from_wire(media.session) {
+                handle_media(inner, session, &media.user, media.packet);
+            }
+        }
         Event::KeyframeRequested => {
             let i = inner.borrow();
             if let Some(camera) = &i.camera {
@@ -635,7 +632,9 @@ fn handle_event(inner: &Rc<RefCell<Inner>>, event: Event) {
                     "it does not encrypt"
                 }
             ));
-            dispatch.emit(Action::PeerUnencrypted { session });
+            if let Some(session) = SessionId::from_wire(session) {
+                dispatch.emit(Action::PeerUnencrypted { session });
+            }
         }
         Event::Rtt(rtt) => {
             let t = now_ms();
@@ -662,18 +661,23 @@ fn handle_event(inner: &Rc<RefCell<Inner>>, event: Event) {
     }
 }
 
-fn handle_media(inner: &Rc<RefCell<Inner>>, session: u64, user: &str, packet: MediaPacket) {
+fn handle_media(inner: &Rc<RefCell<Inner>>, session: SessionId, user: &str, packet: MediaPacket) {
     let media_type = MediaType::try_from(packet.media_type).unwrap_or(MediaType::Unknown);
     let dispatch = inner.borrow().dispatch.clone();
     match media_type {
         MediaType::Video | MediaType::Screen => {
             let screen = media_type == MediaType::Screen;
+            let key = if screen {
+                StreamKey::screen(session)
+            } else {
+                StreamKey::camera(session)
+            };
             let mut i = inner.borrow_mut();
-            let is_new = !i.videos.contains_key(&(session, screen));
+            let is_new = !i.videos.contains_key(&key);
             let receiver = i
                 .videos
-                .entry((session, screen))
-                .or_insert_with(|| VideoReceiver::new(canvas_id(session, screen)));
+                .entry(key)
+                .or_insert_with(|| VideoReceiver::new(canvas_id(key)));
             let outcome = receiver.handle(&packet);
             if outcome == Decoded::NeedKeyframe {
                 let _ = i.session.request_keyframe(now(), user);
@@ -714,24 +718,4 @@ fn handle_media(inner: &Rc<RefCell<Inner>>, session: u64, user: &str, packet: Me
         }
         _ => {}
     }
-}
-
-/// Subscribe on demand: video from the pinned peer and the first peers up to the grid size;
-/// screens always (a shared screen is what everyone looks at).
-fn update_subscription(inner: &mut Inner) {
-    if inner.users.len() <= MAX_VISIBLE {
-        inner.session.set_subscription(None);
-        return;
-    }
-    let mut visible: Vec<u64> = inner.pinned.into_iter().collect();
-    visible.extend(
-        inner
-            .users
-            .keys()
-            .copied()
-            .filter(|s| Some(*s) != inner.pinned),
-    );
-    visible.truncate(MAX_VISIBLE);
-    let screens = inner.users.keys().copied().collect();
-    inner.session.set_subscription(Some((visible, screens)));
 }

@@ -24,7 +24,7 @@ pub(crate) fn diagnostics(props: &DiagnosticsProps) -> Html {
             <table>
                 <tr><th>{"Peer"}</th><th>{"fps"}</th><th>{"kbit/s"}</th><th>{"decode queue"}</th><th>{"dropped"}</th></tr>
                 { for s.peers.iter().map(|(session, p)| html! {
-                    <tr key={*session}>
+                    <tr key={session.get()}>
                         <td>{p.user.clone()}</td>
                         <td>{format!("{:.1}", p.fps)}</td>
                         <td>{format!("{:.0}", p.kbps)}</td>

@@ -18,7 +18,7 @@ pub(crate) fn peer_list(props: &PeerListProps) -> Html {
             <ul id="peer-list">
                 <li class="me">{format!("{} (you)", s.user)}</li>
                 { for s.peers.iter().map(|(session, peer)| html! {
-                    <li key={*session} data-session={session.to_string()}>
+                    <li key={session.get()} data-session={session.to_string()}>
                         <span class={classes!("dot", peer.speaking.then_some("speaking"))} />
                         {peer.user.clone()}
                         if !peer.audio_on { <span class="muted">{" (muted)"}</span> }

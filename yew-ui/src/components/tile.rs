@@ -4,56 +4,58 @@
 
 use yew::prelude::*;
 
-use crate::meeting_client::canvas_id;
+use videocall_types::{SessionId, StreamKey, StreamKind};
+
+use crate::media::canvas_id;
 use crate::state::Peer;
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct TileProps {
-    pub(crate) session: u64,
+    /// Whose camera or screen.
+    pub(crate) stream: StreamKey,
     pub(crate) peer: Peer,
     #[prop_or_default]
-    pub(crate) screen: bool,
-    #[prop_or_default]
     pub(crate) pinned: bool,
-    pub(crate) on_pin: Callback<u64>,
+    pub(crate) on_pin: Callback<SessionId>,
 }
 
 #[function_component(Tile)]
 pub(crate) fn tile(props: &TileProps) -> Html {
     let peer = &props.peer;
-    let session = props.session;
+    let session = props.stream.session;
+    let screen = props.stream.kind == StreamKind::Screen;
     let on_click = {
         let on_pin = props.on_pin.clone();
         Callback::from(move |_| on_pin.emit(session))
     };
-    let id = if props.screen {
+    let id = if screen {
         format!("tile-screen-{session}")
     } else {
         format!("tile-{session}")
     };
     let class = classes!(
         "tile",
-        props.screen.then_some("screen"),
+        screen.then_some("screen"),
         props.pinned.then_some("pinned"),
-        (peer.speaking && !props.screen).then_some("speaking"),
+        (peer.speaking && !screen).then_some("speaking"),
     );
-    let name = if props.screen {
+    let name = if screen {
         format!("{} (screen)", peer.user)
     } else {
         peer.user.clone()
     };
     html! {
         <div {id} {class} data-user={peer.user.clone()} data-session={session.to_string()}
-            data-kind={if props.screen { "screen" } else { "camera" }} ondblclick={on_click.clone()}>
-            <canvas id={canvas_id(session, props.screen)} class="video" />
+            data-kind={if screen { "screen" } else { "camera" }} ondblclick={on_click.clone()}>
+            <canvas id={canvas_id(props.stream)} class="video" />
             if peer.unencrypted {
                 <div class="notice unencrypted">{"Not end-to-end encrypted: not shown"}</div>
-            } else if !props.screen && !peer.video_on {
+            } else if !screen && !peer.video_on {
                 <div class="avatar">{peer.user.chars().next().unwrap_or('?').to_uppercase().to_string()}</div>
             }
             <div class="label">
                 <span class="name">{name}</span>
-                if !props.screen {
+                if !screen {
                     <span class={classes!("mic", (!peer.audio_on).then_some("off"))} title={if peer.audio_on { "microphone on" } else { "muted" }}>{ if peer.audio_on { "mic" } else { "muted" } }</span>
                 }
                 <button class="pin" title={if props.pinned { "Unpin" } else { "Pin" }} onclick={on_click}>{ if props.pinned { "unpin" } else { "pin" } }</button>

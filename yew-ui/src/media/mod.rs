@@ -9,10 +9,18 @@ pub(crate) mod video_sender;
 
 use std::rc::Rc;
 
-use videocall_types::{MediaPacket, VideoCodec};
+use videocall_types::{MediaPacket, StreamKey, StreamKind, VideoCodec};
 
 /// Where encoded packets go (the meeting client sends them).
 pub(crate) type PacketSink = Rc<dyn Fn(MediaPacket)>;
+
+/// The id of the canvas a stream's decoder draws into (its tile holds it).
+pub(crate) fn canvas_id(stream: StreamKey) -> String {
+    match stream.kind {
+        StreamKind::Camera => format!("video-{}", stream.session),
+        StreamKind::Screen => format!("screen-{}", stream.session),
+    }
+}
 
 /// Milliseconds since the page loaded.
 pub(crate) fn now_ms() -> f64 {

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
+use videocall_types::{SessionId, StreamKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{MediaStream, MediaStreamTrack};
@@ -16,6 +17,7 @@ use crate::components::prejoin::PreJoin;
 use crate::components::self_view::SelfView;
 use crate::components::tile::Tile;
 use crate::media::audio_sender::AudioSender;
+use crate::media::canvas_id;
 use crate::media::devices::{self, DeviceList};
 use crate::meeting_client::MeetingClient;
 use crate::state::{Action, MeetingState, Phase};
@@ -110,6 +112,15 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
     }
     // The E2EE identity is generated while the user chooses devices, not when joining.
     use_effect_with((), |_| crate::e2ee::prepare());
+    // The relay sends the video of the tiles the grid draws first (the reducer decides which).
+    {
+        let client = client.clone();
+        use_effect_with(state.subscription(), move |subscription| {
+            if let Some(c) = &*client.borrow() {
+                c.set_subscription(subscription.as_ref());
+            }
+        });
+    }
     // Leaving the page stops everything.
     {
         let (client, stream) = (client.clone(), stream.clone());
@@ -192,18 +203,8 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         })
     };
     let on_pin = {
-        let (client, state) = (client.clone(), state.clone());
-        Callback::from(move |session: u64| {
-            let next = if state.pinned == Some(session) {
-                None
-            } else {
-                Some(session)
-            };
-            if let Some(c) = &*client.borrow() {
-                c.set_pinned(next);
-            }
-            state.dispatch(Action::Pin(session));
-        })
+        let state = state.clone();
+        Callback::from(move |session: SessionId| state.dispatch(Action::Pin(session)))
     };
     let on_diagnostics = {
         let state = state.clone();
@@ -281,14 +282,11 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                     </header>
                     <div class="body">
                         <section id="grid" class={classes!("grid", format!("n{}", count.min(16)), s.pinned.map(|_| "has-pinned"))}>
-                            { for s.peers.iter().filter(|(_, p)| p.has_screen_stream).map(|(session, peer)| html! {
-                                <Tile key={format!("screen-{session}")} session={*session} peer={peer.clone()} screen=true
-                                    pinned={false} on_pin={on_pin.clone()} />
-                            }) }
-                            { for s.peers.iter().map(|(session, peer)| html! {
-                                <Tile key={format!("video-{session}")} session={*session} peer={peer.clone()}
-                                    pinned={s.pinned == Some(*session)} on_pin={on_pin.clone()} />
-                            }) }
+                            { for s.tiles().into_iter().filter_map(|stream| s.peers.get(&stream.session).map(|peer| html! {
+                                <Tile key={canvas_id(stream)} {stream} peer={peer.clone()}
+                                    pinned={stream.kind == StreamKind::Camera && s.pinned == Some(stream.session)}
+                                    on_pin={on_pin.clone()} />
+                            })) }
                             <div class="tile self" id="tile-self">
                                 if s.camera_on { <SelfView stream={(*stream).clone()} /> } else { <div class="avatar">{"You"}</div> }
                                 <div class="label"><span class="name">{format!("{} (you)", s.user)}</span></div>

@@ -4,6 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use videocall_types::SessionId;
+
+mod tiles;
+
+pub use tiles::{MAX_VISIBLE_VIDEOS, Subscription};
+
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -79,9 +85,9 @@ pub struct MeetingState {
     /// The transport in use, once connected.
     pub transport: Option<TransportKind>,
     /// Remote participants by session id.
-    pub peers: BTreeMap<u64, Peer>,
+    pub peers: BTreeMap<SessionId, Peer>,
     /// The tile shown large, if any (session id; screen tiles use their publisher's id).
-    pub pinned: Option<u64>,
+    pub pinned: Option<SessionId>,
     /// Our microphone is on.
     pub mic_on: bool,
     /// Our camera is on.
@@ -118,19 +124,19 @@ pub enum Action {
     /// A participant is there.
     PeerJoined {
         /// Session.
-        session: u64,
+        session: SessionId,
         /// User id.
         user: String,
     },
     /// A participant left.
     PeerLeft {
         /// Session.
-        session: u64,
+        session: SessionId,
     },
     /// A participant's heartbeat.
     Heartbeat {
         /// Session.
-        session: u64,
+        session: SessionId,
         /// Camera on.
         video: bool,
         /// Microphone on.
@@ -143,12 +149,12 @@ pub enum Action {
     /// A screen-share stream of this participant started arriving.
     ScreenStream {
         /// Session.
-        session: u64,
+        session: SessionId,
     },
     /// Once-a-second statistics of a participant's video.
     PeerStats {
         /// Session.
-        session: u64,
+        session: SessionId,
         /// Frames per second decoded.
         fps: f64,
         /// Kilobits per second received.
@@ -169,7 +175,7 @@ pub enum Action {
     /// Screen share started (true) or stopped.
     Sharing(bool),
     /// Pin (or unpin, when already pinned) a tile.
-    Pin(u64),
+    Pin(SessionId),
     /// Show a notice (device problems).
     Notice(String),
     /// Open or close diagnostics.
@@ -181,7 +187,7 @@ pub enum Action {
     /// A participant and we disagree on encryption: its media is not shown.
     PeerUnencrypted {
         /// Session.
-        session: u64,
+        session: SessionId,
     },
 }
 
@@ -320,12 +326,17 @@ impl MeetingState {
 mod tests {
     use super::*;
 
+    /// Session `n` of node 0.
+    fn sid(n: u32) -> SessionId {
+        SessionId::new(0, n)
+    }
+
     fn joined() -> MeetingState {
         MeetingState::new("alice", "demo")
             .reduce(Action::Connect)
             .reduce(Action::Joined(TransportKind::WebTransport))
             .reduce(Action::PeerJoined {
-                session: 7,
+                session: sid(7),
                 user: "bob".into(),
             })
     }
@@ -335,7 +346,7 @@ mod tests {
         let s = joined();
         assert_eq!(s.phase, Phase::Joined);
         assert_eq!(s.transport.map(TransportKind::label), Some("WebTransport"));
-        assert_eq!(s.peers[&7].user, "bob");
+        assert_eq!(s.peers[&sid(7)].user, "bob");
     }
 
     #[test]
@@ -351,36 +362,38 @@ mod tests {
     fn heartbeats_update_a_peer_and_leaving_unpins_it() {
         let s = joined()
             .reduce(Action::Heartbeat {
-                session: 7,
+                session: sid(7),
                 video: true,
                 audio: false,
                 screen: false,
                 speaking: true,
             })
-            .reduce(Action::Pin(7));
-        assert!(s.peers[&7].speaking && s.peers[&7].video_on && !s.peers[&7].audio_on);
-        assert_eq!(s.pinned, Some(7));
-        let s = s.reduce(Action::Pin(7));
+            .reduce(Action::Pin(sid(7)));
+        assert!(
+            s.peers[&sid(7)].speaking && s.peers[&sid(7)].video_on && !s.peers[&sid(7)].audio_on
+        );
+        assert_eq!(s.pinned, Some(sid(7)));
+        let s = s.reduce(Action::Pin(sid(7)));
         assert_eq!(s.pinned, None, "pinning again unpins");
         let s = s
-            .reduce(Action::Pin(7))
-            .reduce(Action::PeerLeft { session: 7 });
+            .reduce(Action::Pin(sid(7)))
+            .reduce(Action::PeerLeft { session: sid(7) });
         assert!(s.peers.is_empty());
         assert_eq!(s.pinned, None);
     }
 
     #[test]
     fn a_screen_tile_appears_with_its_stream_and_goes_with_the_share() {
-        let s = joined().reduce(Action::ScreenStream { session: 7 });
-        assert!(s.peers[&7].has_screen_stream);
+        let s = joined().reduce(Action::ScreenStream { session: sid(7) });
+        assert!(s.peers[&sid(7)].has_screen_stream);
         let s = s.reduce(Action::Heartbeat {
-            session: 7,
+            session: sid(7),
             video: true,
             audio: true,
             screen: false,
             speaking: false,
         });
-        assert!(!s.peers[&7].has_screen_stream);
+        assert!(!s.peers[&sid(7)].has_screen_stream);
     }
 
     #[test]
@@ -393,7 +406,7 @@ mod tests {
             .reduce(Action::Notice("camera blocked".into()))
             .reduce(Action::Notice("camera blocked".into()))
             .reduce(Action::PeerStats {
-                session: 7,
+                session: sid(7),
                 fps: 29.0,
                 kbps: 480.0,
                 decode_queue: 1,
@@ -402,7 +415,7 @@ mod tests {
         assert!(!s.mic_on && !s.camera_on);
         assert_eq!((s.rtt_ms, s.congestion_events), (Some(12.5), 1));
         assert_eq!(s.notices.len(), 1);
-        assert_eq!(s.peers[&7].fps, 29.0);
+        assert_eq!(s.peers[&sid(7)].fps, 29.0);
     }
 
     #[test]
@@ -412,10 +425,10 @@ mod tests {
         let s = s
             .reduce(Action::Encryption(true))
             .reduce(Action::SafetyCode("12345 67890".into()))
-            .reduce(Action::PeerUnencrypted { session: 7 })
-            .reduce(Action::PeerUnencrypted { session: 99 });
+            .reduce(Action::PeerUnencrypted { session: sid(7) })
+            .reduce(Action::PeerUnencrypted { session: sid(99) });
         assert_eq!(s.safety_code.as_deref(), Some("12345 67890"));
-        assert!(s.peers[&7].unencrypted);
+        assert!(s.peers[&sid(7)].unencrypted);
         assert_eq!(s.peers.len(), 1, "an unknown session is not invented");
         let s = s.reduce(Action::Encryption(false));
         assert_eq!(s.safety_code, None);
