@@ -8,13 +8,13 @@ pub mod state;
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod client;
+#[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod e2ee;
 #[cfg(target_arch = "wasm32")]
 mod media;
-#[cfg(target_arch = "wasm32")]
-mod meeting_client;
 #[cfg(target_arch = "wasm32")]
 mod pages;
 #[cfg(target_arch = "wasm32")]

@@ -10,6 +10,7 @@ use web_sys::{MediaStream, MediaStreamTrack};
 use yew::prelude::*;
 
 use crate::app::{Route, navigate};
+use crate::client::MeetingClient;
 use crate::components::controls::Controls;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::peer_list::PeerList;
@@ -19,7 +20,6 @@ use crate::components::tile::Tile;
 use crate::media::audio_sender::AudioSender;
 use crate::media::canvas_id;
 use crate::media::devices::{self, DeviceList};
-use crate::meeting_client::MeetingClient;
 use crate::state::{Action, MeetingState, Phase};
 
 impl Reducible for MeetingState {
@@ -112,12 +112,21 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
     }
     // The E2EE identity is generated while the user chooses devices, not when joining.
     use_effect_with((), |_| crate::e2ee::prepare());
-    // The relay sends the video of the tiles the grid draws first (the reducer decides which).
+    // The driver follows the reducer: our media as toggled, and the video of the tiles the
+    // grid draws first.
+    {
+        let client = client.clone();
+        use_effect_with(state.media(), move |want| {
+            if let Some(c) = &*client.borrow() {
+                c.set_media(*want);
+            }
+        });
+    }
     {
         let client = client.clone();
         use_effect_with(state.subscription(), move |subscription| {
             if let Some(c) = &*client.borrow() {
-                c.set_subscription(subscription.as_ref());
+                c.set_subscription(subscription.clone());
             }
         });
     }
@@ -155,8 +164,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                 &user,
                 &meeting,
                 (*stream).clone(),
-                state.camera_on,
-                state.mic_on,
+                state.media(),
                 dispatch.clone(),
             ) {
                 Ok(c) => *client.borrow_mut() = Some(c),
@@ -175,32 +183,16 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         })
     };
     let on_mic = {
-        let (client, state) = (client.clone(), state.clone());
-        Callback::from(move |_| {
-            if let Some(c) = &*client.borrow() {
-                c.set_mic(!state.mic_on);
-            }
-            state.dispatch(Action::ToggleMic);
-        })
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::ToggleMic))
     };
     let on_camera = {
-        let (client, state) = (client.clone(), state.clone());
-        Callback::from(move |_| {
-            if let Some(c) = &*client.borrow() {
-                c.set_camera(!state.camera_on);
-            }
-            state.dispatch(Action::ToggleCamera);
-        })
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::ToggleCamera))
     };
     let on_share = {
-        let (client, state) = (client.clone(), state.clone());
-        Callback::from(move |_| {
-            let on = !state.sharing;
-            if let Some(c) = &*client.borrow() {
-                c.share_screen(on);
-            }
-            state.dispatch(Action::Sharing(on));
-        })
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::Sharing(!state.sharing)))
     };
     let on_pin = {
         let state = state.clone();

@@ -108,6 +108,18 @@ pub struct MeetingState {
     pub safety_code: Option<String>,
 }
 
+/// What our own media should be doing: the driver follows it (the reducer is the only place
+/// these toggles live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaIntent {
+    /// Microphone sending (unmuted).
+    pub mic: bool,
+    /// Camera sending.
+    pub camera: bool,
+    /// Screen shared.
+    pub screen: bool,
+}
+
 /// Everything that changes the page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -210,6 +222,15 @@ impl MeetingState {
             diagnostics_open: false,
             encrypted: None,
             safety_code: None,
+        }
+    }
+
+    /// What our microphone, camera and screen should be doing now.
+    pub fn media(&self) -> MediaIntent {
+        MediaIntent {
+            mic: self.mic_on,
+            camera: self.camera_on,
+            screen: self.sharing,
         }
     }
 
@@ -432,6 +453,30 @@ mod tests {
         assert_eq!(s.peers.len(), 1, "an unknown session is not invented");
         let s = s.reduce(Action::Encryption(false));
         assert_eq!(s.safety_code, None);
+    }
+
+    #[test]
+    fn the_media_intent_follows_the_toggles_and_leaving_stops_the_share() {
+        let s = joined();
+        let all_on = MediaIntent {
+            mic: true,
+            camera: true,
+            screen: false,
+        };
+        assert_eq!(s.media(), all_on, "mic and camera start on");
+        let s = s
+            .reduce(Action::ToggleMic)
+            .reduce(Action::ToggleCamera)
+            .reduce(Action::Sharing(true));
+        assert_eq!(
+            s.media(),
+            MediaIntent {
+                mic: false,
+                camera: false,
+                screen: true
+            }
+        );
+        assert!(!s.reduce(Action::Leave).media().screen);
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! Where the relay is and how to reach it: the page's server says (`/api/v1/config`), and
+//! whether the meeting is end-to-end encrypted (`/api/v1/meetings/<id>`). Asked again on every
+//! reconnect, since a restarted node has a new development certificate (and may have moved
+//! WebTransport).
+
+use js_sys::Reflect;
+use videocall_client::ClientConfig;
+use videocall_types::MeetingId;
+use wasm_bindgen::JsCast;
+
+use crate::transport::{self, Endpoints, OnClose, OnPacket, Transport, await_promise};
+
+/// The JSON a GET of `path` on this page's server answers with 200, if it does.
+async fn fetch_json(path: &str) -> Option<wasm_bindgen::JsValue> {
+    let window = web_sys::window()?;
+    let response = await_promise(window.fetch_with_str(path)).await.ok()?;
+    let response: web_sys::Response = response.unchecked_into();
+    if !response.ok() {
+        return None;
+    }
+    await_promise(response.json().ok()?).await.ok()
+}
+
+/// Whether the node says `meeting` is end-to-end encrypted; encrypted when it does not say.
+pub(crate) async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
+    fetch_json(&format!("/api/v1/meetings/{meeting}"))
+        .await
+        .and_then(|settings| Reflect::get(&settings, &"e2ee".into()).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
+}
+
+/// Asks the server where the relays are; falls back to WebSocket on this host. `?transport=
+/// websocket` in the page's URL leaves WebTransport out.
+pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
+    let Some(window) = web_sys::window() else {
+        return Endpoints {
+            websocket_url: String::new(),
+            webtransport_url: None,
+            certificate_hash: None,
+        };
+    };
+    let location = window.location();
+    let host = location.host().unwrap_or_default();
+    let hostname = location.hostname().unwrap_or_default();
+    let secure = location.protocol().unwrap_or_default() == "https:";
+    let path = format!(
+        "/lobby/{}/{}",
+        js_sys::encode_uri_component(config.user_id.as_str()),
+        config.meeting_id
+    );
+    let mut endpoints = Endpoints {
+        websocket_url: format!("{}://{host}{path}", if secure { "wss" } else { "ws" }),
+        webtransport_url: None,
+        certificate_hash: None,
+    };
+    let Some(server) = fetch_json("/api/v1/config").await else {
+        return endpoints;
+    };
+    let disabled = web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default())
+        .map(|p| p.get("transport").as_deref() == Some("websocket"))
+        .unwrap_or(false);
+    if let Some(port) = Reflect::get(&server, &"webtransport_port".into())
+        .ok()
+        .and_then(|p| p.as_f64())
+        && !disabled
+    {
+        endpoints.webtransport_url = Some(format!("https://{hostname}:{port}{path}"));
+    }
+    if let Ok(hash) = Reflect::get(&server, &"certificate_hash".into())
+        && hash.is_object()
+    {
+        endpoints.certificate_hash = Some(js_sys::Uint8Array::new(&hash).to_vec());
+    }
+    endpoints
+}
+
+/// One connection attempt: the endpoints learnt when the page joined serve the very first
+/// attempt; every later one asks the server again. Answers the transport (or why none opened)
+/// and the endpoints it used, to keep for next time.
+pub(crate) async fn connect(
+    config: &ClientConfig,
+    known: Option<Endpoints>,
+    on_packet: OnPacket,
+    on_close: OnClose,
+) -> (Result<Transport, String>, Endpoints) {
+    let endpoints = match known {
+        Some(endpoints) => endpoints,
+        None => fetch_endpoints(config).await,
+    };
+    let result = transport::connect(&endpoints, on_packet, on_close).await;
+    (result, endpoints)
+}

@@ -1,0 +1,353 @@
+//! The media pipeline: our encoders (camera, screen, microphone) and the peers' decoders, video
+//! keyed by [`StreamKey`] and audio by session. It holds no page state: what should be on
+//! ([`MediaIntent`]) comes from the reducer, and what the page shows comes back as [`Action`]s.
+//! Decoders draw straight to their tile's canvas, so media never passes through page state.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use videocall_types::{
+    HeartbeatMetadata, MediaPacket, MediaType, SessionId, StreamKey, StreamKind,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{AudioContext, MediaStream, MediaStreamTrack};
+
+use crate::media::audio_receiver::AudioReceiver;
+use crate::media::audio_sender::AudioSender;
+use crate::media::video_receiver::{Decoded, VideoReceiver};
+use crate::media::video_sender::VideoSender;
+use crate::media::{PacketSink, canvas_id, log, now_ms};
+use crate::state::{Action, MediaIntent};
+
+/// Video bitrate of the camera, bits/s.
+const CAMERA_BITRATE: u32 = 600_000;
+/// Video bitrate of a screen share, bits/s.
+const SCREEN_BITRATE: u32 = 1_200_000;
+/// Most video decoders at once. The subscription keeps the grid's cameras to 9 and the relay
+/// caps a meeting, so this is a guard against a relay that floods us with new streams: each
+/// decoder is a WebCodecs `VideoDecoder`, a scarce resource.
+const MAX_VIDEO_STREAMS: usize = 64;
+
+/// Called with the result of asking the browser for a screen to share.
+pub(crate) type OnScreen = Rc<dyn Fn(Result<MediaStream, String>)>;
+
+/// The screen share, which takes a browser prompt to open.
+enum Screen {
+    Off,
+    /// `getDisplayMedia` asked; the answer comes to [`MediaPipeline::handle_screen_opened`].
+    Opening,
+    Live {
+        sender: VideoSender,
+        stream: MediaStream,
+    },
+}
+
+/// What a video packet did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoOutcome {
+    /// The first packet of a stream we had no decoder for.
+    pub(crate) new_stream: bool,
+    /// The decoder cannot go on without a keyframe from the sender.
+    pub(crate) need_keyframe: bool,
+}
+
+/// Encoders and decoders of one meeting page.
+pub(crate) struct MediaPipeline {
+    local: Option<MediaStream>,
+    audio_context: Option<AudioContext>,
+    /// Where our encoders send their packets (into the session pump).
+    sink: PacketSink,
+    on_screen: OnScreen,
+    want: MediaIntent,
+    camera: Option<VideoSender>,
+    screen: Screen,
+    mic: Option<AudioSender>,
+    videos: HashMap<StreamKey, VideoReceiver>,
+    audios: HashMap<SessionId, AudioReceiver>,
+    /// Last second's (decoded frames, bytes) per stream, for fps and kbit/s.
+    last_stats: HashMap<StreamKey, (u64, u64)>,
+    last_stats_at: f64,
+    /// Packets of new streams refused past [`MAX_VIDEO_STREAMS`].
+    refused_streams: u64,
+}
+
+impl MediaPipeline {
+    /// A pipeline publishing `local` (camera and microphone, if any) as `want` says, once
+    /// joined.
+    pub(crate) fn new(
+        local: Option<MediaStream>,
+        want: MediaIntent,
+        sink: PacketSink,
+        on_screen: OnScreen,
+    ) -> Self {
+        let audio_context = AudioContext::new().ok();
+        if let Some(ctx) = &audio_context {
+            // Created on Connect, a user gesture: resuming now lets audio play.
+            let _ = ctx.resume();
+        }
+        Self {
+            local,
+            audio_context,
+            sink,
+            on_screen,
+            want,
+            camera: None,
+            screen: Screen::Off,
+            mic: None,
+            videos: HashMap::new(),
+            audios: HashMap::new(),
+            last_stats: HashMap::new(),
+            last_stats_at: now_ms(),
+            refused_streams: 0,
+        }
+    }
+
+    /// Follows the reducer: microphone muted or not, camera encoder running or not (once
+    /// `joined`), screen shared or not.
+    pub(crate) fn apply(&mut self, want: MediaIntent, joined: bool) {
+        self.want = want;
+        if let Some(mic) = &self.mic {
+            mic.enabled.set(want.mic);
+        }
+        if !want.camera {
+            self.camera = None;
+        } else if joined && self.camera.is_none() {
+            self.start_camera();
+        }
+        match (&self.screen, want.screen) {
+            (Screen::Off, true) => {
+                self.screen = Screen::Opening;
+                let on_screen = self.on_screen.clone();
+                spawn_local(async move {
+                    on_screen(crate::media::devices::open_screen().await);
+                });
+            }
+            // A share stopped while the browser asks: the answer is stopped when it comes.
+            (Screen::Opening | Screen::Live { .. }, false) => self.stop_screen(),
+            _ => {}
+        }
+    }
+
+    /// We are in the meeting: start what should run, and let receivers start decoding us.
+    pub(crate) fn handle_joined(&mut self) {
+        log(&format!(
+            "joined; camera on {}, encoder running {}, mic running {}",
+            self.want.camera,
+            self.camera.is_some(),
+            self.mic.is_some()
+        ));
+        if self.want.camera && self.camera.is_none() {
+            self.start_camera();
+        }
+        if self.mic.is_none() {
+            self.start_mic();
+        }
+        self.request_camera_keyframe();
+    }
+
+    /// The browser answered the screen prompt. Actions for the page when sharing did not start.
+    pub(crate) fn handle_screen_opened(
+        &mut self,
+        result: Result<MediaStream, String>,
+    ) -> Vec<Action> {
+        match result {
+            Ok(stream) => {
+                if !matches!(self.screen, Screen::Opening) || !self.want.screen {
+                    stop_tracks(&stream);
+                    return Vec::new();
+                }
+                let Some(track) = first_track(&stream.get_video_tracks()) else {
+                    stop_tracks(&stream);
+                    self.screen = Screen::Off;
+                    return vec![Action::Sharing(false)];
+                };
+                let sender =
+                    VideoSender::start(track, MediaType::Screen, SCREEN_BITRATE, self.sink.clone());
+                self.screen = Screen::Live { sender, stream };
+                Vec::new()
+            }
+            Err(e) => {
+                self.screen = Screen::Off;
+                vec![
+                    Action::Sharing(false),
+                    Action::Notice(format!("Screen share failed: {e}")),
+                ]
+            }
+        }
+    }
+
+    /// What we send in our heartbeat.
+    pub(crate) fn heartbeat(&self) -> HeartbeatMetadata {
+        HeartbeatMetadata {
+            video_enabled: self.camera.is_some(),
+            audio_enabled: self.mic.as_ref().is_some_and(|m| m.enabled.get()),
+            screen_enabled: matches!(&self.screen, Screen::Live { sender, .. } if sender.is_live()),
+            is_speaking: self.mic.as_ref().is_some_and(AudioSender::speaking),
+        }
+    }
+
+    /// A newcomer (or a receiver that lost its decoder) needs our camera's next frame whole.
+    pub(crate) fn request_camera_keyframe(&self) {
+        if let Some(camera) = &self.camera {
+            camera.request_keyframe();
+        }
+    }
+
+    /// Keyframes of everything we send.
+    pub(crate) fn request_keyframes(&self) {
+        self.request_camera_keyframe();
+        if let Screen::Live { sender, .. } = &self.screen {
+            sender.request_keyframe();
+        }
+    }
+
+    /// One video packet of `stream`.
+    ///
+    /// This is the per-stream entry point of received video: a frame-reorder buffer shared
+    /// with the native client (putting frames back in `VideoMetadata.sequence` order) goes
+    /// here, between the packet and its stream's decoder.
+    pub(crate) fn handle_video(&mut self, stream: StreamKey, packet: &MediaPacket) -> VideoOutcome {
+        let new_stream = !self.videos.contains_key(&stream);
+        if new_stream && self.videos.len() >= MAX_VIDEO_STREAMS {
+            self.refused_streams += 1;
+            if self.refused_streams.is_power_of_two() {
+                log(&format!(
+                    "{} packets of new video streams refused: {MAX_VIDEO_STREAMS} decoders run",
+                    self.refused_streams
+                ));
+            }
+            return VideoOutcome::default();
+        }
+        let receiver = self
+            .videos
+            .entry(stream)
+            .or_insert_with(|| VideoReceiver::new(canvas_id(stream)));
+        VideoOutcome {
+            new_stream,
+            need_keyframe: receiver.handle(packet) == Decoded::NeedKeyframe,
+        }
+    }
+
+    /// One audio packet of `session`; its count shows on the tile (`data-audio-packets`).
+    pub(crate) fn handle_audio(&mut self, session: SessionId, packet: &MediaPacket) {
+        let context = &self.audio_context;
+        let receiver = self
+            .audios
+            .entry(session)
+            .or_insert_with(|| AudioReceiver::new(context.clone()));
+        receiver.handle(packet);
+        let count = receiver.packets.get();
+        if let Some(tile) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id(&format!("tile-{session}")))
+        {
+            let _ = tile.set_attribute("data-audio-packets", &count.to_string());
+        }
+    }
+
+    /// `session` left: its decoders go.
+    pub(crate) fn remove_peer(&mut self, session: SessionId) {
+        for stream in [StreamKey::camera(session), StreamKey::screen(session)] {
+            self.videos.remove(&stream);
+            self.last_stats.remove(&stream);
+        }
+        self.audios.remove(&session);
+    }
+
+    /// The connection dropped: every peer is gone until the rejoin.
+    pub(crate) fn clear_receivers(&mut self) {
+        self.videos.clear();
+        self.audios.clear();
+        self.last_stats.clear();
+    }
+
+    /// Every 100 ms: a share the browser ended, and once a second the peers' video statistics.
+    pub(crate) fn tick(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if matches!(&self.screen, Screen::Live { sender, .. } if !sender.is_live()) {
+            self.stop_screen();
+            actions.push(Action::Sharing(false));
+        }
+        let t = now_ms();
+        let elapsed = (t - self.last_stats_at) / 1000.0;
+        if elapsed < 1.0 {
+            return actions;
+        }
+        self.last_stats_at = t;
+        for (stream, receiver) in &self.videos {
+            let (decoded, bytes) = (receiver.stats.decoded.get(), receiver.stats.bytes.get());
+            let (last_decoded, last_bytes) = self
+                .last_stats
+                .insert(*stream, (decoded, bytes))
+                .unwrap_or((0, 0));
+            if stream.kind == StreamKind::Camera {
+                actions.push(Action::PeerStats {
+                    session: stream.session,
+                    fps: decoded.saturating_sub(last_decoded) as f64 / elapsed,
+                    kbps: bytes.saturating_sub(last_bytes) as f64 * 8.0 / 1000.0 / elapsed,
+                    decode_queue: receiver.queue(),
+                    dropped: receiver.stats.dropped.get(),
+                });
+            }
+        }
+        actions
+    }
+
+    fn start_camera(&mut self) {
+        match self
+            .local
+            .as_ref()
+            .and_then(|s| first_track(&s.get_video_tracks()))
+        {
+            Some(track) => {
+                self.camera = Some(VideoSender::start(
+                    track,
+                    MediaType::Video,
+                    CAMERA_BITRATE,
+                    self.sink.clone(),
+                ));
+            }
+            None => log("no camera track to send"),
+        }
+    }
+
+    fn start_mic(&mut self) {
+        if let Some(track) = self
+            .local
+            .as_ref()
+            .and_then(|s| first_track(&s.get_audio_tracks()))
+        {
+            let sender = AudioSender::start(track, Some(self.sink.clone()));
+            sender.enabled.set(self.want.mic);
+            self.mic = Some(sender);
+        }
+    }
+
+    fn stop_screen(&mut self) {
+        if let Screen::Live { stream, .. } = std::mem::replace(&mut self.screen, Screen::Off) {
+            stop_tracks(&stream);
+        }
+    }
+}
+
+impl Drop for MediaPipeline {
+    fn drop(&mut self) {
+        self.camera = None;
+        self.mic = None;
+        self.stop_screen();
+        if let Some(ctx) = self.audio_context.take() {
+            let _ = ctx.close();
+        }
+    }
+}
+
+fn first_track(tracks: &js_sys::Array) -> Option<MediaStreamTrack> {
+    tracks.get(0).dyn_into::<MediaStreamTrack>().ok()
+}
+
+fn stop_tracks(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        track.unchecked_into::<MediaStreamTrack>().stop();
+    }
+}

@@ -1,0 +1,489 @@
+//! The session pump: one task owns the sans-IO `videocall_client::Session` and the media
+//! pipeline, the same loop as the native driver (`videocall_client::native`): feed it what
+//! arrived (transport opened, packets, closed; the page's wishes; encoded media; unwrapped keys)
+//! and a 100 ms timer, then carry out what it asks (connect, close, packets to write, events).
+//!
+//! Everything that answers later (a connection attempt, a WebCrypto unwrap, the screen prompt,
+//! each transport packet) comes back as an [`Input`] on the one channel, so nothing else holds
+//! the session: no shared cells, no re-entrancy. Connection attempts carry a generation; what
+//! an abandoned attempt or a closed transport still reports is ignored.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
+use gloo_timers::future::TimeoutFuture;
+use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, OsRng, UnwrapRequest};
+use videocall_client::{Action as SessionAction, ClientConfig, Event, Session};
+use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey};
+use wasm_bindgen_futures::spawn_local;
+use web_sys::MediaStream;
+use yew::Callback;
+
+use super::endpoints;
+use super::media::MediaPipeline;
+use crate::media::{PacketSink, log, now_ms};
+use crate::state::{Action, MediaIntent, Subscription, TransportKind};
+use crate::transport::{Endpoints, Transport};
+
+/// How often heartbeat state, session timers and statistics are looked at.
+const TICK_MS: u32 = 100;
+
+/// Everything the pump reacts to.
+pub(crate) enum Input {
+    /// The reducer's wish for our own media.
+    Media(MediaIntent),
+    /// The reducer's choice of whose video to receive.
+    Subscription(Option<Subscription>),
+    /// Retry pressed after a failed join.
+    Retry,
+    /// The page left (or went away).
+    Leave,
+    /// The meeting's settings are known: where the relay is, and whether to encrypt (under
+    /// this identity) or not; or why this page cannot join.
+    Ready {
+        endpoints: Endpoints,
+        // Boxed: an identity is large and every media packet moves through this enum.
+        identity: Box<Result<Option<Identity>, String>>,
+    },
+    /// A packet from one of our encoders.
+    Encoded(MediaPacket),
+    /// From connection attempt `generation`.
+    Link { generation: u64, event: LinkEvent },
+    /// WebCrypto answered an unwrap (`None`: it did not unwrap).
+    Unwrapped {
+        request: UnwrapRequest,
+        secret: Option<Vec<u8>>,
+    },
+    /// The browser answered the screen-share prompt.
+    ScreenOpened(Result<MediaStream, String>),
+}
+
+/// What happened to a connection attempt or its transport.
+pub(crate) enum LinkEvent {
+    Opened(Transport, Endpoints),
+    Failed(String, Endpoints),
+    Packet(Vec<u8>),
+    Closed(String),
+}
+
+/// Time for the session: since the page loaded.
+fn now() -> Duration {
+    Duration::from_secs_f64(now_ms() / 1000.0)
+}
+
+/// A session that encrypts under `identity`, or not.
+fn new_session(config: ClientConfig, identity: Option<&Identity>) -> Session {
+    match identity {
+        Some(identity) => {
+            let user = config.user_id.as_str().to_owned();
+            let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity.clone(), OsRng);
+            Session::with_e2ee(config, e2ee)
+        }
+        None => Session::new(config),
+    }
+}
+
+/// Sends into the pump; a pump that is gone drops it.
+fn send(inputs: &UnboundedSender<Input>, input: Input) {
+    if let Err(e) = inputs.unbounded_send(input)
+        && let Input::Link {
+            event: LinkEvent::Opened(transport, _),
+            ..
+        } = e.into_inner()
+    {
+        transport.close();
+    }
+}
+
+/// Learns where the relay is and the meeting's settings (and waits for our key pair when it is
+/// encrypted), then answers [`Input::Ready`].
+fn prepare(config: ClientConfig, inputs: UnboundedSender<Input>) {
+    spawn_local(async move {
+        let endpoints = endpoints::fetch_endpoints(&config).await;
+        let identity = if endpoints::meeting_is_encrypted(&config.meeting_id).await {
+            let started = now_ms();
+            match crate::e2ee::identity().await {
+                Ok(identity) => {
+                    // Usually generated while the user was choosing devices.
+                    crate::e2ee::set_body_attribute(
+                        "data-e2ee-join-wait-ms",
+                        &format!("{:.1}", now_ms() - started),
+                    );
+                    Ok(Some(identity))
+                }
+                Err(why) => Err(format!(
+                    "This meeting is end-to-end encrypted, and this browser cannot encrypt \
+                     here: {why}."
+                )),
+            }
+        } else {
+            Ok(None)
+        };
+        send(
+            &inputs,
+            Input::Ready {
+                endpoints,
+                identity: Box::new(identity),
+            },
+        );
+    });
+}
+
+/// The state of the task that drives one meeting page.
+pub(crate) struct Pump {
+    session: Session,
+    /// Set once the meeting's settings are known; `None` until then (or when they refused).
+    identity: Option<Option<Identity>>,
+    endpoints: Option<Endpoints>,
+    link: Option<Transport>,
+    link_kind: Option<TransportKind>,
+    generation: u64,
+    ever_joined: bool,
+    media: MediaPipeline,
+    dispatch: Callback<Action>,
+    inputs: UnboundedSender<Input>,
+    last_rtt_report: f64,
+}
+
+impl Pump {
+    /// A pump for `config`; `inputs` is the sending side of the channel [`run`](Self::run)
+    /// reads.
+    pub(crate) fn new(
+        config: ClientConfig,
+        local: Option<MediaStream>,
+        want: MediaIntent,
+        dispatch: Callback<Action>,
+        inputs: UnboundedSender<Input>,
+    ) -> Self {
+        let sink: PacketSink = {
+            let inputs = inputs.clone();
+            Rc::new(move |packet| send(&inputs, Input::Encoded(packet)))
+        };
+        let on_screen = {
+            let inputs = inputs.clone();
+            Rc::new(move |result| send(&inputs, Input::ScreenOpened(result)))
+        };
+        Self {
+            session: Session::new(config),
+            identity: None,
+            endpoints: None,
+            link: None,
+            link_kind: None,
+            generation: 0,
+            ever_joined: false,
+            media: MediaPipeline::new(local, want, sink, on_screen),
+            dispatch,
+            inputs,
+            last_rtt_report: 0.0,
+        }
+    }
+
+    /// The loop, until the page leaves.
+    pub(crate) async fn run(mut self, mut inputs: UnboundedReceiver<Input>) {
+        prepare(self.session.config().clone(), self.inputs.clone());
+        let mut tick = TimeoutFuture::new(TICK_MS);
+        loop {
+            self.flush();
+            match select(inputs.next(), &mut tick).await {
+                Either::Left((Some(Input::Leave) | None, _)) => break,
+                Either::Left((Some(input), _)) => self.handle_input(input),
+                Either::Right(((), _)) => {
+                    self.handle_tick();
+                    tick = TimeoutFuture::new(TICK_MS);
+                }
+            }
+        }
+        self.session.leave();
+        self.flush();
+        self.close_link();
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Media(want) => {
+                let joined = self.session.session_id().is_some();
+                self.media.apply(want, joined);
+            }
+            Input::Subscription(subscription) => self
+                .session
+                .set_subscription(subscription.as_ref().map(Subscription::to_wire)),
+            Input::Retry => match &self.identity {
+                Some(identity) => {
+                    self.session = new_session(self.session.config().clone(), identity.as_ref());
+                    self.session.handle_start(now());
+                }
+                // The settings refused (or are still coming): ask again.
+                None => prepare(self.session.config().clone(), self.inputs.clone()),
+            },
+            Input::Leave => {}
+            Input::Ready {
+                endpoints,
+                identity,
+            } => match *identity {
+                Ok(identity) => {
+                    // The first attempt goes where the page learnt the relay is.
+                    self.endpoints = Some(endpoints);
+                    self.dispatch.emit(Action::Encryption(identity.is_some()));
+                    self.session = new_session(self.session.config().clone(), identity.as_ref());
+                    self.identity = Some(identity);
+                    self.session.handle_start(now());
+                }
+                Err(why) => self.dispatch.emit(Action::ConnectFailed(why)),
+            },
+            Input::Encoded(packet) => {
+                // Before the join (or while reconnecting) there is no one to send to.
+                let _ = self.session.send_media(packet);
+            }
+            Input::Link { generation, event } => self.handle_link(generation, event),
+            Input::Unwrapped { request, secret } => {
+                if let Err(e) = self
+                    .session
+                    .handle_unwrapped(now(), &request, secret.as_deref())
+                {
+                    log(&format!(
+                        "sender key of session {} refused: {e}",
+                        request.from
+                    ));
+                }
+            }
+            Input::ScreenOpened(result) => {
+                for action in self.media.handle_screen_opened(result) {
+                    self.dispatch.emit(action);
+                }
+            }
+        }
+    }
+
+    fn handle_tick(&mut self) {
+        self.session.set_heartbeat(self.media.heartbeat());
+        self.session.handle_timeout(now());
+        for action in self.media.tick() {
+            self.dispatch.emit(action);
+        }
+    }
+
+    /// Carries out what the session asks for until it has nothing more: transport actions,
+    /// packets to write, events, sender keys to unwrap.
+    fn flush(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(action) = self.session.poll_action() {
+                busy = true;
+                match action {
+                    SessionAction::Connect { attempt } => self.connect(attempt),
+                    SessionAction::Close => self.close_link(),
+                }
+            }
+            while let Some(packet) = self.session.poll_transmit() {
+                if let Some(link) = &self.link {
+                    link.send(&packet);
+                }
+            }
+            while let Some(event) = self.session.poll_event() {
+                busy = true;
+                self.handle_event(event);
+            }
+            // Sender keys wrapped for us: our private key is in WebCrypto, which unwraps them.
+            while let Some(request) = self.session.poll_unwrap() {
+                let inputs = self.inputs.clone();
+                spawn_local(async move {
+                    let secret = crate::e2ee::unwrap(&request.wrapped).await;
+                    send(&inputs, Input::Unwrapped { request, secret });
+                });
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn close_link(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.close();
+        }
+        // What the closed transport (or an attempt in flight) still says is not for us.
+        self.generation += 1;
+    }
+
+    fn connect(&mut self, attempt: u32) {
+        self.close_link();
+        let generation = self.generation;
+        let on_packet = {
+            let inputs = self.inputs.clone();
+            Rc::new(move |packet: Vec<u8>| {
+                let event = LinkEvent::Packet(packet);
+                send(&inputs, Input::Link { generation, event });
+            })
+        };
+        let on_close = {
+            let inputs = self.inputs.clone();
+            Rc::new(move |reason: String| {
+                let event = LinkEvent::Closed(reason);
+                send(&inputs, Input::Link { generation, event });
+            })
+        };
+        // Ask again where the relay is on every attempt but the first: a restarted node has a
+        // new development certificate (and may have moved WebTransport).
+        let known = if attempt == 1 && !self.ever_joined {
+            self.endpoints.clone()
+        } else {
+            None
+        };
+        let config = self.session.config().clone();
+        let inputs = self.inputs.clone();
+        spawn_local(async move {
+            log(&format!("connecting (attempt {attempt})"));
+            let (result, endpoints) = endpoints::connect(&config, known, on_packet, on_close).await;
+            let event = match result {
+                Ok(transport) => LinkEvent::Opened(transport, endpoints),
+                Err(reason) => LinkEvent::Failed(reason, endpoints),
+            };
+            send(&inputs, Input::Link { generation, event });
+        });
+    }
+
+    fn handle_link(&mut self, generation: u64, event: LinkEvent) {
+        if generation != self.generation {
+            if let LinkEvent::Opened(transport, _) = event {
+                transport.close();
+            }
+            return;
+        }
+        match event {
+            LinkEvent::Opened(transport, endpoints) => {
+                self.endpoints = Some(endpoints);
+                self.link_kind = Some(transport.kind());
+                self.link = Some(transport);
+                self.session.handle_connected(now());
+            }
+            LinkEvent::Failed(reason, endpoints) => {
+                self.endpoints = Some(endpoints);
+                self.session.handle_disconnected(now(), reason.clone());
+                if !self.ever_joined {
+                    // Never a silent "joined": say it, and let the user retry.
+                    self.session.leave();
+                    self.dispatch.emit(Action::ConnectFailed(reason));
+                }
+            }
+            LinkEvent::Packet(packet) => {
+                if let Err(e) = self.session.handle_packet(now(), Bytes::from(packet)) {
+                    log(&format!("bad packet from the relay: {e}"));
+                }
+            }
+            LinkEvent::Closed(reason) => {
+                self.link = None;
+                self.session.handle_disconnected(now(), reason);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        let dispatch = &self.dispatch;
+        match event {
+            Event::Joined { .. } => {
+                let kind = self.link_kind.unwrap_or(TransportKind::WebSocket);
+                self.ever_joined = true;
+                log(&format!("joined over {kind:?}"));
+                dispatch.emit(Action::Joined(kind));
+                self.media.handle_joined();
+            }
+            Event::PeerJoined { session, user } => {
+                if let Some(session) = SessionId::from_wire(session) {
+                    dispatch.emit(Action::PeerJoined { session, user });
+                    // A newcomer needs a keyframe to start decoding us.
+                    self.media.request_camera_keyframe();
+                }
+            }
+            Event::PeerLeft { session, .. } => {
+                if let Some(session) = SessionId::from_wire(session) {
+                    self.media.remove_peer(session);
+                    dispatch.emit(Action::PeerLeft { session });
+                }
+            }
+            Event::Media(media) => {
+                if let Some(session) = SessionId::from_wire(media.session) {
+                    self.handle_media(session, &media.user, &media.packet);
+                }
+            }
+            Event::KeyframeRequested => self.media.request_keyframes(),
+            Event::Congestion { .. } => dispatch.emit(Action::Congestion),
+            Event::SafetyCode(code) => {
+                log(&format!("e2ee: safety code {code}"));
+                dispatch.emit(Action::SafetyCode(code.to_string()));
+            }
+            Event::E2eeMismatch {
+                session,
+                user,
+                peer_encrypts,
+            } => {
+                log(&format!(
+                    "e2ee: not showing {user}: {}",
+                    if peer_encrypts {
+                        "it encrypts and this meeting does not"
+                    } else {
+                        "it does not encrypt"
+                    }
+                ));
+                if let Some(session) = SessionId::from_wire(session) {
+                    dispatch.emit(Action::PeerUnencrypted { session });
+                }
+            }
+            Event::Rtt(rtt) => {
+                let t = now_ms();
+                if t - self.last_rtt_report >= 1000.0 {
+                    self.last_rtt_report = t;
+                    dispatch.emit(Action::Rtt(rtt.as_secs_f64() * 1000.0));
+                }
+            }
+            Event::Disconnected { reason, retry_in } => {
+                self.media.clear_receivers();
+                if self.ever_joined {
+                    let text = match retry_in {
+                        Some(wait) => {
+                            format!("{reason}; reconnecting in {:.1} s", wait.as_secs_f64())
+                        }
+                        None => reason,
+                    };
+                    dispatch.emit(Action::ConnectionLost(text));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_media(&mut self, session: SessionId, user: &str, packet: &MediaPacket) {
+        match MediaType::try_from(packet.media_type).unwrap_or(MediaType::Unknown) {
+            media_type @ (MediaType::Video | MediaType::Screen) => {
+                let stream = if media_type == MediaType::Screen {
+                    StreamKey::screen(session)
+                } else {
+                    StreamKey::camera(session)
+                };
+                let outcome = self.media.handle_video(stream, packet);
+                if outcome.need_keyframe {
+                    let _ = self.session.request_keyframe(now(), user);
+                }
+                if outcome.new_stream && media_type == MediaType::Screen {
+                    self.dispatch.emit(Action::ScreenStream { session });
+                }
+            }
+            MediaType::Audio => self.media.handle_audio(session, packet),
+            MediaType::Heartbeat => {
+                if let Some(h) = &packet.heartbeat_metadata {
+                    self.dispatch.emit(Action::Heartbeat {
+                        session,
+                        video: h.video_enabled,
+                        audio: h.audio_enabled,
+                        screen: h.screen_enabled,
+                        speaking: h.is_speaking,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
