@@ -5,10 +5,13 @@ CARGO ?= cargo
 SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 UI_DIST := yew-ui/dist
+# The e2e suite's build of the app: with the in-browser E2EE benchmark (feature `bench`) that the
+# perf test runs; the production build (`make ui`) leaves it out.
+E2E_UI_DIST := $(TARGET_DIR)/ui-e2e
 
 .PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz
 
-test: deps lint core-deps wasm unit fuzz e2e aarch64
+test: deps lint core-deps wasm unit fuzz ui e2e aarch64
 	@echo "[test] all checks passed"
 
 deps:
@@ -19,6 +22,7 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy -p yew-ui -p videocall-client -p videocall-types --target wasm32-unknown-unknown -- -D warnings
+	$(CARGO) clippy -p yew-ui --target wasm32-unknown-unknown --features bench -- -D warnings
 
 core-deps:
 	@scripts/check-core-deps.sh
@@ -48,12 +52,14 @@ ui:
 	@scripts/ensure-deps.sh wasm wasm-bindgen
 	scripts/build-ui.sh $(UI_DIST)
 
-# Browser tests: real Chromium (fake camera and microphone) against real single nodes.
-e2e: ui bins
-	@scripts/ensure-deps.sh chromium e2e
+# Browser tests: real Chromium (fake camera and microphone) against real single nodes, serving
+# the app built with the `bench` feature (the perf test calls window.videocallE2eeBench).
+e2e: bins
+	@scripts/ensure-deps.sh wasm wasm-bindgen chromium e2e
+	UI_FEATURES=bench scripts/build-ui.sh $(E2E_UI_DIST)
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
 		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \
-		UI_DIR=$(abspath $(UI_DIST)) npm test
+		UI_DIR=$(abspath $(E2E_UI_DIST)) npm test
 
 # One process: the UI and HTTP + WebSocket on :8080, WebTransport on :4433 (udp), in-process bus.
 run: ui

@@ -13,6 +13,8 @@ mod client;
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod e2ee;
+#[cfg(all(target_arch = "wasm32", feature = "bench"))]
+mod e2ee_bench;
 #[cfg(target_arch = "wasm32")]
 mod media;
 #[cfg(target_arch = "wasm32")]
@@ -25,6 +27,7 @@ mod transport;
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    e2ee::install_bench();
+    #[cfg(feature = "bench")]
+    e2ee_bench::install();
     yew::Renderer::<app::App>::new().render();
 }
