@@ -183,3 +183,46 @@ impl Drop for Postgres {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The database of one test, on either backend the meeting store supports; removed on drop.
+#[derive(Debug)]
+pub enum TestDatabase {
+    /// A throwaway PostgreSQL cluster.
+    Postgres(Postgres),
+    /// An SQLite file in a temporary directory (not created yet: the store creates it).
+    Sqlite(PathBuf),
+}
+
+impl TestDatabase {
+    /// A fresh PostgreSQL cluster (see [`Postgres::start`]).
+    pub fn postgres() -> Self {
+        Self::Postgres(Postgres::start())
+    }
+
+    /// A path for a fresh SQLite file, in a directory that does not exist yet.
+    pub fn sqlite() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::Sqlite(std::env::temp_dir().join(format!(
+            "videocall-sqlite-{}-{n}-{}",
+            std::process::id(),
+            crate::free_tcp_port()
+        )))
+    }
+
+    /// Its URL (`DATABASE_URL`).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Postgres(pg) => pg.url.clone(),
+            Self::Sqlite(dir) => format!("sqlite://{}/data/meetings.db?mode=rwc", dir.display()),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Sqlite(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -1,29 +1,13 @@
 //! The store's rules on both backends: every test body runs on a throwaway PostgreSQL cluster
 //! and on an SQLite file.
 
-use std::path::PathBuf;
-
 use videocall_auth::{MeetingGate, OpenJoin};
 use videocall_meetings::{
     Access, Joined, MeetingError, MeetingState, NewMeeting, ParticipantStatus, Role, SettingsPatch,
     Store, StoreConfig, StoreError, User,
 };
-use videocall_testkit::postgres::Postgres;
+use videocall_testkit::postgres::TestDatabase;
 use videocall_types::{MeetingId, UserId};
-
-/// Keeps the database of one test alive; removed on drop.
-enum Db {
-    Postgres(#[allow(dead_code)] Postgres),
-    Sqlite(PathBuf),
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Db::Sqlite(dir) = self {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -31,25 +15,13 @@ enum Kind {
     Sqlite,
 }
 
-async fn store(kind: Kind, config: StoreConfig) -> (Store, Db) {
-    match kind {
-        Kind::Postgres => {
-            let pg = Postgres::start();
-            let store = Store::open(&pg.url, config).await.expect("store opens");
-            (store, Db::Postgres(pg))
-        }
-        Kind::Sqlite => {
-            let dir = std::env::temp_dir().join(format!(
-                "videocall-meetings-{}-{}",
-                std::process::id(),
-                videocall_testkit::free_tcp_port()
-            ));
-            // A directory that does not exist yet: opening creates it.
-            let url = Store::sqlite_url(&dir.join("data"));
-            let store = Store::open(&url, config).await.expect("store opens");
-            (store, Db::Sqlite(dir))
-        }
-    }
+async fn store(kind: Kind, config: StoreConfig) -> (Store, TestDatabase) {
+    let db = match kind {
+        Kind::Postgres => TestDatabase::postgres(),
+        Kind::Sqlite => TestDatabase::sqlite(),
+    };
+    let store = Store::open(&db.url(), config).await.expect("store opens");
+    (store, db)
 }
 
 /// Runs each named test body on PostgreSQL and on SQLite.
@@ -370,7 +342,7 @@ async fn plain_relay_joins_follow_the_meetings_access(kind: Kind) {
     assert_eq!((created.access, created.owner_id), (Access::Open, None));
 
     let strict = Store::open(
-        &store_url_of(&store, kind, &_db),
+        &_db.url(),
         StoreConfig {
             allow_open: false,
             ..StoreConfig::default()
@@ -393,15 +365,6 @@ async fn plain_relay_joins_follow_the_meetings_access(kind: Kind) {
         )
         .await;
     assert!(matches!(refused, Err(MeetingError::Invalid(_))));
-}
-
-/// The URL of `db`, to open a second store on the same database.
-fn store_url_of(_store: &Store, kind: Kind, db: &Db) -> String {
-    match (kind, db) {
-        (Kind::Postgres, Db::Postgres(pg)) => pg.url.clone(),
-        (Kind::Sqlite, Db::Sqlite(dir)) => Store::sqlite_url(&dir.join("data")),
-        _ => unreachable!("one kind, one database"),
-    }
 }
 
 async fn login_sessions_end_at_logout(kind: Kind) {
