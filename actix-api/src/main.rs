@@ -88,6 +88,19 @@ struct MeetingArgs {
     /// How long a room token from a join is valid, in seconds.
     #[arg(long, env = "ROOM_TOKEN_TTL_SECS", default_value_t = 3600)]
     room_token_ttl_secs: u64,
+    /// OAuth2/OIDC issuer URL (its /.well-known/openid-configuration is read at start-up);
+    /// with the three below, enables /api/v1/login/oauth. Unset: guest login only.
+    #[arg(long, env = "OAUTH_ISSUER")]
+    oauth_issuer: Option<String>,
+    /// Client id at the identity provider.
+    #[arg(long, env = "OAUTH_CLIENT_ID")]
+    oauth_client_id: Option<String>,
+    /// Client secret at the identity provider.
+    #[arg(long, env = "OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    oauth_client_secret: Option<String>,
+    /// Where the provider sends the browser back: https://<host>/api/v1/login/callback.
+    #[arg(long, env = "OAUTH_REDIRECT_URL")]
+    oauth_redirect_url: Option<String>,
 }
 
 /// How long a login lasts.
@@ -301,6 +314,29 @@ async fn meeting_api(args: &MeetingArgs, policy: Arc<MeetingPolicy>) -> anyhow::
         }
     };
     let tokens = TokenKey::new(&secret).context("JWT_SECRET")?;
+    let oauth = match (
+        &args.oauth_issuer,
+        &args.oauth_client_id,
+        &args.oauth_client_secret,
+        &args.oauth_redirect_url,
+    ) {
+        (None, None, None, None) => None,
+        (Some(issuer), Some(client_id), Some(client_secret), Some(redirect_url)) => {
+            let config = api::OAuthConfig {
+                issuer: issuer.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                redirect_url: redirect_url.clone(),
+            };
+            let oauth = api::OAuth::discover(config, &secret)?;
+            info!(issuer = %issuer, "identity provider login enabled");
+            Some(Arc::new(oauth))
+        }
+        _ => anyhow::bail!(
+            "OAUTH_ISSUER, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and OAUTH_REDIRECT_URL go together: \
+             set all four or none"
+        ),
+    };
     Ok(api::Api {
         store,
         tokens,
@@ -309,7 +345,7 @@ async fn meeting_api(args: &MeetingArgs, policy: Arc<MeetingPolicy>) -> anyhow::
         token_ttl: Duration::from_secs(args.room_token_ttl_secs.max(1)),
         session_ttl: LOGIN_TTL,
         policy,
-        oauth: None,
+        oauth,
         metrics: Arc::default(),
     })
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
+use actix_web::cookie::Cookie;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use videocall_meetings::User;
@@ -27,18 +28,22 @@ pub(super) async fn guest(
 }
 
 /// Starts a login session for `user`: 200 with the user, and the login cookie.
-pub(super) async fn log_in(
+async fn log_in(api: &Api, req: &HttpRequest, user: User) -> Result<HttpResponse, ApiError> {
+    let cookie = start_session(api, req, &user).await?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(user))
+}
+
+/// A new login session for `user` (counted and logged): its cookie.
+pub(super) async fn start_session(
     api: &Api,
     req: &HttpRequest,
-    user: User,
-) -> Result<HttpResponse, ApiError> {
+    user: &User,
+) -> Result<Cookie<'static>, ApiError> {
     let ttl = i64::try_from(api.session_ttl.as_millis()).unwrap_or(i64::MAX);
-    let session = api.store.create_login_session(&user, ttl).await?;
+    let session = api.store.create_login_session(user, ttl).await?;
     api.metrics.logins.fetch_add(1, Ordering::Relaxed);
     tracing::info!(user = %user.id, provider = %user.provider, "login");
-    Ok(HttpResponse::Ok()
-        .cookie(api.sessions.cookie(&session, is_https(req)))
-        .json(user))
+    Ok(api.sessions.cookie(&session, is_https(req)))
 }
 
 /// The logged-in user, or 401.

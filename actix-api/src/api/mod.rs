@@ -10,7 +10,7 @@
 mod error;
 mod login;
 mod meetings;
-pub mod oauth;
+mod oauth;
 mod participants;
 mod relay_control;
 mod session;
@@ -27,6 +27,7 @@ use videocall_types::{MeetingId, UserId};
 
 use crate::MeetingPolicy;
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use oauth::{OAuth, OAuthConfig, OAuthError};
 pub use relay_control::{LoggingRelayControl, RelayControl};
 pub use session::{COOKIE, SessionKey};
 
@@ -48,7 +49,7 @@ pub struct Api {
     /// E2EE of meetings the store does not know (the node's `--e2ee` / `--plaintext-meeting`).
     pub policy: Arc<MeetingPolicy>,
     /// The identity provider, when `OAUTH_*` is set.
-    pub oauth: Option<Arc<oauth::OAuth>>,
+    pub oauth: Option<Arc<OAuth>>,
     /// Counters on `/metrics`.
     pub metrics: Arc<ApiMetrics>,
 }

@@ -92,7 +92,12 @@ impl SessionKey {
 
 /// A cookie that removes the login cookie.
 pub(super) fn removal_cookie() -> Cookie<'static> {
-    let mut cookie = Cookie::build(COOKIE, "").path("/").finish();
+    removal_cookie_named(COOKIE, "/")
+}
+
+/// A cookie that removes cookie `name` set on `path`.
+pub(super) fn removal_cookie_named(name: &'static str, path: &'static str) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, "").path(path).finish();
     cookie.make_removal();
     cookie
 }
