@@ -25,8 +25,10 @@ use tokio::sync::Mutex;
 use videocall_client::e2ee::{Identity, OsRng};
 use videocall_client::http::served_certificate_hash;
 use videocall_client::native::{Client, NativeConfig, RelayUrls, ServerVerification, Update};
-use videocall_client::{ClientConfig, Event};
-use videocall_types::{MediaPacket, MediaType, MeetingId, UserId, VideoCodec, VideoMetadata};
+use videocall_client::{ClientConfig, Event, Subscription};
+use videocall_types::{
+    MediaPacket, MediaType, MeetingId, SessionId, StreamKey, UserId, VideoCodec, VideoMetadata,
+};
 
 use crate::churn::{MIN_LIFE, Presence, Rng, Settled, Span};
 use crate::profile::{Profile, Stamp, payload, read_header};
@@ -397,8 +399,8 @@ async fn session(
                         publishers_seen.retain(|(other, _)| *other != k);
                         publishers_seen.push((k, session));
                         publishers_seen.sort_unstable();
-                        let shown: Vec<u64> = publishers_seen.iter().take(visible).map(|(_, s)| *s).collect();
-                        handle.set_subscription(Some((shown, Vec::new())));
+                        let shown = publishers_seen.iter().take(visible).filter_map(|(_, s)| SessionId::from_wire(*s));
+                        handle.subscribe(Subscription::only(shown.map(StreamKey::camera)));
                     }
                 }
                 Some(Update::Session(Event::Media(media))) => {
@@ -434,7 +436,7 @@ async fn session(
                 Some(Update::Session(Event::Congestion { .. })) => {
                     totals.congestion.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(Update::TransportFailed { error, certificate: true, .. }) => {
+                Some(Update::TransportFailed { error, .. }) if error.is_certificate() => {
                     eprintln!("{}: certificate refused: {error}", seat.index);
                     totals.failed.fetch_add(1, Ordering::Relaxed);
                     break Ended::Failed;
