@@ -224,7 +224,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             let report =
                 std::fs::read_to_string(setup.work.join(format!("{}.json", r.scenario.id)))
                     .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                    .and_then(|t| videocall_bot::report::BotReport::from_json(&t).ok());
             serde_json::json!({
                 "id": r.scenario.id,
                 "scenario": r.scenario.title,
