@@ -17,7 +17,6 @@ use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig as WtConfig, Endpoint};
 
 use super::{Link, LinkEvent, LinkSender, NativeConfig, ServerVerification, TransportKind};
-use crate::transport_error::is_certificate_alert;
 use crate::{ClientConfig, TransportError};
 
 /// Opens a transport for connection `generation`: tries the relays in turn from `first`, on
@@ -373,5 +372,26 @@ async fn read_framed(
             }
             Err(e) => return TransportError::Closed(e.to_string()),
         }
+    }
+}
+
+/// TLS alerts ride in QUIC's CRYPTO_ERROR codes (0x100 + alert, RFC 9001 §4.8); these are the
+/// ones about the peer's certificate (RFC 8446 §6.2: bad_certificate 42 … unknown_ca 48,
+/// certificate_required 116).
+fn is_certificate_alert(code: u64) -> bool {
+    matches!(code.checked_sub(0x100), Some(42..=46 | 48 | 116))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_alerts_are_told_apart_from_other_crypto_errors() {
+        assert!(is_certificate_alert(0x12a)); // bad_certificate
+        assert!(is_certificate_alert(0x130)); // unknown_ca
+        assert!(!is_certificate_alert(0x128)); // handshake_failure
+        assert!(!is_certificate_alert(42)); // not a crypto error at all
+        assert!(!is_certificate_alert(0));
     }
 }
