@@ -218,3 +218,25 @@ async fn user_ids_with_slashes_queries_and_spaces_arrive_whole_over_both_transpo
     a.handle().leave().await;
     b.handle().leave().await;
 }
+
+#[tokio::test]
+async fn the_node_states_its_certificate_hash_and_meeting_settings_and_refusals_say_why() {
+    use videocall_client::http::{get, meeting_settings, served_certificate_hash};
+    let (_node, http, _udp) = single_node();
+    let base = format!("http://127.0.0.1:{http}");
+    assert_eq!(
+        served_certificate_hash(&base).await,
+        Some(certificate_hash(http))
+    );
+    let meeting = MeetingId::new("settings").unwrap();
+    assert_eq!(
+        meeting_settings(&base, &meeting).await.map(|s| s.e2ee),
+        Ok(true)
+    );
+    let missing = get(&base, "/no/such/page").await.unwrap_err();
+    assert!(missing.contains("404"), "{missing}");
+    let nobody = get(&format!("http://127.0.0.1:{}", free_tcp_port()), "/").await;
+    assert!(nobody.is_err());
+    let tls = get("https://127.0.0.1:1", "/").await.unwrap_err();
+    assert!(tls.contains("only http://"), "{tls}");
+}
