@@ -17,7 +17,8 @@ fn reference(stream: &[u8]) -> (Vec<Vec<u8>>, Option<FramingError>) {
     while stream.len() - at >= 4 {
         let len = u32::from_be_bytes(stream[at..at + 4].try_into().expect("4 bytes")) as usize;
         if len > MAX_FRAMED_PACKET {
-            return (packets, Some(FramingError::TooLong(len)));
+            let max = MAX_FRAMED_PACKET;
+            return (packets, Some(FramingError::TooLong { len, max }));
         }
         if stream.len() - at - 4 < len {
             break;

@@ -11,6 +11,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 use videocall_types::PacketWrapper;
+use videocall_types::framing::UniStreamReader;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Endpoint};
 
@@ -120,22 +121,32 @@ impl TestClient {
         let reader = connection.clone();
         tokio::spawn(async move {
             // Streams are read side by side but delivered in stream-id order, as a careful
-            // client does: the relay opens them in the order it sends.
+            // client does: the relay opens them in the order it sends. A framed stream (asked
+            // for with `?framed=1`) carries everything after it and is read to its end.
             let mut reads = FuturesOrdered::new();
+            let deliver = |stream| match stream {
+                Stream::Packet(packet) => in_tx.send(decode(packet)).is_ok(),
+                Stream::Framed(stream, reader) => {
+                    tokio::spawn(read_framed(stream, reader, in_tx.clone()));
+                    true
+                }
+                Stream::Garbage(why) => in_tx.send(Incoming::Garbage(Bytes::from(why))).is_ok(),
+                Stream::Broken => true,
+            };
             loop {
                 tokio::select! {
                     stream = reader.accept_uni() => match stream {
-                        Ok(stream) => reads.push_back(read_to_end(stream)),
+                        Ok(stream) => reads.push_back(read_stream(stream)),
                         Err(e) => {
-                            while let Some(packet) = reads.next().await {
-                                let _ = in_tx.send(decode(packet));
+                            while let Some(stream) = reads.next().await {
+                                deliver(stream);
                             }
                             let _ = in_tx.send(Incoming::Closed(e.to_string()));
                             return;
                         }
                     },
-                    Some(packet) = reads.next(), if !reads.is_empty() => {
-                        if in_tx.send(decode(packet)).is_err() {
+                    Some(stream) = reads.next(), if !reads.is_empty() => {
+                        if !deliver(stream) {
                             return;
                         }
                     }
@@ -218,13 +229,78 @@ impl TestClient {
     }
 }
 
-async fn read_to_end(mut stream: wtransport::RecvStream) -> Bytes {
-    let mut data = Vec::new();
+/// What an incoming stream turned out to be.
+enum Stream {
+    /// One packet, read to the stream's end.
+    Packet(Bytes),
+    /// The framed stream, with what was read of it.
+    Framed(wtransport::RecvStream, UniStreamReader),
+    /// Bytes that break the framing (a relay bug).
+    Garbage(String),
+    /// Reset: a partial packet is no packet.
+    Broken,
+}
+
+/// Reads one incoming stream through the clients' [`UniStreamReader`] until it is known to be
+/// one packet (read to its end) or the framed stream.
+async fn read_stream(mut stream: wtransport::RecvStream) -> Stream {
+    let mut reader = UniStreamReader::default();
     let mut chunk = vec![0u8; 16 * 1024];
-    while let Ok(Some(n)) = stream.read(&mut chunk).await {
-        data.extend_from_slice(&chunk[..n]);
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => {
+                if let Err(e) = reader.handle_chunk(&chunk[..n]) {
+                    return Stream::Garbage(e.to_string());
+                }
+                if reader.is_framed() {
+                    return Stream::Framed(stream, reader);
+                }
+            }
+            Ok(None) => {
+                reader.handle_end();
+                return match reader.poll_packet() {
+                    Ok(Some(packet)) => Stream::Packet(packet),
+                    Ok(None) => Stream::Broken,
+                    Err(e) => Stream::Garbage(e.to_string()),
+                };
+            }
+            Err(_) => return Stream::Broken,
+        }
     }
-    data.into()
+}
+
+/// Sends on the packets of the framed stream as they complete, until it ends.
+async fn read_framed(
+    mut stream: wtransport::RecvStream,
+    mut reader: UniStreamReader,
+    out: mpsc::UnboundedSender<Incoming>,
+) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        loop {
+            match reader.poll_packet() {
+                Ok(Some(packet)) => {
+                    if out.send(decode(packet)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = out.send(Incoming::Garbage(Bytes::from(e.to_string())));
+                    return;
+                }
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => {
+                if let Err(e) = reader.handle_chunk(&chunk[..n]) {
+                    let _ = out.send(Incoming::Garbage(Bytes::from(e.to_string())));
+                    return;
+                }
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 fn decode(bytes: Bytes) -> Incoming {

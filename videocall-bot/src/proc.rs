@@ -1,40 +1,46 @@
-//! CPU and memory of processes, from /proc (Linux).
+//! CPU and memory of processes and of the machine, from Linux's /proc as the `procfs` crate
+//! parses it.
 
 use std::time::Instant;
 
+use procfs::CurrentSI;
+use procfs::process::Process;
+
+/// `pid` ("self" or a number) as a process, if it is still there.
+fn process(pid: &str) -> Option<Process> {
+    match pid {
+        "self" => Process::myself().ok(),
+        pid => Process::new(pid.parse().ok()?).ok(),
+    }
+}
+
 /// CPU ticks (utime + stime) of `pid` (or "self"), if it is still there.
 pub fn ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // After the command: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    let stat = process(pid)?.stat().ok()?;
+    Some(stat.utime + stat.stime)
 }
 
 /// Busy and total ticks of the whole machine (all CPUs), from /proc/stat.
 pub fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let values: Vec<u64> = cpu
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+    let cpu = procfs::KernelStats::current().ok()?.total;
+    let (iowait, irq, softirq, steal) = (
+        cpu.iowait.unwrap_or(0),
+        cpu.irq.unwrap_or(0),
+        cpu.softirq.unwrap_or(0),
+        cpu.steal.unwrap_or(0),
+    );
+    // Guest time is inside user time already.
+    let total = cpu.user + cpu.nice + cpu.system + cpu.idle + iowait + irq + softirq + steal;
+    Some((total - cpu.idle - iowait, total))
 }
 
 /// utime + stime of `pid` (or "self"), in seconds, and its resident set in bytes.
 pub fn sample(pid: &str) -> Option<(f64, u64)> {
-    let ticks = ticks(pid)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    // Linux's USER_HZ is 100 on every platform we run on.
-    Some((ticks as f64 / 100.0, rss_kb * 1024))
+    let process = process(pid)?;
+    let stat = process.stat().ok()?;
+    let rss_kib = process.status().ok()?.vmrss.unwrap_or(0);
+    let ticks = (stat.utime + stat.stime) as f64;
+    Some((ticks / procfs::ticks_per_second() as f64, rss_kib * 1024))
 }
 
 /// CPU use of a process between two points in time.

@@ -10,8 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use videocall_bot::proc::{machine_ticks, sample};
+use videocall_bot::report::{Process, Sample};
 
-use crate::Totals;
+use crate::participant::Totals;
 
 /// The counters a sample takes differences of.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,14 +34,14 @@ impl Counts {
     }
 }
 
-/// Samples every `every` from `start` until `start + until`; returns them as JSON objects.
+/// Samples every `every` from `start` until `start + until`.
 pub(crate) async fn record(
     every: Duration,
     start: Instant,
     until: Duration,
     totals: Arc<Totals>,
     server_pids: Vec<u32>,
-) -> Vec<serde_json::Value> {
+) -> Vec<Sample> {
     let every = every.max(Duration::from_millis(100));
     let cpu_of = |pids: &[u32]| -> Vec<Option<(f64, u64)>> {
         pids.iter().map(|p| sample(&p.to_string())).collect()
@@ -67,32 +68,35 @@ pub(crate) async fn record(
         };
         let dt = now.duration_since(last_at).as_secs_f64().max(1e-3);
         let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
-        let servers: Vec<serde_json::Value> = server_pids
+        let servers = server_pids
             .iter()
             .zip(servers_now.iter().zip(&last_servers))
             .map(|(pid, (now, before))| match (now, before) {
-                (Some((cpu, rss)), Some((cpu0, _))) => serde_json::json!({
-                    "pid": pid,
-                    "rss_bytes": rss,
-                    "cpu_percent": (cpu - cpu0) / dt * 100.0,
-                }),
+                (Some((cpu, rss)), Some((cpu0, _))) => Process {
+                    pid: Some(*pid),
+                    rss_bytes: Some(*rss),
+                    cpu_percent: Some((cpu - cpu0) / dt * 100.0),
+                },
                 // The server is gone (or was not there): say so instead of a made-up figure.
-                _ => serde_json::json!({ "pid": pid, "rss_bytes": null, "cpu_percent": null }),
+                _ => Process {
+                    pid: Some(*pid),
+                    ..Process::default()
+                },
             })
             .collect();
-        samples.push(serde_json::json!({
-            "t_seconds": now.duration_since(start).as_secs_f64(),
-            "connected": totals.connected.load(Ordering::Relaxed),
-            "joins": totals.joins.load(Ordering::Relaxed),
-            "leaves": totals.leaves.load(Ordering::Relaxed),
-            "sent_fps": rate(counts.sent, last.sent),
-            "delivered_fps": rate(counts.delivered, last.delivered),
-            "expected_counted_fps": rate(counts.expected, last.expected),
-            "delivered_counted_fps": rate(counts.counted, last.counted),
-            "servers": servers,
-            "bot_rss_bytes": sample("self").map(|(_, rss)| rss),
-            "machine_busy_percent": machine_busy,
-        }));
+        samples.push(Sample {
+            t_seconds: now.duration_since(start).as_secs_f64(),
+            connected: totals.connected.load(Ordering::Relaxed),
+            joins: totals.joins.load(Ordering::Relaxed),
+            leaves: totals.leaves.load(Ordering::Relaxed),
+            sent_fps: rate(counts.sent, last.sent),
+            delivered_fps: rate(counts.delivered, last.delivered),
+            expected_counted_fps: rate(counts.expected, last.expected),
+            delivered_counted_fps: rate(counts.counted, last.counted),
+            servers,
+            bot_rss_bytes: sample("self").map(|(_, rss)| rss),
+            machine_busy_percent: machine_busy,
+        });
         (last_at, last, last_servers, last_machine) = (now, counts, servers_now, machine);
         if next >= end {
             return samples;

@@ -9,6 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
+use videocall_types::lobby::LobbyPath;
+use videocall_types::{MeetingId, UserId};
 
 /// What the throttled subscribers received.
 #[derive(Debug, Default)]
@@ -48,7 +50,8 @@ pub(crate) async fn run(
     };
     socket.set_recv_buffer_size(RECEIVE_BUFFER)?;
     let stream = socket.connect(address).await?;
-    let url = format!("ws://{authority}/lobby/{user}/{meeting}");
+    let path = LobbyPath::open(UserId::new(user)?, MeetingId::new(meeting)?);
+    let url = format!("ws://{authority}{path}");
     let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await?;
     totals.joined.fetch_add(1, Ordering::Relaxed);
     let start = tokio::time::Instant::now();

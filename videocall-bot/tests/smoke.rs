@@ -3,20 +3,15 @@
 //! a churning run (the path of `make soak`) rejoins and keeps its delivery figures exact.
 
 use std::process::Command;
+use videocall_bot::report::BotReport;
 
 use videocall_testkit::process::single_node;
 
-fn run_bot(http: u16, udp: u16, transport: &str, extra: &[&str]) -> serde_json::Value {
+fn run_bot(http: u16, udp: u16, transport: &str, extra: &[&str]) -> BotReport {
     run_bot_for(http, udp, transport, "4s", extra)
 }
 
-fn run_bot_for(
-    http: u16,
-    udp: u16,
-    transport: &str,
-    duration: &str,
-    extra: &[&str],
-) -> serde_json::Value {
+fn run_bot_for(http: u16, udp: u16, transport: &str, duration: &str, extra: &[&str]) -> BotReport {
     let json = std::env::temp_dir().join(format!(
         "bot-{}-{transport}-{}.json",
         std::process::id(),
@@ -42,7 +37,7 @@ fn run_bot_for(
     assert!(status.success(), "bot exited with {status}");
     let text = std::fs::read_to_string(&json).expect("the bot wrote its JSON report");
     std::fs::remove_file(&json).ok();
-    serde_json::from_str(&text).expect("the report is JSON")
+    BotReport::from_json(&text).expect("the report parses as a BotReport")
 }
 
 #[test]
@@ -50,11 +45,11 @@ fn a_short_run_delivers_frames_over_both_transports() {
     let (_node, http, udp) = single_node(&[]);
     for transport in ["ws", "wt"] {
         let report = run_bot(http, udp, transport, &[]);
-        assert_eq!(report["joined"], 4, "{transport}: {report}");
-        let delivered = report["delivered_frames"].as_u64().unwrap();
-        let expected = report["expected_frames"].as_u64().unwrap();
-        assert!(delivered > 0 && expected > 0, "{transport}: {report}");
-        assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+        assert_eq!(report.joined, 4, "{transport}: {report:?}");
+        let delivered = report.delivered_frames;
+        let expected = report.expected_frames;
+        assert!(delivered > 0 && expected > 0, "{transport}: {report:?}");
+        assert!(report.latency_ms.p50.unwrap() > 0.0);
     }
 }
 
@@ -74,32 +69,26 @@ fn muted_publishers_send_no_audio_and_a_throttled_subscriber_joins_beside_the_ot
             "20000",
         ],
     );
-    assert_eq!(report["unmuted"], 1, "{report}");
-    assert_eq!(report["joined"], 4, "{report}");
-    assert_eq!(report["throttled"]["joined"], 1, "{report}");
-    assert!(
-        report["throttled"]["packets"].as_u64().unwrap() > 0,
-        "{report}"
-    );
+    assert_eq!(report.unmuted, 1, "{report:?}");
+    assert_eq!(report.joined, 4, "{report:?}");
+    assert_eq!(report.throttled.joined, 1, "{report:?}");
+    assert!(report.throttled.packets > 0, "{report:?}");
     // One publisher's audio (50/s) reaches the 3 others: well under what two would send.
-    let audio = report["audio_expected_per_sec"].as_f64().unwrap();
-    assert!(audio > 0.0 && audio < 200.0, "{report}");
-    assert!(
-        report["audio_delivered_per_sec"].as_f64().unwrap() > 0.0,
-        "{report}"
-    );
-    assert!(report["delivered_frames"].as_u64().unwrap() > 0, "{report}");
+    let audio = report.audio_expected_per_sec;
+    assert!(audio > 0.0 && audio < 200.0, "{report:?}");
+    assert!(report.audio_delivered_per_sec > 0.0, "{report:?}");
+    assert!(report.delivered_frames > 0, "{report:?}");
 }
 
 #[test]
 fn an_encrypted_run_delivers_frames_that_open() {
     let (_node, http, udp) = single_node(&[]);
     let report = run_bot(http, udp, "ws", &["--e2ee", "on"]);
-    assert_eq!(report["e2ee"]["on"], true, "{report}");
-    assert_eq!(report["joined"], 4, "{report}");
+    assert!(report.e2ee.on, "{report:?}");
+    assert_eq!(report.joined, 4, "{report:?}");
     // Delivered frames are counted after they opened: the payload header is inside.
-    assert!(report["delivered_frames"].as_u64().unwrap() > 0, "{report}");
-    assert_eq!(report["e2ee"]["refused_in_clear"], 0, "{report}");
+    assert!(report.delivered_frames > 0, "{report:?}");
+    assert_eq!(report.e2ee.refused_in_clear, 0, "{report:?}");
 }
 
 #[test]
@@ -126,33 +115,25 @@ fn churning_participants_rejoin_and_receive_frames_after_rejoining() {
             &pid,
         ],
     );
-    let churn = &report["churn"];
-    assert_eq!(report["joined"], 4, "{report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    assert!(churn["leaves"].as_u64().unwrap() >= 8, "{churn}");
-    assert!(churn["rejoins"].as_u64().unwrap() >= 8, "{churn}");
-    assert!(
-        churn["delivered_after_rejoin"].as_u64().unwrap() > 0,
-        "{churn}"
-    );
+    let churn = &report.churn;
+    assert_eq!(report.joined, 4, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(churn.leaves >= 8, "{churn:?}");
+    assert!(churn.rejoins >= 8, "{churn:?}");
+    assert!(churn.delivered_after_rejoin > 0, "{churn:?}");
     // Frames sent while a receiver was away (≈ 10 % of the time here) are not expected of it:
     // with that accounting wrong the loss would be about that. Real loss on one node is zero
     // in `make bench`; 5 % leaves room for a loaded machine.
-    let expected = report["expected_frames"].as_u64().unwrap();
-    let delivered = report["delivered_frames"].as_u64().unwrap();
-    assert!(expected > 0 && delivered <= expected, "{report}");
-    assert!(report["loss_percent"].as_f64().unwrap() < 5.0, "{report}");
+    let expected = report.expected_frames;
+    let delivered = report.delivered_frames;
+    assert!(expected > 0 && delivered <= expected, "{report:?}");
+    assert!(report.loss_percent < 5.0, "{report:?}");
     // A sample every 2 s, each with the node's RSS.
-    let samples = report["samples"].as_array().unwrap();
-    assert!(samples.len() >= 4, "{report}");
+    let samples = &report.samples;
+    assert!(samples.len() >= 4, "{report:?}");
     assert!(
-        samples
-            .iter()
-            .all(|s| s["servers"][0]["rss_bytes"].as_u64().unwrap() > 0),
-        "{report}"
+        samples.iter().all(|s| s.servers[0].rss_bytes.unwrap() > 0),
+        "{report:?}"
     );
-    assert!(
-        samples.last().unwrap()["joins"].as_u64().unwrap() > 4,
-        "{report}"
-    );
+    assert!(samples.last().unwrap().joins > 4, "{report:?}");
 }

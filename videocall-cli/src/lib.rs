@@ -11,6 +11,5 @@ pub mod info;
 pub mod join;
 pub mod pattern;
 pub mod receive;
-pub mod reorder;
 pub mod stream;
 pub mod y4m;

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use videocall_client::native::{ClientHandle, Update};
+use videocall_client::reorder::ReorderBuffers;
 use videocall_client::{Event, MediaFrom};
-use videocall_types::{MediaPacket, MediaType, VideoCodec};
+use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey, UserId, VideoCodec};
 
 use crate::args::ReceiveArgs;
 use crate::codec::H264Decoder;
 use crate::join::{e2ee_status, join, report_e2ee, shutdown_signal, unix_millis};
-use crate::reorder::Reorder;
 use crate::y4m::Y4mWriter;
 
 /// One participant's recording.
@@ -19,7 +19,6 @@ use crate::y4m::Y4mWriter;
 struct Track {
     session: u64,
     decoder: H264Decoder,
-    reorder: Reorder<MediaPacket>,
     writer: Option<Y4mWriter>,
     path: PathBuf,
     frames: u64,
@@ -29,12 +28,15 @@ struct Track {
 
 /// Frames held while a gap may still fill (≈ 270 ms at 30 fps).
 const REORDER_FRAMES: usize = 8;
+/// Most video streams decoded at once (each holds a decoder and a file).
+const MAX_STREAMS: usize = 256;
 
 /// Everything received so far.
 struct Recorder {
     out: PathBuf,
     print_frames: bool,
     tracks: HashMap<String, Track>,
+    reorder: ReorderBuffers<MediaPacket>,
     /// (user, codec name) → frames that could not be decoded.
     undecodable: BTreeMap<(String, String), u64>,
     latencies_ms: Vec<f64>,
@@ -53,6 +55,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
         out: args.out.clone(),
         print_frames: args.print_frames,
         tracks: HashMap::new(),
+        reorder: ReorderBuffers::new(REORDER_FRAMES, MAX_STREAMS),
         undecodable: BTreeMap::new(),
         latencies_ms: Vec::new(),
     };
@@ -121,12 +124,15 @@ impl Recorder {
             *count += 1;
             return Ok(());
         }
+        let Some(session) = SessionId::from_wire(from.session) else {
+            return Ok(());
+        };
+        let stream = StreamKey::camera(session);
         let track = match self.tracks.entry(from.user.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Track {
                 session: from.session,
                 decoder: H264Decoder::new()?,
-                reorder: Reorder::new(REORDER_FRAMES),
                 writer: None,
                 path: self.out.join(format!("{}.y4m", file_name(&from.user))),
                 frames: 0,
@@ -136,13 +142,15 @@ impl Recorder {
         };
         if track.session != from.session {
             // The participant reconnected: a new stream, which starts at a keyframe.
+            if let Some(old) = SessionId::from_wire(track.session) {
+                self.reorder.remove_session(old);
+            }
             track.session = from.session;
             track.decoder = H264Decoder::new()?;
-            track.reorder = Reorder::new(REORDER_FRAMES);
         }
         let sequence = media.video_metadata.map(|m| m.sequence).unwrap_or_default();
         let key = media.frame_type == "key";
-        for media in track.reorder.handle_frame(sequence, key, media) {
+        for media in self.reorder.handle_frame(stream, sequence, key, media) {
             match track.decoder.decode(&media.data) {
                 Ok(Some(picture)) => {
                     let (width, height) = (picture.width, picture.height);
@@ -179,13 +187,16 @@ impl Recorder {
                         );
                     }
                     track.errors += 1;
-                    track.reorder.handle_decode_error();
+                    self.reorder.handle_decode_error(stream);
                     break;
                 }
             }
         }
-        if track.reorder.poll_keyframe_request() {
-            handle.request_keyframe(from.user.clone());
+        // Only this stream's requests can be pending: each frame is handled to the end.
+        while self.reorder.poll_keyframe_request().is_some() {
+            if let Ok(user) = UserId::new(from.user.clone()) {
+                handle.request_keyframe(user);
+            }
         }
         Ok(())
     }
@@ -197,12 +208,15 @@ impl Recorder {
             if let Some(writer) = &mut track.writer {
                 writer.finish()?;
             }
+            let (late, skipped) = SessionId::from_wire(track.session)
+                .and_then(|s| self.reorder.stream(&StreamKey::camera(s)))
+                .map_or((0, 0), |r| (r.late, r.skipped));
             println!(
                 "received from {user}: {} frames -> {} (late {}, skipped {}, resized {}, decode errors {})",
                 track.frames,
                 track.path.display(),
-                track.reorder.late,
-                track.reorder.skipped,
+                late,
+                skipped,
                 track.resized,
                 track.errors
             );

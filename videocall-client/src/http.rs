@@ -1,13 +1,14 @@
 //! What a node tells clients over its plain-HTTP address (feature `native`): the WebTransport
 //! certificate hash and a meeting's settings, as the browser app asks for them.
 //!
-//! A minimal HTTP/1.1 GET (no TLS): these are the same requests the page makes to the address
-//! it was loaded from. Trusting their answers is as safe as the plain WebSocket on that address
-//! (no more); a pinned `--cert-hash` and E2EE's safety code do not depend on them.
+//! The requests go through `ureq` (plain HTTP, no TLS: these are the same requests the page
+//! makes to the address it was loaded from), a small blocking client run on tokio's blocking
+//! pool: two requests per join do not justify an async HTTP stack's compile time. Trusting
+//! their answers is as safe as the plain WebSocket on that address (no more); a pinned
+//! `--cert-hash` and E2EE's safety code do not depend on them.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use videocall_types::MeetingId;
 
 /// Most bytes read of an answer.
@@ -24,41 +25,38 @@ pub struct MeetingSettings {
 
 /// GET `path` from `http_base` (`http://host:port`); the body of a 200 answer, else why not.
 pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
-    let authority = http_base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{http_base}: only http:// addresses are asked"))?
-        .trim_end_matches('/');
-    let host = authority.split(':').next().unwrap_or(authority);
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(authority)
-            .await
-            .map_err(|e| format!("{authority}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        stream
-            .take(MAX_RESPONSE)
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response.lines().next().unwrap_or_default().to_owned();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        if status.starts_with("HTTP/1.1 200") {
-            Ok(body)
-        } else {
-            Err(format!("{path}: {status} {}", body.trim()))
-        }
-    };
-    tokio::time::timeout(TIMEOUT, fetch)
+    if !http_base.starts_with("http://") {
+        return Err(format!("{http_base}: only http:// addresses are asked"));
+    }
+    let url = format!("{}{path}", http_base.trim_end_matches('/'));
+    tokio::task::spawn_blocking(move || fetch(&url))
         .await
-        .map_err(|_| format!("{authority} did not answer {path} within {TIMEOUT:?}"))?
+        .map_err(|e| format!("{path}: {e}"))?
+}
+
+fn fetch(url: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        // A refusal's body says why: read it rather than turn the status into an error.
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Timeout(_) => format!("{url} did not answer within {TIMEOUT:?}"),
+        other => format!("{url}: {other}"),
+    })?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE)
+        .read_to_string()
+        .map_err(|e| format!("{url}: {e}"))?;
+    if status == ureq::http::StatusCode::OK {
+        Ok(body)
+    } else {
+        Err(format!("{url}: {status} {}", body.trim()))
+    }
 }
 
 /// The WebTransport certificate hash the node serves at `/api/v1/webtransport/certificate_hash`.

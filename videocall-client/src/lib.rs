@@ -32,9 +32,13 @@ pub mod e2ee;
 pub mod http;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod reorder;
 mod session;
+
+mod transport_error;
 
 pub use session::{
     Action, ClientConfig, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
-    SessionError,
+    SessionError, Subscription,
 };
+pub use transport_error::TransportError;

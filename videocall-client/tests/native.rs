@@ -7,7 +7,7 @@ use bytes::Bytes;
 use videocall_client::native::{
     Client, NativeConfig, RelayUrls, ServerVerification, TransportKind, Update,
 };
-use videocall_client::{ClientConfig, Event};
+use videocall_client::{ClientConfig, Event, TransportError};
 use videocall_testkit::process::{Service, certificate_hash};
 use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
 use videocall_types::{MediaPacket, MediaType, MeetingId, UserId};
@@ -71,9 +71,8 @@ async fn webtransport_falls_back_to_websocket_when_quic_is_unreachable() {
             seen.first(),
             Some(Update::TransportFailed {
                 transport: TransportKind::WebTransport,
-                certificate: false,
-                ..
-            })
+                error,
+            }) if !error.is_certificate()
         ),
         "{seen:?}"
     );
@@ -153,4 +152,91 @@ async fn clients_on_both_transports_exchange_media_and_measure_rtt() {
         |u| matches!(u, Update::Session(Event::PeerLeft { user, .. }) if user == "a"),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_a_certificate_error_and_websocket_is_not_tried() {
+    let (_node, http, udp) = single_node();
+    let mut native = NativeConfig::new(
+        Some(format!("https://127.0.0.1:{udp}")),
+        Some(format!("http://127.0.0.1:{http}")),
+    );
+    // Not the node's certificate: someone else answering at its address.
+    native.verification = ServerVerification::CertHash([7; 32]);
+    let mut cfg = config("a", "wrong-cert");
+    cfg.reconnect = false;
+    let mut client = Client::start(cfg, native);
+    let seen = until(&mut client, |u| {
+        matches!(u, Update::Session(Event::Disconnected { .. }))
+    })
+    .await;
+    assert!(
+        matches!(
+            seen.first(),
+            Some(Update::TransportFailed {
+                transport: TransportKind::WebTransport,
+                error: TransportError::Certificate(_),
+            })
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|u| matches!(
+            u,
+            Update::Connected(_)
+                | Update::TransportFailed {
+                    transport: TransportKind::WebSocket,
+                    ..
+                }
+        )),
+        "WebSocket was tried after the certificate was refused: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn user_ids_with_slashes_queries_and_spaces_arrive_whole_over_both_transports() {
+    let (_node, http, udp) = single_node();
+    let mut over_wt = NativeConfig::new(Some(format!("https://127.0.0.1:{udp}")), None);
+    over_wt.verification = ServerVerification::CertHash(certificate_hash(http));
+    let over_ws = NativeConfig::new(None, Some(format!("http://127.0.0.1:{http}")));
+    let (wt_user, ws_user) = ("ops/Zoë Smith?framed=0", "100% #2 ü/..");
+    let mut a = Client::start(config(wt_user, "odd-ids"), over_wt);
+    let mut b = Client::start(config(ws_user, "odd-ids"), over_ws);
+    until(&mut a, is_joined).await;
+    until(&mut b, is_joined).await;
+    // Each hears of the other under the exact id it joined with.
+    until(
+        &mut a,
+        |u| matches!(u, Update::Session(Event::PeerJoined { user, .. }) if user == ws_user),
+    )
+    .await;
+    until(
+        &mut b,
+        |u| matches!(u, Update::Session(Event::PeerJoined { user, .. }) if user == wt_user),
+    )
+    .await;
+    a.handle().leave().await;
+    b.handle().leave().await;
+}
+
+#[tokio::test]
+async fn the_node_states_its_certificate_hash_and_meeting_settings_and_refusals_say_why() {
+    use videocall_client::http::{get, meeting_settings, served_certificate_hash};
+    let (_node, http, _udp) = single_node();
+    let base = format!("http://127.0.0.1:{http}");
+    assert_eq!(
+        served_certificate_hash(&base).await,
+        Some(certificate_hash(http))
+    );
+    let meeting = MeetingId::new("settings").unwrap();
+    assert_eq!(
+        meeting_settings(&base, &meeting).await.map(|s| s.e2ee),
+        Ok(true)
+    );
+    let missing = get(&base, "/no/such/page").await.unwrap_err();
+    assert!(missing.contains("404"), "{missing}");
+    let nobody = get(&format!("http://127.0.0.1:{}", free_tcp_port()), "/").await;
+    assert!(nobody.is_err());
+    let tls = get("https://127.0.0.1:1", "/").await.unwrap_err();
+    assert!(tls.contains("only http://"), "{tls}");
 }

@@ -13,6 +13,7 @@ mod scenario;
 mod soak;
 mod soak_plot;
 
+use procfs::Current;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -224,7 +225,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             let report =
                 std::fs::read_to_string(setup.work.join(format!("{}.json", r.scenario.id)))
                     .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                    .and_then(|t| videocall_bot::report::BotReport::from_json(&t).ok());
             serde_json::json!({
                 "id": r.scenario.id,
                 "scenario": r.scenario.title,
@@ -379,10 +380,7 @@ async fn start_relay(setup: &Setup, args: &[String], log: &Path) -> anyhow::Resu
 }
 
 fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
+    procfs::LoadAverage::current().map_or(f64::NAN, |l| f64::from(l.one))
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {
@@ -396,32 +394,19 @@ fn command_output(program: &str, args: &[&str]) -> String {
 }
 
 fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let memory_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+    let cpu_model = procfs::CpuInfo::current()
         .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(f64::NAN);
+        .and_then(|info| info.model_name(0).map(str::to_owned))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory_bytes = procfs::Meminfo::current().map_or(f64::NAN, |m| m.mem_total as f64);
     let status = command_output("git", &["status", "--porcelain", "--untracked-files=no"]);
     let dirty = !status.is_empty() && status != "unknown";
     Machine {
         cpu_model,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        memory_gib: memory_kib / f64::from(1 << 20),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|k| k.trim().to_owned())
+        memory_gib: memory_bytes / f64::from(1 << 30),
+        kernel: procfs::sys::kernel::Version::current()
+            .map(|v| format!("{}.{}.{}", v.major, v.minor, v.patch))
             .unwrap_or_default(),
         rustc: command_output("rustc", &["--version"]),
         commit: format!(
@@ -430,5 +415,23 @@ fn machine() -> Machine {
             if dirty { " + local changes" } else { "" }
         ),
         date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_and_its_load_are_read_from_proc() {
+        let m = machine();
+        assert!(m.cpus >= 1);
+        assert!(m.memory_gib.is_finite() && m.memory_gib > 0.0, "{m:?}");
+        assert!(m.kernel.split('.').count() == 3, "{m:?}");
+        assert!(
+            m.cpu_model != "unknown CPU" || cfg!(not(target_arch = "x86_64")),
+            "{m:?}"
+        );
+        assert!(load_average() >= 0.0);
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use videocall_bot::proc::{machine_ticks, ticks};
+use videocall_bot::report::BotReport;
 
 /// How long a service may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,7 +171,7 @@ async fn sample_foreign(
 /// What one bot run produced.
 #[derive(Debug)]
 pub(crate) struct BotRun {
-    pub(crate) report: serde_json::Value,
+    pub(crate) report: BotReport,
     pub(crate) foreign: Option<ForeignLoad>,
 }
 
@@ -210,7 +211,7 @@ pub(crate) async fn run_bot(
     let text = std::fs::read_to_string(json)
         .with_context(|| format!("no report at {}", json.display()))?;
     Ok(BotRun {
-        report: serde_json::from_str(&text).context("the bot's report is not JSON")?,
+        report: BotReport::from_json(&text).context("the bot's report does not parse")?,
         foreign,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use videocall_bot::report::BotReport;
 
 use crate::process::ForeignLoad;
 use crate::scenario::{Scenario, Topology};
@@ -35,35 +35,31 @@ pub(crate) struct Figures {
 
 impl Figures {
     /// Reads a bot report whose first `nodes` servers are relay nodes (then `nats-server`).
-    pub(crate) fn from_report(report: &Value, nodes: usize, foreign: Option<ForeignLoad>) -> Self {
-        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-        let servers = report["servers"].as_array().cloned().unwrap_or_default();
-        let relay_cpu = servers
-            .iter()
-            .take(nodes)
-            .map(|s| f(&s["cpu_percent"]))
-            .sum();
-        let relay_rss: u64 = servers
-            .iter()
-            .take(nodes)
-            .map(|s| s["rss_bytes"].as_u64().unwrap_or(0))
-            .sum();
-        let nats_cpu = servers.get(nodes).map(|s| f(&s["cpu_percent"]));
+    pub(crate) fn from_report(
+        report: &BotReport,
+        nodes: usize,
+        foreign: Option<ForeignLoad>,
+    ) -> Self {
+        let f = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let relays = report.servers.iter().take(nodes);
+        let relay_cpu = relays.clone().map(|s| f(s.cpu_percent)).sum();
+        let relay_rss: u64 = relays.map(|s| s.rss_bytes.unwrap_or(0)).sum();
+        let nats_cpu = report.servers.get(nodes).map(|s| f(s.cpu_percent));
         Self {
-            expected_fps: f(&report["expected_frames_per_sec"]),
-            delivered_fps: f(&report["delivered_frames_per_sec"]),
-            loss: f(&report["loss_percent"]),
-            audio_loss: f(&report["audio_loss_percent"]),
-            p50: f(&report["latency_ms"]["p50"]),
-            p99: f(&report["latency_ms"]["p99"]),
-            p999: f(&report["latency_ms"]["p999"]),
-            first_frame: f(&report["first_frame_ms"]["p50"]),
-            congestion: report["congestion_signals"].as_u64().unwrap_or(0),
-            joined: report["joined"].as_u64().unwrap_or(0),
+            expected_fps: report.expected_frames_per_sec,
+            delivered_fps: report.delivered_frames_per_sec,
+            loss: report.loss_percent,
+            audio_loss: report.audio_loss_percent,
+            p50: f(report.latency_ms.p50),
+            p99: f(report.latency_ms.p99),
+            p999: f(report.latency_ms.p999),
+            first_frame: f(report.first_frame_ms.p50),
+            congestion: report.congestion_signals,
+            joined: report.joined,
             relay_cpu,
             relay_rss_mib: relay_rss as f64 / f64::from(1 << 20),
             nats_cpu,
-            bot_cpu: f(&report["bot"]["cpu_percent"]),
+            bot_cpu: f(report.bot.cpu_percent),
             foreign,
         }
     }

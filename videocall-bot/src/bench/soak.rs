@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use videocall_bot::report::Sample;
+
 use crate::process::run_bot;
 use crate::{Setup, load_average, machine, soak_plot, start_single_node};
 
@@ -70,21 +72,21 @@ pub(crate) struct Point {
 }
 
 impl Point {
-    fn from_sample(s: &serde_json::Value) -> Option<Self> {
-        let node = &s["servers"][0];
-        Some(Self {
-            t: s["t_seconds"].as_f64()?,
-            rss: node["rss_bytes"].as_f64(),
-            cpu: node["cpu_percent"].as_f64(),
-            sent_fps: s["sent_fps"].as_f64().unwrap_or(0.0),
-            delivered_fps: s["delivered_fps"].as_f64()?,
-            expected_fps: s["expected_counted_fps"].as_f64().unwrap_or(0.0),
-            counted_fps: s["delivered_counted_fps"].as_f64().unwrap_or(0.0),
-            connected: s["connected"].as_i64().unwrap_or(0),
-            joins: s["joins"].as_u64().unwrap_or(0),
-            leaves: s["leaves"].as_u64().unwrap_or(0),
-            machine_busy: s["machine_busy_percent"].as_f64(),
-        })
+    fn from_sample(s: &Sample) -> Self {
+        let node = s.servers.first();
+        Self {
+            t: s.t_seconds,
+            rss: node.and_then(|n| n.rss_bytes).map(|r| r as f64),
+            cpu: node.and_then(|n| n.cpu_percent),
+            sent_fps: s.sent_fps,
+            delivered_fps: s.delivered_fps,
+            expected_fps: s.expected_counted_fps,
+            counted_fps: s.delivered_counted_fps,
+            connected: s.connected,
+            joins: s.joins,
+            leaves: s.leaves,
+            machine_busy: s.machine_busy_percent,
+        }
     }
 
     fn to_json(self) -> serde_json::Value {
@@ -324,18 +326,14 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
     node.stop().await;
     let bot = bot?;
     let report = &bot.report;
-    let points: Vec<Point> = report["samples"]
-        .as_array()
-        .context("the bot's report has no samples")?
-        .iter()
-        .filter_map(Point::from_sample)
-        .collect();
+    anyhow::ensure!(
+        !report.samples.is_empty(),
+        "the bot's report has no samples"
+    );
+    let points: Vec<Point> = report.samples.iter().map(Point::from_sample).collect();
     let end = points.last().map_or(0.0, |p| p.t);
     let verdict = Verdict::judge(&points, end).context("too few samples for a verdict")?;
-    let (joins, leaves) = (
-        report["churn"]["joins"].as_u64().unwrap_or(0),
-        report["churn"]["leaves"].as_u64().unwrap_or(0),
-    );
+    let (joins, leaves) = (report.churn.joins, report.churn.leaves);
     let after_warmup = |p: &&Point| p.t >= verdict.first.from;
     let node_cpu = median(
         points
@@ -390,7 +388,7 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
     println!(
         "{} churn: {joins} joins, {leaves} leaves, {} counted frames delivered after a rejoin",
         check(churned),
-        report["churn"]["delivered_after_rejoin"]
+        report.churn.delivered_after_rejoin
     );
     println!(
         "{} node after everyone left: {} sessions, {} meetings after {:.1} s, RSS {:.1} MiB",
@@ -409,8 +407,8 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
         node_cpu.unwrap_or(f64::NAN),
         busy.unwrap_or(f64::NAN),
         machine.cpus,
-        report["loss_percent"].as_f64().unwrap_or(f64::NAN),
-        report["latency_ms"]["p99"].as_f64().unwrap_or(f64::NAN)
+        report.loss_percent,
+        report.latency_ms.p99.unwrap_or(f64::NAN)
     );
     println!(
         "{}",
@@ -463,12 +461,12 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
                 },
             },
             "bot": {
-                "loss_percent": report["loss_percent"],
-                "audio_loss_percent": report["audio_loss_percent"],
-                "latency_ms": report["latency_ms"],
-                "first_frame_ms": report["first_frame_ms"],
-                "congestion_signals": report["congestion_signals"],
-                "churn": report["churn"],
+                "loss_percent": report.loss_percent,
+                "audio_loss_percent": report.audio_loss_percent,
+                "latency_ms": report.latency_ms,
+                "first_frame_ms": report.first_frame_ms,
+                "congestion_signals": report.congestion_signals,
+                "churn": report.churn,
             },
             "node_metrics_after": metrics_text
                 .lines()

@@ -14,7 +14,7 @@ use web_sys::{
     WebTransportOptions, WritableStream,
 };
 
-use videocall_types::framing::{Deframer, FRAMED_STREAM_MARKER};
+use videocall_types::framing::UniStreamReader;
 
 use super::{OnClose, OnPacket, await_promise, js_error};
 
@@ -159,8 +159,8 @@ async fn accept_streams(incoming: ReadableStream, on_packet: OnPacket) {
 enum Incoming {
     /// A stream holding one packet, read to its end.
     Packet(Vec<u8>),
-    /// The framed stream, with what was read of it after its marker.
-    Framed(ReadableStreamDefaultReader, Deframer),
+    /// The framed stream, with what was read of it.
+    Framed(ReadableStreamDefaultReader, UniStreamReader),
     /// A stream that could not be read.
     Broken,
 }
@@ -172,27 +172,35 @@ async fn read_stream(stream: ReadableStream) -> Incoming {
     else {
         return Incoming::Broken;
     };
-    let mut data = Vec::new();
+    // The framings are parsed by the reader every client shares.
+    let mut stream = UniStreamReader::default();
     while let Some(chunk) = read(&reader).await {
-        data.extend(chunk.unchecked_into::<Uint8Array>().to_vec());
-        if data.first() == Some(&FRAMED_STREAM_MARKER) {
-            let mut frames = Deframer::default();
-            frames.push(&data[1..]);
-            return Incoming::Framed(reader, frames);
+        if stream
+            .handle_chunk(&chunk.unchecked_into::<Uint8Array>().to_vec())
+            .is_err()
+        {
+            return Incoming::Broken;
+        }
+        if stream.is_framed() {
+            return Incoming::Framed(reader, stream);
         }
     }
-    Incoming::Packet(data)
+    stream.handle_end();
+    match stream.poll_packet() {
+        Ok(Some(packet)) => Incoming::Packet(packet.to_vec()),
+        _ => Incoming::Broken,
+    }
 }
 
 /// Delivers the packets of the framed stream until it ends (or carries an impossible frame).
 async fn read_framed(
     reader: ReadableStreamDefaultReader,
-    mut frames: Deframer,
+    mut frames: UniStreamReader,
     on_packet: OnPacket,
 ) {
     loop {
         loop {
-            match frames.next_packet() {
+            match frames.poll_packet() {
                 Ok(Some(packet)) => on_packet(packet.to_vec()),
                 Ok(None) => break,
                 Err(_) => return,
@@ -201,7 +209,12 @@ async fn read_framed(
         let Some(chunk) = read(&reader).await else {
             return;
         };
-        frames.push(&chunk.unchecked_into::<Uint8Array>().to_vec());
+        if frames
+            .handle_chunk(&chunk.unchecked_into::<Uint8Array>().to_vec())
+            .is_err()
+        {
+            return;
+        }
     }
 }
 

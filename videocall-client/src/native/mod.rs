@@ -15,19 +15,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite;
-use videocall_types::framing::{Deframer, FRAMED_STREAM_MARKER};
-use videocall_types::{HeartbeatMetadata, MediaPacket};
-use wtransport::tls::Sha256Digest;
-use wtransport::{ClientConfig as WtConfig, Endpoint};
+use videocall_types::{HeartbeatMetadata, MediaPacket, UserId};
 
-use crate::e2ee::{E2ee, E2eeConfig, Identity, OsRng, SafetyCode};
-use crate::{ClientConfig, ConnectionState, Event, Session};
+use crate::e2ee::{Identity, SafetyCode};
+use crate::{ClientConfig, ConnectionState, Event, Session, Subscription, TransportError};
+
+mod connect;
 
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,11 +123,9 @@ pub enum Update {
     TransportFailed {
         /// Which transport.
         transport: TransportKind,
-        /// Why.
-        error: String,
-        /// True when the failure is about the server's identity (wrong certificate): the driver
-        /// does not fall back to another transport then.
-        certificate: bool,
+        /// Why ([`TransportError::Certificate`]: the server's identity was refused, and the
+        /// driver does not fall back to another transport to it).
+        error: TransportError,
     },
 }
 
@@ -169,9 +163,9 @@ pub struct Status {
 #[derive(Debug)]
 enum Command {
     Media(MediaPacket),
-    KeyframeRequest(String),
+    KeyframeRequest(UserId),
     Heartbeat(HeartbeatMetadata),
-    Subscription(Option<(Vec<u64>, Vec<u64>)>),
+    Subscription(Subscription),
     Leave(oneshot::Sender<()>),
 }
 
@@ -188,10 +182,8 @@ impl ClientHandle {
     }
 
     /// Asks `peer_user` for a keyframe.
-    pub fn request_keyframe(&self, peer_user: impl Into<String>) {
-        let _ = self
-            .commands
-            .send(Command::KeyframeRequest(peer_user.into()));
+    pub fn request_keyframe(&self, peer_user: UserId) {
+        let _ = self.commands.send(Command::KeyframeRequest(peer_user));
     }
 
     /// What heartbeats tell peers.
@@ -199,10 +191,9 @@ impl ClientHandle {
         let _ = self.commands.send(Command::Heartbeat(heartbeat));
     }
 
-    /// Receive video only from these sessions (camera, screen); `None`: from everyone. Kept
-    /// across reconnects.
-    pub fn set_subscription(&self, video: Option<(Vec<u64>, Vec<u64>)>) {
-        let _ = self.commands.send(Command::Subscription(video));
+    /// Receive video only from these streams, or from everyone. Kept across reconnects.
+    pub fn subscribe(&self, subscription: Subscription) {
+        let _ = self.commands.send(Command::Subscription(subscription));
     }
 
     /// Leaves the meeting and closes the transport; returns once it is closed (or the driver
@@ -229,14 +220,7 @@ impl Client {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (update_tx, updates) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::default());
-        let session = match native.e2ee.clone() {
-            Some(identity) => {
-                let user = config.user_id.as_str().to_owned();
-                let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity, OsRng);
-                Session::with_e2ee(config, e2ee)
-            }
-            None => Session::new(config),
-        };
+        let session = Session::with_identity(config, native.e2ee.clone());
         let driver = Driver {
             session,
             native: Arc::new(native),
@@ -277,13 +261,12 @@ impl Client {
 enum LinkEvent {
     Failed {
         transport: TransportKind,
-        error: String,
-        certificate: bool,
+        error: TransportError,
     },
     GaveUp(String),
     Opened(Link),
     Packet(Bytes),
-    Closed(String),
+    Closed(TransportError),
 }
 
 /// An open transport: where to write, and the writer task to await on leave.
@@ -336,10 +319,10 @@ impl Driver {
                     }
                     Some(Command::KeyframeRequest(user)) => {
                         let now = self.now();
-                        let _ = self.session.request_keyframe(now, &user);
+                        let _ = self.session.request_keyframe(now, user.as_str());
                     }
                     Some(Command::Heartbeat(heartbeat)) => self.session.set_heartbeat(heartbeat),
-                    Some(Command::Subscription(video)) => self.session.set_subscription(video),
+                    Some(Command::Subscription(subscription)) => self.session.subscribe(&subscription),
                     Some(Command::Leave(done)) => {
                         self.session.leave();
                         leaving = Some(done);
@@ -382,7 +365,7 @@ impl Driver {
                 crate::Action::Connect { .. } => {
                     self.close_link();
                     self.generation += 1;
-                    tokio::spawn(connect(
+                    tokio::spawn(connect::connect(
                         self.native.clone(),
                         self.session.config().clone(),
                         self.preferred,
@@ -451,16 +434,10 @@ impl Driver {
     fn handle_link(&mut self, event: LinkEvent) {
         let now = self.now();
         match event {
-            LinkEvent::Failed {
-                transport,
-                error,
-                certificate,
-            } => {
-                let _ = self.updates.send(Update::TransportFailed {
-                    transport,
-                    error,
-                    certificate,
-                });
+            LinkEvent::Failed { transport, error } => {
+                let _ = self
+                    .updates
+                    .send(Update::TransportFailed { transport, error });
             }
             LinkEvent::GaveUp(reason) => self.session.handle_disconnected(now, reason),
             LinkEvent::Opened(link) => {
@@ -475,7 +452,7 @@ impl Driver {
             }
             LinkEvent::Closed(reason) => {
                 self.link = None;
-                self.session.handle_disconnected(now, reason);
+                self.session.handle_disconnected(now, reason.to_string());
             }
         }
     }
@@ -494,299 +471,5 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Opens a transport for connection `generation`: tries the relays in turn from `first`, on
-/// each WebTransport first when configured, then WebSocket unless WebTransport refused the
-/// server's certificate.
-async fn connect(
-    native: Arc<NativeConfig>,
-    config: ClientConfig,
-    first: usize,
-    generation: u64,
-    events: LinkSender,
-) {
-    let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
-    let count = native.relays.len();
-    let mut errors = Vec::new();
-    for relay in (0..count).map(|i| (first + i) % count) {
-        match open_relay(&native, relay, &path, generation, &events).await {
-            Ok(()) => return,
-            Err(error) => errors.push(error),
-        }
-    }
-    let reason = if errors.is_empty() {
-        "no relay configured".to_owned()
-    } else {
-        errors.join("; ")
-    };
-    let _ = events.send((generation, LinkEvent::GaveUp(reason)));
-}
-
-/// Tries relay `index`: WebTransport, then WebSocket unless the certificate was refused.
-/// Returns the last error when neither opened.
-async fn open_relay(
-    native: &NativeConfig,
-    index: usize,
-    path: &str,
-    generation: u64,
-    events: &LinkSender,
-) -> Result<(), String> {
-    let urls = &native.relays[index];
-    let mut last_error = String::from("no transport configured");
-    if let Some(base) = &urls.webtransport_url {
-        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
-        match open_webtransport(native, &url, index, generation, events).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                let certificate = error.contains("certificate");
-                last_error = format!("webtransport {url}: {error}");
-                let _ = events.send((
-                    generation,
-                    LinkEvent::Failed {
-                        transport: TransportKind::WebTransport,
-                        error,
-                        certificate,
-                    },
-                ));
-                if certificate {
-                    return Err(last_error);
-                }
-            }
-        }
-    }
-    if let Some(base) = &urls.websocket_url {
-        let base = base.trim_end_matches('/');
-        let url = match base.split_once("://") {
-            Some(("http", rest)) => format!("ws://{rest}{path}"),
-            Some(("https", rest)) => format!("wss://{rest}{path}"),
-            _ => format!("{base}{path}"),
-        };
-        match open_websocket(&url, index, generation, events).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                last_error = format!("websocket {url}: {error}");
-                let _ = events.send((
-                    generation,
-                    LinkEvent::Failed {
-                        transport: TransportKind::WebSocket,
-                        error,
-                        certificate: false,
-                    },
-                ));
-            }
-        }
-    }
-    Err(last_error)
-}
-
-/// Opens a WebSocket and announces it ([`LinkEvent::Opened`]) before its first packet.
-async fn open_websocket(
-    url: &str,
-    relay: usize,
-    generation: u64,
-    events: &LinkSender,
-) -> Result<(), String> {
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Real-time media: small packets must not wait for Nagle.
-    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
-        let _ = tcp.set_nodelay(true);
-    }
-    let (mut sink, mut stream) = socket.split();
-    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = out_rx.recv().await {
-            if sink
-                .send(tungstenite::Message::Binary(bytes))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    // Announced before the reader starts: the session must know the link is open before it
-    // handles SESSION_ASSIGNED, or what it sends on joining would find no link.
-    let link = Link {
-        kind: TransportKind::WebSocket,
-        relay,
-        outgoing,
-        writer,
-    };
-    let _ = events.send((generation, LinkEvent::Opened(link)));
-    let events = events.clone();
-    tokio::spawn(async move {
-        let reason = loop {
-            match stream.next().await {
-                Some(Ok(tungstenite::Message::Binary(bytes))) => {
-                    if events.send((generation, LinkEvent::Packet(bytes))).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    break format!(
-                        "websocket closed by the server{}",
-                        frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
-                    );
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break format!("websocket: {e}"),
-                None => break "websocket closed".to_owned(),
-            }
-        };
-        let _ = events.send((generation, LinkEvent::Closed(reason)));
-    });
-    Ok(())
-}
-
-/// Opens a WebTransport session and announces it ([`LinkEvent::Opened`]) before its first
-/// packet.
-async fn open_webtransport(
-    native: &NativeConfig,
-    url: &str,
-    relay: usize,
-    generation: u64,
-    events: &LinkSender,
-) -> Result<(), String> {
-    let builder = WtConfig::builder().with_bind_default();
-    let builder = match &native.verification {
-        ServerVerification::NativeRoots => builder.with_native_certs(),
-        ServerVerification::CertHash(hash) => {
-            builder.with_server_certificate_hashes([Sha256Digest::new(*hash)])
-        }
-        ServerVerification::Insecure => builder.with_no_cert_validation(),
-    };
-    let config = builder
-        .keep_alive_interval(Some(Duration::from_secs(1)))
-        .max_idle_timeout(Some(native.webtransport_idle_timeout))
-        .map_err(|e| format!("bad idle timeout: {e}"))?
-        .build();
-    let endpoint = Endpoint::client(config).map_err(|e| e.to_string())?;
-    let connection = tokio::time::timeout(native.webtransport_timeout, endpoint.connect(url))
-        .await
-        .map_err(|_| format!("no answer within {:?}", native.webtransport_timeout))?
-        .map_err(|e| e.to_string())?;
-    let connection = Arc::new(connection);
-    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-    let out = connection.clone();
-    let writer = tokio::spawn(async move {
-        let mut finishing = tokio::task::JoinSet::new();
-        while let Some(bytes) = out_rx.recv().await {
-            // Streams are opened in send order; finishing (which waits for the peer's
-            // acknowledgement) happens beside, so one slow ack does not hold the next packet.
-            let Ok(opening) = out.open_uni().await else {
-                return;
-            };
-            let Ok(mut stream) = opening.await else {
-                return;
-            };
-            if stream.write_all(&bytes).await.is_err() {
-                return;
-            }
-            finishing.spawn(async move {
-                let _ = stream.finish().await;
-            });
-            while finishing.try_join_next().is_some() {}
-        }
-        // Leaving: closing the connection would discard streams still in flight.
-        // (`join_next`, not `join_all`, which panics on a task the shutting-down runtime
-        // cancelled.)
-        let drained = async { while finishing.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
-        out.close(0u32.into(), b"leave");
-    });
-    let link = Link {
-        kind: TransportKind::WebTransport,
-        relay,
-        outgoing,
-        writer,
-    };
-    let _ = events.send((generation, LinkEvent::Opened(link)));
-    let events = events.clone();
-    let reader = connection;
-    tokio::spawn(async move {
-        let mut reads = FuturesOrdered::new();
-        let deliver = |packet| events.send((generation, LinkEvent::Packet(packet))).is_ok();
-        let reason = loop {
-            tokio::select! {
-                stream = reader.accept_uni() => match stream {
-                    Ok(stream) => reads.push_back(read_stream(stream)),
-                    Err(e) => break format!("webtransport: {e}"),
-                },
-                Some(incoming) = reads.next(), if !reads.is_empty() => match incoming {
-                    Incoming::Packet(packet) => {
-                        if !deliver(packet) {
-                            return;
-                        }
-                    }
-                    // The relay sends everything on it from here on.
-                    Incoming::Framed(stream, rest) => break read_framed(stream, rest, deliver).await,
-                    Incoming::Broken => {}
-                },
-            }
-        };
-        let _ = events.send((generation, LinkEvent::Closed(reason)));
-    });
-    Ok(())
-}
-
-/// What an incoming unidirectional stream turned out to be.
-enum Incoming {
-    /// A stream holding one packet, read to its end.
-    Packet(Bytes),
-    /// The framed stream, with what was read of it after its marker.
-    Framed(wtransport::RecvStream, Deframer),
-    /// A stream that was reset (a partial packet is no packet).
-    Broken,
-}
-
-async fn read_stream(mut stream: wtransport::RecvStream) -> Incoming {
-    let mut data = BytesMut::new();
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk).await {
-            Ok(Some(n)) => {
-                data.extend_from_slice(&chunk[..n]);
-                if data.first() == Some(&FRAMED_STREAM_MARKER) {
-                    let mut frames = Deframer::default();
-                    frames.push(&data[1..]);
-                    return Incoming::Framed(stream, frames);
-                }
-            }
-            Ok(None) => return Incoming::Packet(data.freeze()),
-            Err(_) => return Incoming::Broken,
-        }
-    }
-}
-
-/// Delivers the packets of the framed stream until it ends or `deliver` refuses one; returns
-/// why it ended.
-async fn read_framed(
-    mut stream: wtransport::RecvStream,
-    mut frames: Deframer,
-    deliver: impl Fn(Bytes) -> bool,
-) -> String {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        loop {
-            match frames.next_packet() {
-                Ok(Some(packet)) => {
-                    if !deliver(packet) {
-                        return "driver gone".to_owned();
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return format!("webtransport: {e}"),
-            }
-        }
-        match stream.read(&mut chunk).await {
-            Ok(Some(n)) => frames.push(&chunk[..n]),
-            Ok(None) => return "webtransport: the relay ended its stream".to_owned(),
-            Err(e) => return format!("webtransport: {e}"),
-        }
     }
 }

@@ -11,7 +11,13 @@ use videocall_types::{
     packets,
 };
 
-use crate::e2ee::{E2ee, E2eeError, SafetyCode, UnwrapRequest};
+use crate::e2ee::{E2ee, E2eeConfig, E2eeError, Identity, OsRng, SafetyCode, UnwrapRequest};
+
+mod event;
+mod subscription;
+
+pub use event::{Action, ConnectionState, Event, MediaFrom, SessionError};
+pub use subscription::Subscription;
 
 /// Waits before reconnect attempts 1, 2, 3 and every later one.
 pub const RECONNECT_BACKOFF: [Duration; 4] = [
@@ -53,133 +59,6 @@ impl ClientConfig {
             reconnect: true,
         }
     }
-}
-
-/// Where the session is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Not started.
-    Idle,
-    /// Waiting for the transport to open and the relay to assign a session (attempt n ≥ 1).
-    Connecting {
-        /// Attempt number, 1 for the first.
-        attempt: u32,
-    },
-    /// In the meeting.
-    Joined {
-        /// Our session id.
-        session: SessionId,
-    },
-    /// Waiting to reconnect.
-    Backoff {
-        /// The attempt that comes next.
-        attempt: u32,
-        /// When it starts.
-        until: Duration,
-    },
-    /// Left (or gave up); nothing more happens.
-    Closed,
-}
-
-/// What the driver must do to the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Open a transport to the relay (attempt n ≥ 1); report with `handle_connected` or
-    /// `handle_disconnected`.
-    Connect {
-        /// Attempt number.
-        attempt: u32,
-    },
-    /// Close the transport.
-    Close,
-}
-
-/// A media packet from a peer, with the identity the relay stamped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MediaFrom {
-    /// The sender's session.
-    pub session: u64,
-    /// The sender's user id.
-    pub user: String,
-    /// The packet.
-    pub packet: MediaPacket,
-}
-
-/// What happened, for the application.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// The relay assigned us a session: we are in the meeting.
-    Joined {
-        /// Our session id.
-        session: SessionId,
-    },
-    /// Someone is in the meeting (sent for everyone present when we join).
-    PeerJoined {
-        /// Their session.
-        session: u64,
-        /// Their user id.
-        user: String,
-    },
-    /// Someone left.
-    PeerLeft {
-        /// Their session.
-        session: u64,
-        /// Their user id.
-        user: String,
-    },
-    /// Media (video, audio, screen, heartbeat) from a peer.
-    Media(MediaFrom),
-    /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us; with
-    /// E2EE also when peers just received our sender key (they can start decoding).
-    KeyframeRequested,
-    /// A receiver is dropping our video: lower the bitrate.
-    Congestion {
-        /// Who is dropping.
-        receiver: String,
-    },
-    /// A round trip to the relay and back took this long.
-    Rtt(Duration),
-    /// The relay refused something we sent (too large, too fast), or is about to close us,
-    /// and says why (`message` is for people).
-    RelayNotice(RelayNotice),
-    /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
-    Other(PacketWrapper),
-    /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).
-    SafetyCode(SafetyCode),
-    /// E2EE: a peer's media cannot be shown: it sends in clear while we encrypt
-    /// (`peer_encrypts` false), or it encrypts while we do not (true). Said once per peer
-    /// session; its media is dropped and counted.
-    E2eeMismatch {
-        /// Their session.
-        session: u64,
-        /// Their user id.
-        user: String,
-        /// Whether the peer seals its media.
-        peer_encrypts: bool,
-    },
-    /// The connection was lost; `retry_in` is when we reconnect (None: we stay closed).
-    Disconnected {
-        /// Why.
-        reason: String,
-        /// Delay before the next attempt.
-        retry_in: Option<Duration>,
-    },
-}
-
-/// Why a call was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// Media can only be sent while joined.
-    #[error("not in the meeting (state {0:?})")]
-    NotJoined(ConnectionState),
-    /// A packet from the relay could not be decoded.
-    #[error("malformed packet from the relay: {0}")]
-    Malformed(String),
-    /// E2EE refused a key packet or could not seal.
-    #[error("E2EE: {0}")]
-    E2ee(#[from] E2eeError),
 }
 
 /// The client protocol of one participant.
@@ -232,6 +111,19 @@ impl Session {
             keys_changed: false,
             mismatched: HashSet::new(),
             mismatch_drops: 0,
+        }
+    }
+
+    /// A session that end-to-end encrypts under `identity`, or sends in clear (`None`): the one
+    /// constructor every driver (native, browser, bot) uses, so they encrypt alike.
+    pub fn with_identity(config: ClientConfig, identity: Option<Identity>) -> Self {
+        match identity {
+            Some(identity) => {
+                let user = config.user_id.as_str().to_owned();
+                let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity, OsRng);
+                Self::with_e2ee(config, e2ee)
+            }
+            None => Self::new(config),
         }
     }
 
@@ -523,22 +415,24 @@ impl Session {
         Ok(())
     }
 
-    /// Receives video only from these sessions (subscribe on demand); `None`: from everyone.
-    /// Kept and re-sent after a reconnect.
-    pub fn set_subscription(&mut self, video: Option<(Vec<u64>, Vec<u64>)>) {
-        let packet = match video {
-            Some((video, screen)) => SubscriptionPacket {
-                video,
-                screen,
-                all: false,
-            },
-            None => SubscriptionPacket {
-                all: true,
-                ..Default::default()
-            },
-        };
-        self.subscription = Some(packet);
+    /// Receives video only from these streams (subscribe on demand), or from everyone. Kept
+    /// and re-sent after a reconnect.
+    pub fn subscribe(&mut self, subscription: &Subscription) {
+        self.subscription = Some(subscription.to_packet());
         self.send_subscription();
+    }
+
+    /// [`Session::subscribe`] with bare lists (camera sessions, screen sessions); `None`: from
+    /// everyone. Ids that are no session (0) are ignored.
+    pub fn set_subscription(&mut self, video: Option<(Vec<u64>, Vec<u64>)>) {
+        let ids = |list: Vec<u64>| list.into_iter().filter_map(SessionId::from_wire).collect();
+        self.subscribe(&match video {
+            Some((video, screen)) => Subscription::Only {
+                video: ids(video),
+                screen: ids(screen),
+            },
+            None => Subscription::All,
+        });
     }
 
     /// The next packet to write to the transport.

@@ -1,0 +1,135 @@
+//! What a session tells its driver and application: where it is, what to do to the transport,
+//! what happened, and why a call was refused.
+
+use std::time::Duration;
+
+use videocall_types::{MediaPacket, PacketWrapper, RelayNotice, SessionId};
+
+use crate::e2ee::{E2eeError, SafetyCode};
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not started.
+    Idle,
+    /// Waiting for the transport to open and the relay to assign a session (attempt n ≥ 1).
+    Connecting {
+        /// Attempt number, 1 for the first.
+        attempt: u32,
+    },
+    /// In the meeting.
+    Joined {
+        /// Our session id.
+        session: SessionId,
+    },
+    /// Waiting to reconnect.
+    Backoff {
+        /// The attempt that comes next.
+        attempt: u32,
+        /// When it starts.
+        until: Duration,
+    },
+    /// Left (or gave up); nothing more happens.
+    Closed,
+}
+
+/// What the driver must do to the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a transport to the relay (attempt n ≥ 1); report with `handle_connected` or
+    /// `handle_disconnected`.
+    Connect {
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// Close the transport.
+    Close,
+}
+
+/// A media packet from a peer, with the identity the relay stamped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaFrom {
+    /// The sender's session.
+    pub session: u64,
+    /// The sender's user id.
+    pub user: String,
+    /// The packet.
+    pub packet: MediaPacket,
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The relay assigned us a session: we are in the meeting.
+    Joined {
+        /// Our session id.
+        session: SessionId,
+    },
+    /// Someone is in the meeting (sent for everyone present when we join).
+    PeerJoined {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+    },
+    /// Someone left.
+    PeerLeft {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+    },
+    /// Media (video, audio, screen, heartbeat) from a peer.
+    Media(MediaFrom),
+    /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us; with
+    /// E2EE also when peers just received our sender key (they can start decoding).
+    KeyframeRequested,
+    /// A receiver is dropping our video: lower the bitrate.
+    Congestion {
+        /// Who is dropping.
+        receiver: String,
+    },
+    /// A round trip to the relay and back took this long.
+    Rtt(Duration),
+    /// The relay refused something we sent (too large, too fast), or is about to close us,
+    /// and says why (`message` is for people).
+    RelayNotice(RelayNotice),
+    /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
+    Other(PacketWrapper),
+    /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).
+    SafetyCode(SafetyCode),
+    /// E2EE: a peer's media cannot be shown: it sends in clear while we encrypt
+    /// (`peer_encrypts` false), or it encrypts while we do not (true). Said once per peer
+    /// session; its media is dropped and counted.
+    E2eeMismatch {
+        /// Their session.
+        session: u64,
+        /// Their user id.
+        user: String,
+        /// Whether the peer seals its media.
+        peer_encrypts: bool,
+    },
+    /// The connection was lost; `retry_in` is when we reconnect (None: we stay closed).
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// Delay before the next attempt.
+        retry_in: Option<Duration>,
+    },
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Media can only be sent while joined.
+    #[error("not in the meeting (state {0:?})")]
+    NotJoined(ConnectionState),
+    /// A packet from the relay could not be decoded.
+    #[error("malformed packet from the relay: {0}")]
+    Malformed(String),
+    /// E2EE refused a key packet or could not seal.
+    #[error("E2EE: {0}")]
+    E2ee(#[from] E2eeError),
+}
