@@ -6,9 +6,9 @@ SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 UI_DIST := yew-ui/dist
 
-.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz
+.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check
 
-test: deps lint core-deps wasm unit fuzz e2e aarch64
+test: deps lint core-deps wasm unit fuzz e2e aarch64 helm-check
 	@echo "[test] all checks passed"
 
 deps:
@@ -109,3 +109,9 @@ aarch64: cli-aarch64
 test-cli-aarch64: cli-aarch64
 	$(CARGO) build -p videocall-cli -p actix-api
 	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/test-cli-aarch64.sh
+
+# The Helm chart without a cluster (docs/DEPLOY.md): helm lint and helm template for several sets
+# of values, every manifest validated against the Kubernetes schemas. About a minute.
+helm-check:
+	@scripts/ensure-deps.sh helm
+	scripts/helm-check.sh
