@@ -3,8 +3,8 @@
 # local base image (scripts/docker-base-images.sh, run first):
 #   videocall/actix-api, videocall/webtransport-server, videocall/videocall-cli,
 #   videocall/videocall-bot, tagged $VIDEOCALL_TAG (latest): the names docker-compose.yaml uses.
-# Needs the release binaries in $CARGO_TARGET_DIR/release and the UI in $UI_DIST (yew-ui/dist);
-# `make images` builds both first.
+# Needs the binaries in $CARGO_TARGET_DIR/$PROFILE (PROFILE: release, or debug) and the UI in
+# $UI_DIST (yew-ui/dist); `make images` builds both first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
