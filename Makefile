@@ -8,7 +8,7 @@ UI_DIST := yew-ui/dist
 
 .PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check images up down test-compose compose
 
-test: deps lint core-deps wasm unit fuzz e2e aarch64 helm-check
+test: deps lint core-deps wasm unit fuzz e2e aarch64 helm-check compose
 	@echo "[test] all checks passed"
 
 deps:
@@ -145,7 +145,8 @@ test-compose: ui
 
 # The compose test inside `make test`: the debug binaries `bins` built and the UI `e2e` built,
 # so no release build. Starts dockerd if none answers; skips (saying so) only outside CI when no
-# engine can run at all.
+# engine can run at all. About 3 min warm (images from debug binaries ≈ 1 min), plus the base
+# images once per machine (debootstrap, 1–4 min).
 compose: ui bins
 	@scripts/ensure-deps.sh docker chromium e2e
 	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=debug UI_DIST=$(UI_DIST) scripts/test-compose.sh

@@ -39,3 +39,5 @@ for image in actix-api webtransport-server videocall-cli videocall-bot; do
     --target "$image" -t "videocall/$image:$tag" "$context" >/dev/null
   say "videocall/$image:$tag ($(docker image inspect -f '{{ .Size }}' "videocall/$image:$tag" | awk '{ printf "%.0f MB", $1 / 1e6 }'), $((SECONDS - started)) s)"
 done
+# The images these replaced (untagged now), and nothing else.
+docker image prune -f --filter label=org.videocall.image=true >/dev/null
