@@ -1,4 +1,5 @@
-//! The HTTP side of videocall: the WebSocket relay transport (`/lobby/{user_id}/{meeting_id}`),
+//! The HTTP side of videocall: the WebSocket relay transport (`/lobby?token=…`,
+//! `/lobby/{user_id}/{meeting_id}`),
 //! `/healthz`, `/metrics`, the WebTransport certificate hash, meeting settings
 //! (`/api/v1/meetings/{id}`), and the built browser UI.
 //!
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::NodeLimits;
 
 pub use routes::configure;
@@ -47,6 +49,9 @@ pub struct AppState {
     pub meetings: Arc<MeetingPolicy>,
     /// Connection and buffer limits, shared with the in-process WebTransport server.
     pub limits: Arc<NodeLimits>,
+    /// Who may join (room tokens, the meeting gate), shared with the in-process WebTransport
+    /// server.
+    pub gatekeeper: Arc<Gatekeeper>,
 }
 
 /// Meeting settings until meetings live in a store: end-to-end encryption is on for every

@@ -13,6 +13,7 @@ use clap::Parser;
 use tracing::{info, warn};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
 use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert};
 
@@ -93,6 +94,11 @@ fn main() -> anyhow::Result<()> {
     let node_id = relay_config.node_id;
     // One set of limits for both transports: an address is counted once across them.
     let limits = NodeLimits::new(&config.limits);
+    // One gatekeeper for both transports: one set of refusal counters.
+    let gatekeeper = Arc::new(Gatekeeper::new(
+        config.relay.token_key()?,
+        config.relay.meeting_gate(),
+    ));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (node, bus_kind) = runtime.block_on(async {
         let bus = config.relay.connect_bus().await?;
@@ -121,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         wt_task = Some(runtime.spawn(webtransport_server::serve(
             endpoint,
             node.clone(),
+            gatekeeper.clone(),
             stream_limits,
             limits.clone(),
             metrics,
@@ -155,6 +162,7 @@ fn main() -> anyhow::Result<()> {
             plaintext: config.plaintext_meetings.iter().cloned().collect(),
         }),
         limits: limits.clone(),
+        gatekeeper,
     };
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {
