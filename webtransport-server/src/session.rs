@@ -442,14 +442,13 @@ fn closed_by_relay(reason: CloseReason) -> (u32, String) {
     (code, reason.as_str().to_owned())
 }
 
-/// Answers a refused CONNECT. wtransport can answer 403, 404 and 429 itself; a 401, 409 or 503
-/// is accepted and closed at once with application code 4000 + status and the reason, so the
-/// client still learns exactly why.
+/// Answers a refused CONNECT: a bad path 404, otherwise the session is accepted and closed at
+/// once with application code 4000 + status (4401, 4403, 4409, …) and the reason. wtransport
+/// can only answer 403, 404 and 429 on the CONNECT, and clients (wtransport's, the browser's)
+/// see a refused CONNECT without its status; a close code and reason they do see.
 async fn refuse(request: wtransport::endpoint::SessionRequest, refusal: &Refusal) {
     match refusal.status {
         400 | 404 => request.not_found().await,
-        403 => request.forbidden().await,
-        429 => request.too_many_requests().await,
         status => {
             if let Ok(connection) = request.accept().await {
                 let code = 4000 + u32::from(status);
