@@ -384,7 +384,7 @@ impl Driver {
                     self.generation += 1;
                     tokio::spawn(connect(
                         self.native.clone(),
-                        self.session.config().clone(),
+                        self.session.lobby_path(),
                         self.preferred,
                         self.generation,
                         link_tx.clone(),
@@ -502,12 +502,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// server's certificate.
 async fn connect(
     native: Arc<NativeConfig>,
-    config: ClientConfig,
+    path: String,
     first: usize,
     generation: u64,
     events: LinkSender,
 ) {
-    let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
     let count = native.relays.len();
     let mut errors = Vec::new();
     for relay in (0..count).map(|i| (first + i) % count) {
@@ -536,7 +535,8 @@ async fn open_relay(
     let urls = &native.relays[index];
     let mut last_error = String::from("no transport configured");
     if let Some(base) = &urls.webtransport_url {
-        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{separator}framed=1", base.trim_end_matches('/'));
         match open_webtransport(native, &url, index, generation, events).await {
             Ok(()) => return Ok(()),
             Err(error) => {
