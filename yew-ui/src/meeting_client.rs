@@ -537,6 +537,9 @@ fn connect(inner: &Rc<RefCell<Inner>>, attempt: u32) {
                 fresh
             }
         };
+        // Present the relay's reconnect secret, if we hold one: it lets us replace our own
+        // earlier session (the relay refuses a second connection for a present user).
+        let endpoints = endpoints.with_lobby_path(&inner.borrow().session.lobby_path());
         match transport::connect(&endpoints, on_packet, on_close).await {
             Ok(t) => {
                 let mut i = inner.borrow_mut();
