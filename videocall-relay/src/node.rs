@@ -185,7 +185,7 @@ impl NodeHandle {
 
     /// A host removes `user` from `meeting`: its sessions on every node serving the meeting
     /// (over the bus) are closed at once with "removed from the meeting by a host", and its
-    /// joins are refused while the meeting is served. For the meeting API.
+    /// joins are refused. For the meeting API.
     pub async fn remove_participant(
         &self,
         meeting: MeetingId,

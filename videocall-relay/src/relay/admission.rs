@@ -158,11 +158,15 @@ impl Relay {
     pub fn handle_admit(&mut self, now: Instant, join: Join) -> Result<SessionId, JoinError> {
         let user = Bytes::copy_from_slice(join.user.as_bytes());
         let mut replaced = Vec::new();
+        if self
+            .removed
+            .get(&join.meeting)
+            .is_some_and(|r| r.contains(&user))
+        {
+            self.metrics.joins_refused += 1;
+            return Err(JoinError::Removed);
+        }
         if let Some(meeting) = self.meetings.get(&join.meeting) {
-            if meeting.removed.contains(&user) {
-                self.metrics.joins_refused += 1;
-                return Err(JoinError::Removed);
-            }
             let present = meeting.by_user.get(&user).copied();
             let proven = match &join.proof {
                 Proof::None => false,

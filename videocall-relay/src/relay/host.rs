@@ -79,7 +79,7 @@ impl HostAction {
 impl Relay {
     /// A host removes `user` from `meeting`: its sessions on every node are told
     /// (PARTICIPANT_REMOVED) and closed ([`CloseReason::Removed`]), their leave is announced at
-    /// once, and the user's later joins are refused while the meeting is served.
+    /// once, and the user's later joins are refused (also after the meeting empties here).
     pub fn handle_remove(&mut self, now: Instant, meeting: &MeetingId, user: &UserId) {
         let action = HostAction::Remove(Bytes::copy_from_slice(user.as_bytes()));
         self.host_action(now, meeting, action);
@@ -113,7 +113,17 @@ impl Relay {
         meeting_id: &MeetingId,
         action: &HostAction,
     ) {
-        let Some(meeting) = self.meetings.get_mut(meeting_id) else {
+        if let HostAction::Remove(user) = action {
+            let room = self.removed.len() < self.config.max_meetings
+                || self.removed.contains_key(meeting_id);
+            if room {
+                let removed = self.removed.entry(meeting_id.clone()).or_default();
+                if removed.len() < MAX_REMOVED_PER_MEETING {
+                    removed.insert(user.clone());
+                }
+            }
+        }
+        let Some(meeting) = self.meetings.get(meeting_id) else {
             return;
         };
         self.metrics.host_actions += 1;
@@ -121,11 +131,6 @@ impl Relay {
             HostAction::Remove(user) | HostAction::AskToMute(user) => Some(user),
             HostAction::End => None,
         };
-        if let HostAction::Remove(user) = action
-            && meeting.removed.len() < MAX_REMOVED_PER_MEETING
-        {
-            meeting.removed.insert(user.clone());
-        }
         let concerned: Vec<SessionId> = meeting
             .local
             .iter()

@@ -183,9 +183,6 @@ struct Meeting {
     by_user: HashMap<Bytes, SessionId>,
     remote_timer_armed: bool,
     pending_leaves: Vec<PendingLeave>,
-    /// Users a host removed: their joins are refused while the node serves the meeting (at
-    /// most [`MAX_REMOVED_PER_MEETING`]).
-    removed: HashSet<Bytes>,
 }
 
 impl Meeting {
@@ -216,6 +213,10 @@ pub struct Relay {
     keyframe_forwarded: HashMap<SessionId, Instant>,
     /// Set by [`Relay::handle_shutdown`]: joins are refused.
     stopping: bool,
+    /// Users a host removed, per meeting: their joins are refused. Kept when the meeting
+    /// empties here (the removed user was often alone on this node); at most
+    /// [`MAX_REMOVED_PER_MEETING`] users for at most `max_meetings` meetings.
+    removed: HashMap<MeetingId, HashSet<Bytes>>,
 }
 impl Relay {
     /// A node with no sessions.
@@ -231,6 +232,7 @@ impl Relay {
             congestion_sent: HashMap::new(),
             keyframe_forwarded: HashMap::new(),
             stopping: false,
+            removed: HashMap::new(),
         }
     }
 
@@ -336,7 +338,6 @@ impl Relay {
                 by_user: HashMap::new(),
                 remote_timer_armed: false,
                 pending_leaves: Vec::new(),
-                removed: HashSet::new(),
             };
             self.meetings.insert(meeting_id.clone(), meeting);
             self.outputs.push_back(Output::Subscribe {
