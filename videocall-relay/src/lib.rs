@@ -52,7 +52,7 @@ pub use config::{
 pub use error::{InboundError, JoinError};
 pub use metrics::{DropReason, Metrics};
 pub use relay::{
-    CloseReason, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, Output, Proof,
-    Relay, SessionInfo,
+    CloseReason, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, Output,
+    PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
 };
 pub use subject::meeting_subject;

@@ -278,3 +278,15 @@ fn host_requests_in_band_are_carried_out_and_from_others_dropped_and_counted() {
     assert_eq!(closed, want);
     assert_eq!(events_of(&c, bob, MeetingEventType::MeetingEnded).len(), 1);
 }
+
+#[test]
+fn a_participant_unheard_for_the_presence_timeout_no_longer_holds_its_id() {
+    // Its node died without a word: its client may come back through another node that cannot
+    // verify its secret.
+    let mut c = Cluster::new(2, RelayConfig::default());
+    let _alice = c.admit(0, open("alice", "m1")).unwrap();
+    let _bob = c.admit(1, open("bob", "m1")).unwrap();
+    assert!(c.admit(1, open("alice", "m1")).is_err());
+    c.advance(videocall_relay::PRESENCE_TIMEOUT);
+    assert!(c.admit(1, open("alice", "m1")).is_ok());
+}

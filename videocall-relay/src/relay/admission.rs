@@ -28,6 +28,9 @@ pub const MAX_REMOVED_PER_MEETING: usize = 1024;
 const MAX_SECRET_LEN: usize = 64;
 /// Bytes of the HMAC kept in a secret.
 const TAG_BYTES: usize = 16;
+/// A participant not heard from for this long (two heartbeat periods) is no longer present:
+/// its id may be joined without proof.
+pub const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a connection proved who it is, beyond the user id it claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +152,9 @@ pub(crate) fn verify_secret(
 
 impl Relay {
     /// An admitted join (see [`Join`]). Refused when a host removed the user
-    /// ([`JoinError::Removed`]), or when the user is present in the meeting (a live session
-    /// here, or one the bus roster knows on another node) and the join proves nothing
+    /// ([`JoinError::Removed`]), or when the user is present in the meeting (a session here,
+    /// or one the bus roster knows on another node, heard from within [`PRESENCE_TIMEOUT`])
+    /// and the join proves nothing
     /// ([`JoinError::UserPresent`]). A proven join replaces the user's live session here (it is
     /// closed as [`CloseReason::Replaced`] and its leave is never announced). The new session
     /// gets SESSION_ASSIGNED, the roster, then its reconnect secret (MEETING
@@ -167,14 +171,25 @@ impl Relay {
             return Err(JoinError::Removed);
         }
         if let Some(meeting) = self.meetings.get(&join.meeting) {
-            let present = meeting.by_user.get(&user).copied();
+            // Present = heard from within PRESENCE_TIMEOUT: a live client heartbeats every
+            // second, so a participant whose node died (or whose socket is dead and not yet
+            // timed out) does not hold its id against its own reconnect through another node
+            // that cannot verify its secret (nodes without a shared JWT_SECRET).
+            let latest = meeting.by_user.get(&user).copied();
+            let present = latest.filter(|s| {
+                let heard = match self.sessions.get(s) {
+                    Some(local) => Some(local.last_inbound),
+                    None => meeting.remote.get(s).map(|r| r.last_seen),
+                };
+                heard.is_some_and(|at| now.saturating_duration_since(at) < PRESENCE_TIMEOUT)
+            });
             let proven = match &join.proof {
                 Proof::None => false,
                 Proof::Token => true,
                 Proof::Reconnect(secret) => {
                     verify_secret(&self.config.reconnect_key, &join.meeting, &user, secret)
                         .is_some_and(|issued| {
-                            present == Some(issued)
+                            latest == Some(issued)
                                 || meeting.pending_leaves.iter().any(|p| p.session == issued)
                         })
                 }

@@ -27,7 +27,9 @@ mod close;
 mod host;
 mod inbound;
 
-pub use admission::{Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, Proof};
+pub use admission::{
+    Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, PRESENCE_TIMEOUT, Proof,
+};
 pub use close::CloseReason;
 
 const SECOND: Duration = Duration::from_secs(1);
