@@ -1,7 +1,7 @@
-//! The HTTP side of videocall: the WebSocket relay transport (`/lobby/{user_id}/{meeting_id}`),
-//! `/healthz`, `/metrics`, the WebTransport certificate hash, the meeting API (`/api/v1/`,
-//! [`api`]: login, meetings, waiting room, participants; stored by `videocall-meetings`), and
-//! the built browser UI.
+//! The HTTP side of videocall: the WebSocket relay transport (`/lobby?token=…`,
+//! `/lobby/{user_id}/{meeting_id}`), `/healthz`, `/metrics`, the WebTransport certificate hash,
+//! the meeting API (`/api/v1/`, [`api`]: login, meetings, waiting room, participants; stored by
+//! `videocall-meetings`), and the built browser UI.
 //!
 //! Like the WebTransport server it is a thin adapter: each WebSocket is one session of a
 //! [`NodeHandle`]; all meeting logic lives in `videocall-relay`.
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::NodeLimits;
 
 pub use routes::configure;
@@ -51,6 +52,9 @@ pub struct AppState {
     pub limits: Arc<NodeLimits>,
     /// The meeting API's counters, when it is served.
     pub api_metrics: Option<Arc<api::ApiMetrics>>,
+    /// Who may join (room tokens, the meeting gate), shared with the in-process WebTransport
+    /// server.
+    pub gatekeeper: Arc<Gatekeeper>,
 }
 
 /// End-to-end encryption of meetings the store does not know (and of those created by an open

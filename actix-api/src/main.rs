@@ -15,6 +15,7 @@ use videocall_auth::TokenKey;
 use videocall_meetings::{Store, StoreConfig};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
 use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert};
 
@@ -80,11 +81,6 @@ struct MeetingArgs {
     /// joins). `false`: meetings are created through the API and joined with room tokens.
     #[arg(long, env = "OPEN_MEETINGS", default_value_t = true, action = clap::ArgAction::Set)]
     open_meetings: bool,
-    /// HS256 secret (at least 16 bytes) signing room tokens and login cookies; every node of a
-    /// cluster needs the same. Unset: a random one per process (tokens do not survive a restart
-    /// and other nodes cannot verify them).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
     /// How long a room token from a join is valid, in seconds.
     #[arg(long, env = "ROOM_TOKEN_TTL_SECS", default_value_t = 3600)]
     room_token_ttl_secs: u64,
@@ -144,12 +140,27 @@ fn main() -> anyhow::Result<()> {
         plaintext: config.plaintext_meetings.iter().cloned().collect(),
     });
     // Before anything listens: a wrong database stops the start with one clear error.
-    let api = runtime.block_on(meeting_api(&config.meetings, policy.clone()))?;
+    let mut api = runtime.block_on(meeting_api(
+        &config.meetings,
+        config.relay.jwt_secret.as_deref(),
+        policy.clone(),
+    ))?;
+    // One gatekeeper for both transports: one set of refusal counters. It verifies room tokens
+    // with the key the API signs them with, and asks the meeting store about token-less joins
+    // (unless --require-tokens refuses them all).
+    let gate: Arc<dyn videocall_auth::MeetingGate> = if config.relay.require_tokens {
+        config.relay.meeting_gate()
+    } else {
+        Arc::new(api.store.clone())
+    };
+    let gatekeeper = Arc::new(Gatekeeper::new(Some(api.tokens.clone()), gate));
     let (node, bus_kind) = runtime.block_on(async {
         let bus = config.relay.connect_bus().await?;
         let kind = bus.kind();
         anyhow::Ok((NodeHandle::spawn(relay_config, bus), kind))
     })?;
+    // The API's remove / ask-to-mute / end reach the sessions through this node (and the bus).
+    api.relay = Arc::new(api::NodeRelayControl::new(node.clone()));
     info!(node_id, bus = bus_kind, "relay node started");
 
     let mut certificate_hash = None;
@@ -172,6 +183,7 @@ fn main() -> anyhow::Result<()> {
         wt_task = Some(runtime.spawn(webtransport_server::serve(
             endpoint,
             node.clone(),
+            gatekeeper.clone(),
             stream_limits,
             limits.clone(),
             metrics,
@@ -204,6 +216,7 @@ fn main() -> anyhow::Result<()> {
         meetings: policy,
         limits: limits.clone(),
         api_metrics: Some(api.metrics.clone()),
+        gatekeeper,
     };
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {
@@ -288,7 +301,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Opens the meeting store (running its migrations) and sets up the API's keys.
-async fn meeting_api(args: &MeetingArgs, policy: Arc<MeetingPolicy>) -> anyhow::Result<api::Api> {
+async fn meeting_api(
+    args: &MeetingArgs,
+    jwt_secret: Option<&str>,
+    policy: Arc<MeetingPolicy>,
+) -> anyhow::Result<api::Api> {
     let url = match &args.database_url {
         Some(url) => url.clone(),
         None => Store::sqlite_url(&args.data_dir),
@@ -301,7 +318,7 @@ async fn meeting_api(args: &MeetingArgs, policy: Arc<MeetingPolicy>) -> anyhow::
         },
     )
     .await?;
-    let secret = match &args.jwt_secret {
+    let secret = match jwt_secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => {
             warn!(

@@ -14,6 +14,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let ui_dir = state.ui_dir.clone();
         cfg.app_data(web::Data::new(state))
+            .route("/lobby", web::get().to(ws::lobby))
             .route("/lobby/{user_id}/{meeting_id}", web::get().to(ws::lobby))
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics))
@@ -102,6 +103,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(api) = &state.api_metrics {
         api.render(&mut text);
     }
+    state.gatekeeper.render(&mut text);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)

@@ -13,8 +13,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, Session};
 use futures_util::{FutureExt, StreamExt};
 use tracing::debug;
+use videocall_relay::JoinError;
 use videocall_relay::node::{NodeError, Outbound, SessionHandle};
-use videocall_types::{MeetingId, UserId};
+use webtransport_server::admission::Refusal as Admission;
 use webtransport_server::limits::Refusal;
 
 use crate::AppState;
@@ -35,14 +36,15 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// unfinished message (frame or fragments) may hold.
 pub(crate) const MESSAGE_SLACK_BYTES: usize = 64 * 1024;
 
-/// `GET /lobby/{user_id}/{meeting_id}`: counts the connection against the node's and the
-/// address's limits (HTTP 503 / 429 with the reason), validates the ids (HTTP 400 with the
-/// reason), upgrades, joins the meeting (a full meeting or node closes the socket with the
-/// reason).
+/// `GET /lobby?token=…` or `GET /lobby/{user_id}/{meeting_id}`: counts the connection against
+/// the node's and the address's limits (HTTP 503 / 429 with the reason), admits it
+/// ([`Gatekeeper`](webtransport_server::admission::Gatekeeper): 400 bad path, 401 bad token,
+/// 403 not allowed, 404 no such meeting, 503 store down), joins the meeting before upgrading
+/// (409 for a takeover attempt, 403 for a removed user), then upgrades (a full meeting or node
+/// closes the socket with the reason).
 pub(crate) async fn lobby(
     req: HttpRequest,
     body: web::Payload,
-    path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     // Only a connection without a TCP peer (a test's) has no address.
@@ -59,16 +61,28 @@ pub(crate) async fn lobby(
             });
         }
     };
-    let (user, meeting) = path.into_inner();
-    let ids = UserId::new(user)
-        .map_err(|e| e.to_string())
-        .and_then(|u| Ok((u, MeetingId::new(meeting).map_err(|e| e.to_string())?)));
-    let (user, meeting) = match ids {
-        Ok(ids) => ids,
-        Err(reason) => {
-            state.metrics.refused.fetch_add(1, Ordering::Relaxed);
-            return Ok(HttpResponse::BadRequest().body(reason + "\n"));
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    let join = match state.gatekeeper.admit(target).await {
+        Ok(join) => join,
+        Err(refusal) => {
+            if refusal.status == 400 {
+                state.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(refused(&refusal));
         }
+    };
+    let (user, meeting) = (join.user.clone(), join.meeting.clone());
+    // Joined before upgrading, so that a takeover attempt or a removed user hears its status.
+    let joined = match state.node.admit(join).await {
+        Err(NodeError::Join(e @ (JoinError::UserPresent { .. } | JoinError::Removed))) => {
+            let refusal = Admission::join(&e);
+            state.gatekeeper.count(&refusal);
+            return Ok(refused(&refusal));
+        }
+        joined => joined,
     };
     let cap = state.max_frame_bytes.saturating_add(MESSAGE_SLACK_BYTES);
     let unfinished = Unfinished::new(cap, state.limits.clone());
@@ -83,12 +97,13 @@ pub(crate) async fn lobby(
             >,
     };
     let body = web::Payload::from_request(&req, &mut payload).await?;
+    // A failed handshake drops `joined`: the session leaves.
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(cap);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         let _permit = permit;
-        match state.node.join(user.clone(), meeting.clone()).await {
+        match joined {
             Ok(handle) => {
                 debug!(%user, %meeting, session = %handle.id(), "WebSocket session joined");
                 let inbound = Inbound {
@@ -115,6 +130,13 @@ pub(crate) async fn lobby(
         }
     });
     Ok(response)
+}
+
+/// The HTTP answer to a refused join: its status and reason.
+fn refused(refusal: &Admission) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(refusal.status)
+        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+    HttpResponse::build(status).body(format!("{}\n", refusal.message))
 }
 
 fn close(code: CloseCode, description: &str) -> CloseReason {
@@ -334,9 +356,15 @@ async fn run(
                     match out {
                         Outbound::Packet(packet) => pending.push_back(packet),
                         Outbound::Close(reason) => {
-                            // Going away (1001) tells clients to reconnect, to another node.
+                            // Going away (1001) tells clients to reconnect, to another node;
+                            // a removal, an end or a replacement has its own code (4010-4012)
+                            // so that clients do not.
+                            use videocall_relay::CloseReason as Why;
                             let code = match reason {
-                                videocall_relay::CloseReason::Shutdown => CloseCode::Away,
+                                Why::Shutdown => CloseCode::Away,
+                                Why::Removed | Why::MeetingEnded | Why::Replaced => {
+                                    CloseCode::Other(reason.close_code())
+                                }
                                 _ => CloseCode::Policy,
                             };
                             return close(code, reason.as_str());

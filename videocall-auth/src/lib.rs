@@ -95,6 +95,18 @@ impl RoomClaims {
         }
     }
 
+    /// The claims of `token` read **without verifying it**: for a client to learn which user
+    /// and meeting its own token names (the relay verifies it). Never for admission.
+    pub fn peek(token: &str) -> Result<Self, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed(format!(
+                "more than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|e| TokenError::Malformed(e.to_string()))
+    }
+
     /// The grants these claims carry.
     pub fn grants(&self) -> Grants {
         Grants {

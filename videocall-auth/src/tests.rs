@@ -105,3 +105,18 @@ fn observers_may_not_publish_and_weak_secrets_are_refused() {
     assert!(!c.grants().publish && c.grants().subscribe);
     assert_eq!(TokenKey::new(b"short").unwrap_err(), WeakSecret(5));
 }
+
+#[test]
+fn a_client_can_peek_at_its_own_tokens_user_and_meeting() {
+    let key = TokenKey::new(SECRET).unwrap();
+    let token = key.sign(&claims(now() + 60));
+    let peeked = RoomClaims::peek(&token).unwrap();
+    assert_eq!(
+        (peeked.sub.as_str(), peeked.room.as_str()),
+        ("alice", "standup")
+    );
+    assert!(matches!(
+        RoomClaims::peek("junk"),
+        Err(TokenError::Malformed(_))
+    ));
+}

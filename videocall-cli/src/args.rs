@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use videocall_auth::RoomClaims;
 use videocall_client::native::{NativeConfig, RelayUrls, ServerVerification};
+use videocall_types::{MeetingId, UserId};
 
 /// videocall from the command line.
 #[derive(Debug, Parser)]
@@ -49,12 +51,16 @@ pub enum FrameFormat {
 /// Where and as whom to join.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Our user id in the meeting.
-    #[arg(long, env = "VIDEOCALL_USER_ID")]
-    pub user_id: String,
-    /// The meeting to join.
-    #[arg(long, env = "VIDEOCALL_MEETING_ID")]
-    pub meeting_id: String,
+    /// Our user id in the meeting (with --token: the token's, which this may only repeat).
+    #[arg(long, env = "VIDEOCALL_USER_ID", required_unless_present = "token")]
+    pub user_id: Option<String>,
+    /// The meeting to join (with --token: the token's).
+    #[arg(long, env = "VIDEOCALL_MEETING_ID", required_unless_present = "token")]
+    pub meeting_id: Option<String>,
+    /// A room token (JWT) from the meeting API: joins a protected meeting by
+    /// `/lobby?token=…`, as the user and meeting the token names.
+    #[arg(long, env = "VIDEOCALL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Server URL for --transport (default: the local single node, https://localhost:4433 for
     /// WebTransport, http://localhost:8080 for WebSocket). Repeatable (env: comma-separated):
     /// nodes of one deployment, tried in turn on joining and when the node in use goes away.
@@ -101,6 +107,35 @@ pub enum E2eeMode {
 }
 
 impl ConnectArgs {
+    /// Who joins which meeting: the token's user and meeting (which --user-id and
+    /// --meeting-id, when given, must agree with), else those two flags.
+    pub fn identity(&self) -> anyhow::Result<(UserId, MeetingId)> {
+        let (user, meeting) = match &self.token {
+            Some(token) => {
+                let claims =
+                    RoomClaims::peek(token).map_err(|e| anyhow::anyhow!("bad --token: {e}"))?;
+                for (flag, given, named) in [
+                    ("--user-id", &self.user_id, &claims.sub),
+                    ("--meeting-id", &self.meeting_id, &claims.room),
+                ] {
+                    if given.as_ref().is_some_and(|g| g != named) {
+                        anyhow::bail!("{flag} {given:?} is not the token's {named:?}");
+                    }
+                }
+                (claims.sub, claims.room)
+            }
+            None => (
+                self.user_id.clone().unwrap_or_default(),
+                self.meeting_id.clone().unwrap_or_default(),
+            ),
+        };
+        let user =
+            UserId::new(user.clone()).map_err(|e| anyhow::anyhow!("bad user id {user:?}: {e}"))?;
+        let meeting = MeetingId::new(meeting.clone())
+            .map_err(|e| anyhow::anyhow!("bad meeting id {meeting:?}: {e}"))?;
+        Ok((user, meeting))
+    }
+
     /// The driver configuration these flags describe.
     pub fn native_config(&self) -> anyhow::Result<NativeConfig> {
         let verification = match (&self.cert_hash, self.insecure) {

@@ -7,7 +7,7 @@ use videocall_client::e2ee::{Identity, OsRng};
 use videocall_client::http::{meeting_settings, served_certificate_hash};
 use videocall_client::native::{Client, ServerVerification, Status, TransportKind, Update};
 use videocall_client::{ClientConfig, Event};
-use videocall_types::{MeetingId, SessionId, UserId};
+use videocall_types::{MeetingId, SessionId};
 
 use crate::args::{ConnectArgs, E2eeMode};
 
@@ -18,10 +18,7 @@ const RSA_BITS: usize = 2048;
 /// attempt is fatal (a wrong address or certificate should not retry forever); afterwards the
 /// session reconnects by itself.
 pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, TransportKind)> {
-    let user = UserId::new(args.user_id.clone())
-        .map_err(|e| anyhow::anyhow!("bad --user-id {:?}: {e}", args.user_id))?;
-    let meeting = MeetingId::new(args.meeting_id.clone())
-        .map_err(|e| anyhow::anyhow!("bad --meeting-id {:?}: {e}", args.meeting_id))?;
+    let (user, meeting) = args.identity()?;
     let mut native = args.native_config()?;
     let (encrypted, unknown_setting) = encrypt(args, &meeting).await?;
     if encrypted {
@@ -42,7 +39,8 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     {
         native.verification = ServerVerification::CertHash(hash);
     }
-    let mut config = ClientConfig::new(user, meeting);
+    let mut config = ClientConfig::new(user, meeting.clone());
+    config.token = args.token.clone();
     config.connect_timeout = Duration::from_secs(8);
     let mut client = Client::start(config, native);
     let mut failures: Vec<String> = Vec::new();
@@ -74,11 +72,7 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
                 if failures.is_empty() {
                     failures.push(reason);
                 }
-                anyhow::bail!(
-                    "cannot join meeting {}: {}",
-                    args.meeting_id,
-                    failures.join("; ")
-                );
+                anyhow::bail!("cannot join meeting {}: {}", meeting, failures.join("; "));
             }
             _ => {}
         }

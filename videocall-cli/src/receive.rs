@@ -49,7 +49,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let (mut client, session, transport) = join(&args.connect).await?;
     println!(
         "joined meeting {} as session {session} via {transport}",
-        args.connect.meeting_id
+        args.connect.identity()?.1
     );
     let mut recorder = Recorder {
         out: args.out.clone(),

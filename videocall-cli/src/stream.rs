@@ -78,7 +78,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let (mut client, session, transport) = join(&args.connect).await?;
     println!(
         "joined meeting {} as session {session} via {transport}",
-        args.connect.meeting_id
+        args.connect.identity()?.1
     );
     client.handle().set_heartbeat(HeartbeatMetadata {
         video_enabled: true,

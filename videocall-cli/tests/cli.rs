@@ -567,3 +567,60 @@ fn unsupported_resolution_is_one_clear_error() {
     .to_vec();
     assert_one_clear_error(args, "resolution 1281x720 is not supported");
 }
+
+#[tokio::test]
+async fn a_room_token_lets_the_streamer_into_a_protected_meeting_as_the_tokens_user() {
+    use videocall_auth::{Grants, RoomClaims, TokenKey};
+    use videocall_types::{MeetingId, UserId};
+    const SECRET: &str = "a-test-secret-of-32-bytes-length";
+    let (http, udp) = (free_tcp_port(), free_udp_port());
+    let _node = videocall_testkit::process::single_node_on(
+        http,
+        udp,
+        &["--jwt-secret", SECRET, "--require-tokens"],
+    );
+    let key = TokenKey::new(SECRET.as_bytes()).unwrap();
+    let token = |user: &str| {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 600;
+        let grants = Grants {
+            publish: true,
+            subscribe: true,
+            host: false,
+        };
+        let claims = RoomClaims::new(
+            &UserId::new(user).unwrap(),
+            &MeetingId::new("protected").unwrap(),
+            user,
+            grants,
+            exp,
+        );
+        key.sign(&claims)
+    };
+    // Without a token the protected meeting stays shut, with one clear error.
+    let mut args = vec!["stream".to_owned(), "--test-pattern".to_owned()];
+    args.extend(connect_args(Via::WebSocket, http, udp, "pi", "protected"));
+    let (ok, stderr, _) = run_to_end(&args);
+    assert!(!ok && stderr.contains("403"), "{stderr}");
+    // With one (and no --user-id / --meeting-id), it streams as the token's user.
+    let streamer_args = vec![
+        "--token".to_owned(),
+        token("pi-device"),
+        "--transport".to_owned(),
+        "websocket".to_owned(),
+        "--websocket-url".to_owned(),
+        format!("http://127.0.0.1:{http}"),
+        "--test-pattern".to_owned(),
+    ];
+    let _streamer = cli("stream", streamer_args);
+    let url = format!("ws://127.0.0.1:{http}/lobby?token={}", token("viewer"));
+    let mut viewer = TestClient::websocket(&url)
+        .await
+        .expect("WebSocket connects");
+    viewer
+        .recv_until(|w| video_from(w, "pi-device").is_some())
+        .await;
+}

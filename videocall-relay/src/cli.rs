@@ -5,6 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use videocall_auth::{AllowOpen, MeetingGate, TokenKey, TokensOnly, WeakSecret};
+
 use crate::RelayConfig;
 use crate::bus::{Bus, InProcessBus, NatsBus, NatsError};
 
@@ -68,6 +70,14 @@ pub struct RelayArgs {
     /// Participants on other nodes one meeting may hold.
     #[arg(long, env = "MAX_REMOTE_PER_MEETING", default_value_t = RelayConfig::default().max_remote_per_meeting)]
     pub max_remote_per_meeting: usize,
+    /// Secret of room tokens (HS256, at least 16 bytes; the meeting API's). With it the relay
+    /// admits `/lobby?token=…`; nodes sharing it also accept each other's reconnect secrets.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Refuse plain `/lobby/{user}/{meeting}` joins (403): only room tokens open meetings.
+    /// Without it (and without a meeting store) every meeting is open.
+    #[arg(long, env = "REQUIRE_TOKENS")]
+    pub require_tokens: bool,
 }
 
 impl RelayArgs {
@@ -95,6 +105,44 @@ impl RelayArgs {
             rate_limit_grace: Duration::from_millis(self.rate_limit_grace_ms),
             stall_timeout: Duration::from_secs(self.stall_timeout_secs.max(1)),
             max_remote_per_meeting: self.max_remote_per_meeting,
+            reconnect_key: self.reconnect_key(),
+        }
+    }
+
+    /// The room-token key of `--jwt-secret`, if given; refused when too short.
+    pub fn token_key(&self) -> Result<Option<TokenKey>, WeakSecret> {
+        self.jwt_secret
+            .as_deref()
+            .map(|s| TokenKey::new(s.as_bytes()))
+            .transpose()
+    }
+
+    /// Who decides plain joins when no meeting store does: every meeting open, or none
+    /// (`--require-tokens`).
+    pub fn meeting_gate(&self) -> Arc<dyn MeetingGate> {
+        if self.require_tokens {
+            Arc::new(TokensOnly)
+        } else {
+            Arc::new(AllowOpen)
+        }
+    }
+
+    /// The reconnect-secret key: derived from the shared JWT secret (so every node of a
+    /// deployment accepts the others' secrets), else random for this process.
+    fn reconnect_key(&self) -> [u8; 32] {
+        use sha2::Digest;
+        match &self.jwt_secret {
+            Some(secret) => {
+                let mut hash = sha2::Sha256::new();
+                hash.update(b"videocall reconnect secret key\0");
+                hash.update(secret.as_bytes());
+                hash.finalize().into()
+            }
+            None => {
+                let mut key = [0; 32];
+                getrandom::getrandom(&mut key).expect("the OS random source is available");
+                key
+            }
         }
     }
 

@@ -49,6 +49,10 @@ pub struct RelayConfig {
     pub stall_timeout: Duration,
     /// Participants on other nodes one meeting may hold, as learnt from the bus.
     pub max_remote_per_meeting: usize,
+    /// Key of the reconnect secrets the relay issues at join (HMAC-SHA256). Nodes that share it
+    /// (derived from the shared `JWT_SECRET`) accept each other's secrets, so a client may
+    /// reconnect to another node.
+    pub reconnect_key: [u8; 32],
 }
 
 impl Default for RelayConfig {
@@ -70,6 +74,7 @@ impl Default for RelayConfig {
             rate_limit_grace: Duration::from_secs(3),
             stall_timeout: Duration::from_secs(10),
             max_remote_per_meeting: 10_000,
+            reconnect_key: [0; 32],
         }
     }
 }

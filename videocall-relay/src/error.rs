@@ -1,6 +1,6 @@
 //! What the relay refuses, and why.
 
-use videocall_types::{MeetingId, PacketType};
+use videocall_types::{MeetingId, PacketType, UserId};
 
 /// Why a session could not join.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +26,40 @@ pub enum JoinError {
     /// The session counter of this node is exhausted (4 billion sessions): restart the node.
     #[error("this server has run out of session ids; restart it")]
     SessionIdsExhausted,
+    /// The user is already in the meeting and this connection did not prove it is the same
+    /// client (no token for that user, no valid reconnect secret): no takeover.
+    #[error("{user} is already in this meeting")]
+    UserPresent {
+        /// The user claimed.
+        user: UserId,
+    },
+    /// A host removed this user from the meeting.
+    #[error("removed from this meeting by a host")]
+    Removed,
+}
+
+impl JoinError {
+    /// The HTTP status a transport answers this refusal with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::UserPresent { .. } => 409,
+            Self::Removed => 403,
+            Self::MeetingFull { .. } | Self::NodeFull { .. } | Self::ShuttingDown => 503,
+            Self::SessionIdsExhausted => 503,
+        }
+    }
+
+    /// Short label for counters.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UserPresent { .. } => "user_present",
+            Self::Removed => "removed",
+            Self::MeetingFull { .. } => "meeting_full",
+            Self::NodeFull { .. } => "node_full",
+            Self::ShuttingDown => "shutting_down",
+            Self::SessionIdsExhausted => "session_ids_exhausted",
+        }
+    }
 }
 
 /// Why an inbound packet was discarded. The session stays open; the adapter may close sessions
@@ -75,4 +109,10 @@ pub enum InboundError {
     /// The session is not (or no longer) known.
     #[error("unknown session")]
     UnknownSession,
+    /// Media from a session whose grants do not include publishing (an observer).
+    #[error("this session may not publish media")]
+    NotPublisher,
+    /// A host request (remove, mute, end) from a session without the host grant.
+    #[error("only a host may remove participants, ask them to mute or end the meeting")]
+    NotHost,
 }

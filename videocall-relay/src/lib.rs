@@ -7,7 +7,8 @@
 //! ```text
 //! loop {
 //!     match next_event {
-//!         session connects    => relay.handle_join(now, user, meeting)?,
+//!         session connects    => relay.handle_admit(now, join)?,
+//!         host action         => relay.handle_remove / handle_ask_to_mute / handle_end_meeting,
 //!         bytes from session  => relay.handle_inbound(now, session, bytes)?,
 //!         socket wrote n      => relay.handle_transmitted(session, n),
 //!         session disconnects => relay.handle_leave(now, session),
@@ -50,5 +51,8 @@ pub use config::{
 };
 pub use error::{InboundError, JoinError};
 pub use metrics::{DropReason, Metrics};
-pub use relay::{CloseReason, Output, Relay, SessionInfo};
+pub use relay::{
+    CloseReason, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, Output,
+    PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
+};
 pub use subject::meeting_subject;

@@ -46,11 +46,15 @@ pub enum DropReason {
     SubscriptionTooLarge,
     /// Bus message from a participant the meeting has no room for (`max_remote_per_meeting`).
     RemotePeersFull,
+    /// Media from a session without the publish grant (an observer).
+    ObserverMedia,
+    /// A host request (remove, mute, end) from a session without the host grant.
+    NotHost,
 }
 
 impl DropReason {
     /// Every reason, in rendering order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Oversize,
         DropReason::Malformed,
         DropReason::UnknownType,
@@ -69,6 +73,8 @@ impl DropReason {
         DropReason::KeyframeRequestUnknownTarget,
         DropReason::SubscriptionTooLarge,
         DropReason::RemotePeersFull,
+        DropReason::ObserverMedia,
+        DropReason::NotHost,
     ];
 
     /// The label value used on `/metrics`.
@@ -92,6 +98,8 @@ impl DropReason {
             DropReason::KeyframeRequestUnknownTarget => "keyframe_request_unknown_target",
             DropReason::SubscriptionTooLarge => "subscription_too_large",
             DropReason::RemotePeersFull => "remote_peers_full",
+            DropReason::ObserverMedia => "observer_media",
+            DropReason::NotHost => "not_host",
         }
     }
 }
@@ -113,8 +121,11 @@ pub struct Metrics {
     pub bus_received: u64,
     /// Sessions that joined.
     pub joins: u64,
-    /// Joins refused (full meeting or node).
+    /// Joins refused (full meeting or node, a takeover, a removed user).
     pub joins_refused: u64,
+    /// Host actions carried out on this node (remove, ask to mute, end), from the API, the bus
+    /// or a host's session.
+    pub host_actions: u64,
     /// Sessions closed for idleness.
     pub idle_closes: u64,
     /// CONGESTION signals sent to publishers.
@@ -218,8 +229,14 @@ impl Metrics {
         metric(
             "joins_refused_total",
             "counter",
-            "Joins refused by a limit.",
+            "Joins refused by a limit, a takeover attempt or a removal.",
             self.joins_refused,
+        );
+        metric(
+            "host_actions_total",
+            "counter",
+            "Host actions (remove, ask to mute, end) carried out on this node.",
+            self.host_actions,
         );
         metric(
             "idle_closes_total",

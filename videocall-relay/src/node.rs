@@ -19,7 +19,7 @@ use tracing::debug;
 use videocall_types::{MeetingId, SessionId, UserId};
 
 use crate::bus::{Bus, BusMessage, BusState, BusSubscription};
-use crate::{CloseReason, InboundError, JoinError, Output, Relay, RelayConfig};
+use crate::{CloseReason, InboundError, Join, JoinError, Output, Relay, RelayConfig};
 
 /// Commands waiting for the node task, at most.
 const COMMAND_QUEUE: usize = 64 * 1024;
@@ -43,8 +43,7 @@ pub enum Outbound {
 #[derive(Debug)]
 enum Command {
     Join {
-        user: UserId,
-        meeting: MeetingId,
+        join: Join,
         reply: oneshot::Sender<Result<(SessionId, mpsc::UnboundedReceiver<Outbound>), JoinError>>,
     },
     Inbound {
@@ -64,6 +63,17 @@ enum Command {
     Probe {
         reply: oneshot::Sender<()>,
     },
+    Host {
+        meeting: MeetingId,
+        action: HostCommand,
+    },
+}
+
+#[derive(Debug)]
+enum HostCommand {
+    Remove(UserId),
+    AskToMute(UserId),
+    End,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -150,15 +160,19 @@ impl NodeHandle {
         matches!(tokio::time::timeout(limit, asked).await, Ok(true))
     }
 
-    /// Joins `user` to `meeting`; the session's first packet is its SESSION_ASSIGNED.
+    /// Joins `user` to `meeting` as a trusted join ([`Join::trusted`]); the session's first
+    /// packet is its SESSION_ASSIGNED.
     pub async fn join(&self, user: UserId, meeting: MeetingId) -> Result<SessionHandle, NodeError> {
+        self.admit(Join::trusted(user, meeting)).await
+    }
+
+    /// Joins as admitted by the transport (grants, display name, proof; see
+    /// [`Relay::handle_admit`]): refused with [`JoinError::UserPresent`] on a takeover attempt,
+    /// [`JoinError::Removed`] for a removed user.
+    pub async fn admit(&self, join: Join) -> Result<SessionHandle, NodeError> {
         let (reply, response) = oneshot::channel();
         self.commands
-            .send(Command::Join {
-                user,
-                meeting,
-                reply,
-            })
+            .send(Command::Join { join, reply })
             .await
             .map_err(|_| NodeError::Stopped)?;
         let (id, outbound) = response.await.map_err(|_| NodeError::Stopped)??;
@@ -167,6 +181,36 @@ impl NodeHandle {
             node: self.clone(),
             outbound,
         })
+    }
+
+    /// A host removes `user` from `meeting`: its sessions on every node serving the meeting
+    /// (over the bus) are closed at once with "removed from the meeting by a host", and its
+    /// joins are refused. For the meeting API.
+    pub async fn remove_participant(
+        &self,
+        meeting: MeetingId,
+        user: UserId,
+    ) -> Result<(), NodeError> {
+        self.host(meeting, HostCommand::Remove(user)).await
+    }
+
+    /// A host asks `user` in `meeting` to mute: its sessions on every node get a MEETING
+    /// `MUTE_REQUESTED` event. For the meeting API.
+    pub async fn ask_to_mute(&self, meeting: MeetingId, user: UserId) -> Result<(), NodeError> {
+        self.host(meeting, HostCommand::AskToMute(user)).await
+    }
+
+    /// A host ends `meeting`: every session on every node gets MEETING_ENDED and is closed.
+    /// For the meeting API.
+    pub async fn end_meeting(&self, meeting: MeetingId) -> Result<(), NodeError> {
+        self.host(meeting, HostCommand::End).await
+    }
+
+    async fn host(&self, meeting: MeetingId, action: HostCommand) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Host { meeting, action })
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// The node's counters in the Prometheus text format, with the bus state.
@@ -416,12 +460,8 @@ fn handle_command(
 ) {
     let now = Instant::now();
     match command {
-        Command::Join {
-            user,
-            meeting,
-            reply,
-        } => {
-            let result = relay.handle_join(now, user, meeting).map(|id| {
+        Command::Join { join, reply } => {
+            let result = relay.handle_admit(now, join).map(|id| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 sessions.insert(id, tx);
                 (id, rx)
@@ -453,5 +493,10 @@ fn handle_command(
         Command::Probe { reply } => {
             let _ = reply.send(());
         }
+        Command::Host { meeting, action } => match action {
+            HostCommand::Remove(user) => relay.handle_remove(now, &meeting, &user),
+            HostCommand::AskToMute(user) => relay.handle_ask_to_mute(now, &meeting, &user),
+            HostCommand::End => relay.handle_end_meeting(now, &meeting),
+        },
     }
 }

@@ -62,12 +62,30 @@ fn a_joining_session_is_assigned_its_id_first_and_everyone_hears_it_joined() {
     assert_eq!(first.wrapper.user_id, SYSTEM_USER_ID.as_bytes());
     assert!(first.wrapper.data.is_empty());
 
+    // Each hears its own reconnect secret, for itself only.
+    let secrets = |s| {
+        c.events(s)
+            .into_iter()
+            .filter(|e| e.event_type == MeetingEventType::ReconnectSecret as i32)
+            .collect::<Vec<_>>()
+    };
+    let (bob_secret, alice_secret) = (secrets(bob), secrets(alice));
+    assert_eq!((bob_secret.len(), alice_secret.len()), (1, 1));
+    assert_eq!(bob_secret[0].session_id, bob.get());
+    assert!(!bob_secret[0].room_token.is_empty());
+    assert_ne!(bob_secret[0].room_token, alice_secret[0].room_token);
     // Bob learns that Alice is there; Alice learns that Bob joined.
-    let to_bob = c.events(bob);
+    let joined = |s| {
+        c.events(s)
+            .into_iter()
+            .filter(|e| e.event_type != MeetingEventType::ReconnectSecret as i32)
+            .collect::<Vec<_>>()
+    };
+    let to_bob = joined(bob);
     assert_eq!(to_bob.len(), 1);
     assert_eq!(to_bob[0].target_user_id, "alice".as_bytes());
     assert_eq!(to_bob[0].session_id, alice.get());
-    let to_alice = c.events(alice);
+    let to_alice = joined(alice);
     assert_eq!(to_alice.len(), 1);
     assert_eq!(
         to_alice[0].event_type,

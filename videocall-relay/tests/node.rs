@@ -138,3 +138,45 @@ async fn a_stopping_node_closes_its_sessions_and_its_leaves_reach_other_nodes_at
     let metrics = n1.render_metrics().await.unwrap();
     assert!(metrics.contains("videocall_closed_sessions_total{reason=\"shutdown\"} 1"));
 }
+
+/// Reads `session` until the relay closes it; returns why.
+async fn closed(session: &mut videocall_relay::node::SessionHandle) -> CloseReason {
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, session.recv()).await {
+            Ok(Some(Outbound::Close(reason))) => return reason,
+            Ok(Some(Outbound::Packet(_))) => {}
+            Ok(None) => panic!("node stopped"),
+            Err(_) => panic!("never closed"),
+        }
+    }
+}
+
+fn is_event(w: &videocall_types::PacketWrapper, kind: videocall_types::MeetingEventType) -> bool {
+    w.packet_type == PacketType::Meeting as i32
+        && videocall_types::MeetingPacket::decode(w.data.clone())
+            .is_ok_and(|m| m.event_type == kind as i32)
+}
+
+#[tokio::test]
+async fn the_meeting_apis_host_calls_reach_sessions_on_every_node() {
+    use videocall_types::MeetingEventType as E;
+    let bus = InProcessBus::new();
+    // The API's node serves nobody in the meeting: the calls go out on the bus all the same.
+    let (n1, n2, api) = (node(&bus, 1), node(&bus, 2), node(&bus, 3));
+    let (a, m) = ids("alice");
+    let mut alice = n1.join(a, m.clone()).await.unwrap();
+    let (b, _) = ids("bob");
+    let mut bob = n2.join(b.clone(), m.clone()).await.unwrap();
+    recv_until(&mut alice, |w| is_joined(w, "bob")).await;
+
+    api.ask_to_mute(m.clone(), b.clone()).await.unwrap();
+    recv_until(&mut bob, |w| is_event(w, E::MuteRequested)).await;
+    api.remove_participant(m.clone(), b.clone()).await.unwrap();
+    assert_eq!(closed(&mut bob).await, CloseReason::Removed);
+    recv_until(&mut alice, |w| is_event(w, E::ParticipantLeft)).await;
+    let again = n2.join(b, m.clone()).await.unwrap_err();
+    assert_eq!(again, NodeError::Join(JoinError::Removed));
+    api.end_meeting(m).await.unwrap();
+    assert_eq!(closed(&mut alice).await, CloseReason::MeetingEnded);
+}

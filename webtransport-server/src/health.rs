@@ -13,6 +13,7 @@ use videocall_relay::bus::BusState;
 use videocall_relay::node::NodeHandle;
 
 use crate::WtMetrics;
+use crate::admission::Gatekeeper;
 use crate::limits::NodeLimits;
 
 /// Serves until `shutdown` turns true.
@@ -21,6 +22,7 @@ pub async fn serve(
     node: NodeHandle,
     metrics: Arc<WtMetrics>,
     limits: Arc<NodeLimits>,
+    gatekeeper: Arc<Gatekeeper>,
     certificate_hash: [u8; 32],
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -32,10 +34,16 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
         let (node, metrics, limits) = (node.clone(), metrics.clone(), limits.clone());
+        let gatekeeper = gatekeeper.clone();
         tokio::spawn(async move {
             // A client that never finishes its request is dropped after the handshake timeout.
             let deadline = limits.handshake_timeout;
-            let answered = answer(stream, &node, &metrics, &limits, certificate_hash);
+            let answered = answer(
+                stream,
+                &node,
+                (&metrics, &limits, &gatekeeper),
+                certificate_hash,
+            );
             let _ = tokio::time::timeout(deadline, answered).await;
         });
     }
@@ -44,8 +52,7 @@ pub async fn serve(
 async fn answer(
     mut stream: TcpStream,
     node: &NodeHandle,
-    metrics: &WtMetrics,
-    limits: &NodeLimits,
+    (metrics, limits, gatekeeper): (&WtMetrics, &NodeLimits, &Gatekeeper),
     certificate_hash: [u8; 32],
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 4096];
@@ -83,6 +90,7 @@ async fn answer(
             Ok(mut text) => {
                 metrics.render(&mut text);
                 limits.render(&mut text);
+                gatekeeper.render(&mut text);
                 ("200 OK", "text/plain; version=0.0.4", text)
             }
             Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),

@@ -11,6 +11,7 @@
 //! connections per node and per address, concurrent inbound streams, bytes of unfinished
 //! streams per connection and per node, and the time a stream or a handshake may take.
 
+pub mod admission;
 pub mod cert;
 pub mod health;
 pub mod limits;
@@ -31,6 +32,7 @@ use wtransport::endpoint::endpoint_side::Server;
 use wtransport::quinn::VarInt;
 use wtransport::{Endpoint, Identity, ServerConfig};
 
+use crate::admission::Gatekeeper;
 use crate::limits::NodeLimits;
 
 /// Default for `--wt-max-uni-streams`: the relay's own outbound side keeps as many streams in
@@ -189,11 +191,12 @@ pub fn bind(
     Ok(endpoint)
 }
 
-/// Serves WebTransport sessions until `shutdown` turns true, then closes every session with
+/// Serves WebTransport sessions, admitted by `gatekeeper`, until `shutdown` turns true, then closes every session with
 /// "server shutting down".
 pub async fn serve(
     endpoint: Endpoint<Server>,
     node: NodeHandle,
+    gatekeeper: Arc<Gatekeeper>,
     limits: StreamLimits,
     node_limits: Arc<NodeLimits>,
     metrics: Arc<WtMetrics>,
@@ -206,6 +209,7 @@ pub async fn serve(
         };
         let session = session::Session {
             node: node.clone(),
+            gatekeeper: gatekeeper.clone(),
             limits,
             node_limits: node_limits.clone(),
             metrics: metrics.clone(),

@@ -8,6 +8,7 @@ use clap::Parser;
 use tracing::info;
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
+use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
 use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert, health};
 
@@ -45,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
         max_uni_streams: config.webtransport.wt_max_uni_streams,
     };
     let node_limits = NodeLimits::new(&config.limits);
+    let gatekeeper = Arc::new(Gatekeeper::new(
+        config.relay.token_key()?,
+        config.relay.meeting_gate(),
+    ));
     let node = NodeHandle::spawn(relay_config, bus);
     let identity = cert::identity(&config.webtransport).await?;
     let hash = cert::certificate_hash(&identity);
@@ -57,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         node.clone(),
         metrics.clone(),
         node_limits.clone(),
+        gatekeeper.clone(),
         hash,
         shutdown.clone(),
     ));
@@ -68,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(webtransport_server::serve(
         endpoint,
         node.clone(),
+        gatekeeper,
         stream_limits,
         node_limits,
         metrics,

@@ -13,12 +13,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tracing::debug;
+use videocall_relay::CloseReason;
 use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, SessionSender};
 use videocall_types::framing;
-use videocall_types::lobby::parse_lobby_path;
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
+use crate::admission::{Gatekeeper, Refusal};
 use crate::limits::{InboundBudget, NodeLimits};
 use crate::{StreamLimits, WtMetrics};
 
@@ -40,7 +41,6 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Close codes this server uses (application codes, shown to the page with the reason).
 const CLOSE_NORMAL: u32 = 0;
-const CLOSE_REFUSED: u32 = 4000;
 const CLOSE_SHUTDOWN: u32 = 4001;
 /// STOP_SENDING / RESET_STREAM codes of the streams the server refuses.
 const STOP_OVERSIZE: u32 = 1;
@@ -51,6 +51,7 @@ const STOP_UNUSED: u32 = 4;
 /// What one session task needs.
 pub(crate) struct Session {
     pub(crate) node: NodeHandle,
+    pub(crate) gatekeeper: Arc<Gatekeeper>,
     pub(crate) limits: StreamLimits,
     pub(crate) node_limits: Arc<NodeLimits>,
     pub(crate) metrics: Arc<WtMetrics>,
@@ -90,25 +91,38 @@ impl Session {
                 return Ok(());
             }
         };
-        let (user, meeting) = match parse_lobby_path(request.path()) {
-            Ok(ids) => ids,
-            Err(reason) => {
-                self.metrics.refused.fetch_add(1, Ordering::Relaxed);
-                debug!("refusing WebTransport session: {reason}");
-                request.not_found().await;
+        let admitted = match self.gatekeeper.admit(request.path()).await {
+            Ok(join) => {
+                let ids = (join.user.clone(), join.meeting.clone());
+                self.node
+                    .admit(join)
+                    .await
+                    .map(|s| (s, ids))
+                    .map_err(|e| match e {
+                        NodeError::Join(e) => {
+                            let refusal = Refusal::join(&e);
+                            self.gatekeeper.count(&refusal);
+                            Some(refusal)
+                        }
+                        _ => None,
+                    })
+            }
+            Err(refusal) => Err(Some(refusal)),
+        };
+        let (session, (user, meeting)) = match admitted {
+            Ok(admitted) => admitted,
+            Err(Some(refusal)) => {
+                if refusal.status == 400 {
+                    self.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                refuse(request, &refusal).await;
                 return Ok(());
             }
+            Err(None) => anyhow::bail!("the relay node has stopped"),
         };
         let framed = wants_framing(request.path().split_once('?').map_or("", |(_, q)| q));
+        // A client gone during the handshake: dropping the session leaves the meeting.
         let connection = request.accept().await.context("accept")?;
-        let session = match self.node.join(user.clone(), meeting.clone()).await {
-            Ok(session) => session,
-            Err(NodeError::Join(e)) => {
-                connection.close(VarInt::from_u32(CLOSE_REFUSED), e.to_string().as_bytes());
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
         debug!(%user, %meeting, session = %session.id(), framed, "WebTransport session joined");
         let sender = session.sender();
         let outbound = async {
@@ -120,8 +134,8 @@ impl Session {
         };
         tokio::select! {
             () = self.inbound(&connection, sender) => {}
-            reason = outbound => {
-                connection.close(VarInt::from_u32(CLOSE_NORMAL), reason.as_bytes());
+            (code, reason) = outbound => {
+                connection.close(VarInt::from_u32(code), reason.as_bytes());
             }
             _ = shutdown.wait_for(|stop| *stop) => {
                 connection.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"server shutting down");
@@ -290,14 +304,14 @@ async fn read_to_end(stream: &mut RecvStream, max: usize, charge: &mut Charge<'_
 }
 
 /// Writes what the relay queues for this session until it is closed; returns the reason.
-async fn outbound(connection: &Connection, mut session: SessionHandle) -> String {
+async fn outbound(connection: &Connection, mut session: SessionHandle) -> (u32, String) {
     let mut batch = Vec::with_capacity(IN_FLIGHT);
     let mut writes = FuturesUnordered::new();
     loop {
         tokio::select! {
             more = session.recv_batch(&mut batch, IN_FLIGHT - writes.len()), if writes.len() < IN_FLIGHT => {
                 if !more {
-                    return "relay stopped".to_owned();
+                    return closing("relay stopped");
                 }
                 for out in batch.drain(..) {
                     match out {
@@ -306,11 +320,11 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
                             // streams in id order, get packets in the order the relay sent
                             // them (SESSION_ASSIGNED first); the writes then run side by side.
                             let Ok(stream) = open_stream(connection).await else {
-                                return "connection lost".to_owned();
+                                return closing("connection lost");
                             };
                             writes.push(write_packet(stream, packet));
                         }
-                        Outbound::Close(reason) => return reason.as_str().to_owned(),
+                        Outbound::Close(reason) => return closed_by_relay(reason),
                     }
                 }
             }
@@ -320,7 +334,7 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
                     total += more;
                 }
                 if session.transmitted(total).await.is_err() {
-                    return "relay stopped".to_owned();
+                    return closing("relay stopped");
                 }
             }
         }
@@ -331,9 +345,9 @@ async fn outbound(connection: &Connection, mut session: SessionHandle) -> String
 /// returns the reason. While a write is in progress the relay's queue is still read (into the
 /// next write), so a client that stops reading (its write never completes) still hears the
 /// relay close it; the write in progress is only abandoned then.
-async fn outbound_framed(connection: &Connection, mut session: SessionHandle) -> String {
+async fn outbound_framed(connection: &Connection, mut session: SessionHandle) -> (u32, String) {
     let Ok(mut stream) = open_stream(connection).await else {
-        return "connection lost".to_owned();
+        return closing("connection lost");
     };
     let mut batch = Vec::with_capacity(FRAMED_BATCH);
     // Being written, and gathered for the next write. The relay hands out at most its queue
@@ -347,7 +361,7 @@ async fn outbound_framed(connection: &Connection, mut session: SessionHandle) ->
         if next.is_empty() {
             // Nothing to write: wait for the relay.
             if !session.recv_batch(&mut batch, FRAMED_BATCH).await {
-                return "relay stopped".to_owned();
+                return closing("relay stopped");
             }
             if let Some(reason) = frame_batch(&mut batch, &mut next, &mut unreported) {
                 // What came before the close still goes out, unless the client is not reading.
@@ -365,13 +379,13 @@ async fn outbound_framed(connection: &Connection, mut session: SessionHandle) ->
                 tokio::select! {
                     written = &mut write => {
                         if written.is_err() {
-                            return "connection lost".to_owned();
+                            return closing("connection lost");
                         }
                         break;
                     }
                     more = session.recv_batch(&mut batch, FRAMED_BATCH) => {
                         if !more {
-                            return "relay stopped".to_owned();
+                            return closing("relay stopped");
                         }
                         if let Some(reason) = frame_batch(&mut batch, &mut next, &mut unreported) {
                             // The relay closed us mid-write (a stalled reader, a shutdown).
@@ -385,7 +399,7 @@ async fn outbound_framed(connection: &Connection, mut session: SessionHandle) ->
         written_unreported += in_flight;
         if written_unreported >= REPORT_BYTES {
             if session.transmitted(written_unreported).await.is_err() {
-                return "relay stopped".to_owned();
+                return closing("relay stopped");
             }
             written_unreported = 0;
         }
@@ -398,17 +412,50 @@ fn frame_batch(
     batch: &mut Vec<Outbound>,
     buf: &mut Vec<u8>,
     unreported: &mut usize,
-) -> Option<String> {
+) -> Option<(u32, String)> {
     for out in batch.drain(..) {
         match out {
             Outbound::Packet(packet) => {
                 framing::push_frame(buf, &packet);
                 *unreported += packet.len();
             }
-            Outbound::Close(reason) => return Some(reason.as_str().to_owned()),
+            Outbound::Close(reason) => return Some(closed_by_relay(reason)),
         }
     }
     None
+}
+
+fn closing(reason: &str) -> (u32, String) {
+    (CLOSE_NORMAL, reason.to_owned())
+}
+
+/// The application close code and reason of a session the relay closed: a removal, an end
+/// or a replacement carry their own codes (the WebSocket's too), so clients do not reconnect.
+fn closed_by_relay(reason: CloseReason) -> (u32, String) {
+    let code = match reason {
+        CloseReason::Shutdown => CLOSE_SHUTDOWN,
+        CloseReason::Removed | CloseReason::MeetingEnded | CloseReason::Replaced => {
+            u32::from(reason.close_code())
+        }
+        _ => CLOSE_NORMAL,
+    };
+    (code, reason.as_str().to_owned())
+}
+
+/// Answers a refused CONNECT: a bad path 404, otherwise the session is accepted and closed at
+/// once with application code 4000 + status (4401, 4403, 4409, …) and the reason. wtransport
+/// can only answer 403, 404 and 429 on the CONNECT, and clients (wtransport's, the browser's)
+/// see a refused CONNECT without its status; a close code and reason they do see.
+async fn refuse(request: wtransport::endpoint::SessionRequest, refusal: &Refusal) {
+    match refusal.status {
+        400 | 404 => request.not_found().await,
+        status => {
+            if let Ok(connection) = request.accept().await {
+                let code = 4000 + u32::from(status);
+                connection.close(VarInt::from_u32(code), refusal.message.as_bytes());
+            }
+        }
+    }
 }
 
 async fn open_stream(connection: &Connection) -> anyhow::Result<SendStream> {

@@ -28,7 +28,7 @@ use videocall_types::{MeetingId, UserId};
 use crate::MeetingPolicy;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use oauth::{OAuth, OAuthConfig, OAuthError};
-pub use relay_control::{LoggingRelayControl, RelayControl};
+pub use relay_control::{LoggingRelayControl, NodeRelayControl, RelayControl};
 pub use session::{COOKIE, SessionKey};
 
 /// What the API's handlers share.

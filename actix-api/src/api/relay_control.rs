@@ -1,5 +1,6 @@
 //! What the API tells the relays: someone was removed, asked to mute, or the meeting ended.
 
+use videocall_relay::node::NodeHandle;
 use videocall_types::{MeetingId, UserId};
 
 /// The relays' side of a host's decision. The API holds an `Arc<dyn RelayControl>` and calls it
@@ -15,8 +16,8 @@ pub trait RelayControl: Send + Sync + std::fmt::Debug {
     fn end(&self, meeting: &MeetingId);
 }
 
-/// Logs each call and does nothing else. A stand-in until the relay node's implementation
-/// (on the `NodeHandle`) is merged, which replaces it in `main.rs`.
+/// Logs each call and does nothing else: for an API served without a relay node (tests of the
+/// API alone).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoggingRelayControl;
 
@@ -31,5 +32,56 @@ impl RelayControl for LoggingRelayControl {
 
     fn end(&self, meeting: &MeetingId) {
         tracing::info!(%meeting, "relay control: end meeting (logged only)");
+    }
+}
+
+/// The relay node's side: each call becomes a host command of the node, which acts on its own
+/// sessions and publishes it on the bus for every other node serving the meeting. The API's
+/// handlers do not wait for it (the store already holds the decision); a stopped node is logged.
+#[derive(Debug, Clone)]
+pub struct NodeRelayControl {
+    node: NodeHandle,
+}
+
+impl NodeRelayControl {
+    /// Host commands go to `node`.
+    pub fn new(node: NodeHandle) -> Self {
+        Self { node }
+    }
+
+    fn run<F>(&self, what: &'static str, command: impl FnOnce(NodeHandle) -> F)
+    where
+        F: std::future::Future<Output = Result<(), videocall_relay::node::NodeError>> + 'static,
+    {
+        let future = command(self.node.clone());
+        actix_web::rt::spawn(async move {
+            if let Err(error) = future.await {
+                tracing::warn!(%error, what, "relay control: the relay node did not take the command");
+            }
+        });
+    }
+}
+
+impl RelayControl for NodeRelayControl {
+    fn remove(&self, meeting: &MeetingId, user: &UserId) {
+        let (meeting, user) = (meeting.clone(), user.clone());
+        self.run("remove", move |node| async move {
+            node.remove_participant(meeting, user).await
+        });
+    }
+
+    fn ask_to_mute(&self, meeting: &MeetingId, user: &UserId) {
+        let (meeting, user) = (meeting.clone(), user.clone());
+        self.run("ask to mute", move |node| async move {
+            node.ask_to_mute(meeting, user).await
+        });
+    }
+
+    fn end(&self, meeting: &MeetingId) {
+        let meeting = meeting.clone();
+        self.run(
+            "end",
+            move |node| async move { node.end_meeting(meeting).await },
+        );
     }
 }

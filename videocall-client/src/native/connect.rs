@@ -17,19 +17,18 @@ use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig as WtConfig, Endpoint};
 
 use super::{Link, LinkEvent, LinkSender, NativeConfig, ServerVerification, TransportKind};
-use crate::{ClientConfig, TransportError};
+use crate::TransportError;
 
 /// Opens a transport for connection `generation`: tries the relays in turn from `first`, on
 /// each WebTransport first when configured, then WebSocket unless WebTransport refused the
 /// server's certificate.
 pub(super) async fn connect(
     native: Arc<NativeConfig>,
-    config: ClientConfig,
+    path: LobbyPath,
     first: usize,
     generation: u64,
     events: LinkSender,
 ) {
-    let path = LobbyPath::open(config.user_id, config.meeting_id);
     let count = native.relays.len();
     let mut errors = Vec::new();
     for relay in (0..count).map(|i| (first + i) % count) {

@@ -367,7 +367,7 @@ impl Driver {
                     self.generation += 1;
                     tokio::spawn(connect::connect(
                         self.native.clone(),
-                        self.session.config().clone(),
+                        self.session.lobby_path(),
                         self.preferred,
                         self.generation,
                         link_tx.clone(),

@@ -6,15 +6,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket,
-    PacketType, PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId,
-    packets,
+    HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType,
+    PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, packets,
 };
 
 use crate::e2ee::{E2ee, E2eeConfig, E2eeError, Identity, OsRng, SafetyCode, UnwrapRequest};
 
+mod config;
 mod event;
+mod reconnect;
 mod subscription;
+
+pub use config::ClientConfig;
 
 pub use event::{Action, ConnectionState, Event, MediaFrom, SessionError};
 pub use subscription::Subscription;
@@ -30,37 +33,6 @@ pub const RECONNECT_BACKOFF: [Duration; 4] = [
 /// Least time between two keyframe requests to the same peer.
 const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
 
-/// What the session is configured with.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// Who we are.
-    pub user_id: UserId,
-    /// Which meeting.
-    pub meeting_id: MeetingId,
-    /// Heartbeat period (the relay closes sessions silent for its idle timeout).
-    pub heartbeat_interval: Duration,
-    /// RTT probe period.
-    pub rtt_interval: Duration,
-    /// A connection attempt that has not produced SESSION_ASSIGNED by then is given up.
-    pub connect_timeout: Duration,
-    /// Reconnect after a lost connection (with [`RECONNECT_BACKOFF`]); false: stay closed.
-    pub reconnect: bool,
-}
-
-impl ClientConfig {
-    /// Defaults: heartbeat and RTT probe every second, 10 s connect timeout, reconnect on.
-    pub fn new(user_id: UserId, meeting_id: MeetingId) -> Self {
-        Self {
-            user_id,
-            meeting_id,
-            heartbeat_interval: Duration::from_secs(1),
-            rtt_interval: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(10),
-            reconnect: true,
-        }
-    }
-}
-
 /// The client protocol of one participant.
 #[derive(Debug)]
 pub struct Session {
@@ -72,6 +44,9 @@ pub struct Session {
     next_rtt: Duration,
     heartbeat: HeartbeatMetadata,
     subscription: Option<SubscriptionPacket>,
+    /// The relay's reconnect secret for our session (MEETING `RECONNECT_SECRET`), presented
+    /// when we reconnect so the relay lets us replace our old session (no takeover otherwise).
+    reconnect_secret: Option<String>,
     peers: HashMap<u64, String>,
     keyframe_asked: HashMap<String, Duration>,
     transmit: VecDeque<Bytes>,
@@ -101,6 +76,7 @@ impl Session {
             next_rtt: Duration::ZERO,
             heartbeat: HeartbeatMetadata::default(),
             subscription: None,
+            reconnect_secret: None,
             peers: HashMap::new(),
             keyframe_asked: HashMap::new(),
             transmit: VecDeque::new(),
@@ -485,6 +461,7 @@ impl Session {
     fn meeting_event(&mut self, event: MeetingPacket) {
         let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
         match MeetingEventType::try_from(event.event_type) {
+            Ok(MeetingEventType::ReconnectSecret) => self.keep_reconnect_secret(event),
             Ok(MeetingEventType::ParticipantJoined) => {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;

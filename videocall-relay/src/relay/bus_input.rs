@@ -11,6 +11,8 @@ use videocall_types::{
     SessionId,
 };
 
+use super::admission::display_name;
+use super::host::HostAction;
 use super::{Relay, RemotePeer, Timer, participant_event};
 use crate::classify::{Class, classify};
 use crate::metrics::DropReason;
@@ -27,16 +29,27 @@ impl Relay {
         if parsed.origin.node() == self.config.node_id & ((1 << SessionId::NODE_BITS) - 1) {
             return; // our own publication echoed back
         }
-        let Some(meeting) = self.meetings.get_mut(parsed.meeting) else {
+        let Some(meeting_id) = self.meetings.get(parsed.meeting).map(|m| m.id.clone()) else {
             return; // a meeting this node no longer serves
         };
-        let meeting_id = meeting.id.clone();
         let Ok(wrapper) = PacketWrapper::decode(payload.clone()) else {
             self.metrics.drop(DropReason::BusMalformed);
             return;
         };
         let packet_type = PacketType::try_from(wrapper.packet_type).unwrap_or(PacketType::Unknown);
         let from_system = wrapper.user_id == SYSTEM_USER_ID.as_bytes();
+        if from_system
+            && packet_type == PacketType::Meeting
+            && let Some(action) = HostAction::from_event(&wrapper.data)
+        {
+            // Another node (or the meeting API's) carried out a host action: ours are local.
+            self.apply_host_action(now, &meeting_id, &action);
+            return;
+        }
+        let meeting = self
+            .meetings
+            .get_mut(&meeting_id)
+            .expect("looked up above; nothing removed it since");
         let origin = parsed.origin;
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
@@ -52,12 +65,17 @@ impl Relay {
                     }
                     Ok(MeetingEventType::ParticipantJoined) => {
                         let user = event.target_user_id;
-                        meeting.by_user.insert(user.clone(), origin);
                         let peer = RemotePeer {
-                            user,
+                            display_name: display_name(&event.display_name, &user),
+                            user: user.clone(),
                             last_seen: now,
                         };
                         learned = meeting.remote.insert(origin, peer).is_none();
+                        // A roster reply repeating a session we know must not make an older
+                        // session of the user its latest again.
+                        if learned {
+                            meeting.by_user.insert(user, origin);
+                        }
                         joined_event = true;
                     }
                     Ok(MeetingEventType::ParticipantLeft) => {
@@ -82,6 +100,7 @@ impl Relay {
                     learned = true;
                     let peer = RemotePeer {
                         user: wrapper.user_id.clone(),
+                        display_name: wrapper.user_id.clone(),
                         last_seen: now,
                     };
                     meeting.by_user.insert(wrapper.user_id.clone(), origin);
@@ -132,17 +151,20 @@ impl Relay {
             // node that starts serving a meeting late would not know who joined before it
             // subscribed.
             let count = meeting.participant_count();
-            let here: Vec<(SessionId, Bytes)> = meeting
+            let here: Vec<(SessionId, (Bytes, Bytes))> = meeting
                 .local
                 .iter()
-                .filter_map(|s| self.sessions.get(s).map(|x| (*s, x.user_bytes.clone())))
+                .filter_map(|s| {
+                    let x = self.sessions.get(s)?;
+                    Some((*s, (x.user_bytes.clone(), x.display_name.clone())))
+                })
                 .collect();
-            for (session, user) in here {
+            for (session, who) in here {
                 let event = participant_event(
                     MeetingEventType::ParticipantJoined,
                     &meeting_id,
                     count,
-                    user,
+                    who,
                     session,
                 );
                 self.publish(
@@ -158,7 +180,7 @@ impl Relay {
                 MeetingEventType::ParticipantJoined,
                 &meeting_id,
                 count,
-                wrapper.user_id.clone(),
+                (wrapper.user_id.clone(), wrapper.user_id.clone()),
                 origin,
             );
             self.fan_out(
@@ -210,7 +232,7 @@ impl Relay {
                 MeetingEventType::ParticipantLeft,
                 meeting_id,
                 count,
-                user.clone(),
+                (user.clone(), user.clone()),
                 session,
             );
             self.fan_out(now, meeting_id, session, &event, Class::Control, &user);

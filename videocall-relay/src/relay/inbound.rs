@@ -10,6 +10,7 @@ use videocall_types::{
     SubscriptionPacket, packets,
 };
 
+use super::host::HostAction;
 use super::{CloseReason, Output, Relay, SECOND};
 use crate::classify::{Class, classify};
 use crate::config::{KEYFRAME_FORWARD_INTERVAL, max_subscription_bytes};
@@ -65,10 +66,8 @@ impl Relay {
             s.last_inbound = now;
         }
         match packet_type {
-            PacketType::SessionAssigned
-            | PacketType::Congestion
-            | PacketType::Meeting
-            | PacketType::RelayNotice => {
+            PacketType::Meeting => return self.host_request(now, session, &wrapper.data, len),
+            PacketType::SessionAssigned | PacketType::Congestion | PacketType::RelayNotice => {
                 self.metrics.drop(DropReason::ServerOnly);
                 return Err(InboundError::ServerOnly(packet_type));
             }
@@ -101,6 +100,11 @@ impl Relay {
                 }
                 self.count_in(len);
                 return self.forward_keyframe_request(now, session, &wrapper.data);
+            }
+            Class::Video { .. } | Class::Audio | Class::Opaque if !s.grants.publish => {
+                // An observer: its keys, heartbeats and requests flow, its media does not.
+                self.metrics.drop(DropReason::ObserverMedia);
+                return Err(InboundError::NotPublisher);
             }
             Class::Control if !s.inbound_control.take(now, len as u64) => {
                 self.metrics.drop(DropReason::ControlRateLimited);
@@ -147,6 +151,31 @@ impl Relay {
         self.count_in(len);
         self.fan_out(now, &meeting, session, &packet, class, &user);
         self.publish(subject, packet);
+        Ok(())
+    }
+
+    /// A MEETING packet from a client: a host's remove / mute / end request is carried out (and
+    /// published to the other nodes); from a session without the host grant it is dropped and
+    /// counted. Any other meeting event is the server's to send.
+    fn host_request(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        data: &Bytes,
+        len: usize,
+    ) -> Result<(), InboundError> {
+        let Some(action) = HostAction::from_event(data) else {
+            self.metrics.drop(DropReason::ServerOnly);
+            return Err(InboundError::ServerOnly(PacketType::Meeting));
+        };
+        let s = &self.sessions[&session];
+        if !s.grants.host {
+            self.metrics.drop(DropReason::NotHost);
+            return Err(InboundError::NotHost);
+        }
+        let meeting = s.meeting.clone();
+        self.count_in(len);
+        self.host_action(now, &meeting, action);
         Ok(())
     }
 

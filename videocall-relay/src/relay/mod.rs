@@ -5,7 +5,7 @@
 //! budget: a session's own per class ([`crate::queue`]) and the node's.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,16 @@ use crate::queue::{NodeQueue, OutQueue, Verdict};
 use crate::subject;
 use crate::subscription::Subscription;
 
+mod admission;
 mod bus_input;
+mod close;
+mod host;
 mod inbound;
+
+pub use admission::{
+    Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, PRESENCE_TIMEOUT, Proof,
+};
+pub use close::CloseReason;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -67,50 +75,6 @@ pub enum Output {
     },
 }
 
-/// Why the relay closes a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// Nothing received for `idle_timeout`.
-    IdleTimeout,
-    /// Over its inbound rate limit for longer than `rate_limit_grace`.
-    RateLimited,
-    /// Its socket wrote nothing for `stall_timeout` while its queue was full.
-    Stalled,
-    /// The node is shutting down.
-    Shutdown,
-}
-
-impl CloseReason {
-    /// Every reason, in rendering order.
-    pub const ALL: [CloseReason; 4] = [
-        CloseReason::IdleTimeout,
-        CloseReason::RateLimited,
-        CloseReason::Stalled,
-        CloseReason::Shutdown,
-    ];
-
-    /// Text for a close frame or log line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::IdleTimeout => "idle timeout",
-            CloseReason::RateLimited => "closed: over the rate limit for too long",
-            CloseReason::Stalled => "closed: not reading what the server sends",
-            CloseReason::Shutdown => "server shutting down",
-        }
-    }
-
-    /// The label value used on `/metrics`.
-    pub fn label(self) -> &'static str {
-        match self {
-            CloseReason::IdleTimeout => "idle",
-            CloseReason::RateLimited => "rate_limited",
-            CloseReason::Stalled => "stalled",
-            CloseReason::Shutdown => "shutdown",
-        }
-    }
-}
-
 /// A snapshot of one local session, for tests and diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -137,6 +101,10 @@ enum Timer {
 struct Session {
     user: UserId,
     user_bytes: Bytes,
+    /// Name shown to others (capped at [`MAX_DISPLAY_NAME_BYTES`]).
+    display_name: Bytes,
+    /// What the session may do: without `publish` its media is dropped.
+    grants: Grants,
     meeting: MeetingId,
     subject: Arc<str>,
     last_inbound: Instant,
@@ -195,6 +163,7 @@ impl Session {
 #[derive(Debug)]
 struct RemotePeer {
     user: Bytes,
+    display_name: Bytes,
     last_seen: Instant,
 }
 
@@ -246,6 +215,10 @@ pub struct Relay {
     keyframe_forwarded: HashMap<SessionId, Instant>,
     /// Set by [`Relay::handle_shutdown`]: joins are refused.
     stopping: bool,
+    /// Users a host removed, per meeting: their joins are refused. Kept when the meeting
+    /// empties here (the removed user was often alone on this node); at most
+    /// [`MAX_REMOVED_PER_MEETING`] users for at most `max_meetings` meetings.
+    removed: HashMap<MeetingId, HashSet<Bytes>>,
 }
 impl Relay {
     /// A node with no sessions.
@@ -261,6 +234,7 @@ impl Relay {
             congestion_sent: HashMap::new(),
             keyframe_forwarded: HashMap::new(),
             stopping: false,
+            removed: HashMap::new(),
         }
     }
 
@@ -310,14 +284,30 @@ impl Relay {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// A new local session of `user` joins `meeting`. It is sent SESSION_ASSIGNED and a
-    /// PARTICIPANT_JOINED for everyone already there; everyone else hears it joined.
+    /// A new local session of `user` joins `meeting` as a trusted join (a token's subject:
+    /// publish and subscribe, display name = user id, may replace the user's earlier session).
+    /// Transports admit joins with [`Relay::handle_admit`], which applies the join's own grants
+    /// and proof.
     pub fn handle_join(
         &mut self,
         now: Instant,
         user: UserId,
         meeting_id: MeetingId,
     ) -> Result<SessionId, JoinError> {
+        self.handle_admit(now, Join::trusted(user, meeting_id))
+    }
+
+    /// Adds a local session once admission (removal, takeover) has passed: it is sent
+    /// SESSION_ASSIGNED and a PARTICIPANT_JOINED for everyone already there; everyone else
+    /// hears it joined.
+    fn join_session(&mut self, now: Instant, join: Join) -> Result<SessionId, JoinError> {
+        let Join {
+            user,
+            meeting: meeting_id,
+            display_name,
+            grants,
+            ..
+        } = join;
         if self.stopping {
             self.metrics.joins_refused += 1;
             return Err(JoinError::ShuttingDown);
@@ -358,11 +348,14 @@ impl Relay {
             });
         }
         let user_bytes = Bytes::copy_from_slice(user.as_bytes());
+        let display_name = admission::display_name(&display_name, &user_bytes);
         let config = &self.config;
         let session = Session {
             subject: subject::session_subject(&meeting_id, id),
             user,
             user_bytes: user_bytes.clone(),
+            display_name: display_name.clone(),
+            grants,
             meeting: meeting_id.clone(),
             last_inbound: now,
             queue: OutQueue::default(),
@@ -408,20 +401,28 @@ impl Relay {
 
         self.send_to(id, packets::encode(&packets::session_assigned(id)));
         let meeting = &self.meetings[&meeting_id];
-        let mut present: Vec<(Bytes, SessionId)> = meeting
+        let mut present: Vec<(Bytes, Bytes, SessionId)> = meeting
             .local
             .iter()
             .filter(|s| **s != id)
-            .map(|s| (self.sessions[s].user_bytes.clone(), *s))
+            .map(|s| {
+                let other = &self.sessions[s];
+                (other.user_bytes.clone(), other.display_name.clone(), *s)
+            })
             .collect();
-        present.extend(meeting.remote.iter().map(|(s, p)| (p.user.clone(), *s)));
+        present.extend(
+            meeting
+                .remote
+                .iter()
+                .map(|(s, p)| (p.user.clone(), p.display_name.clone(), *s)),
+        );
         let count = meeting.participant_count();
-        for (user, session) in present {
+        for (user, name, session) in present {
             let event = participant_event(
                 MeetingEventType::ParticipantJoined,
                 &meeting_id,
                 count,
-                user,
+                (user, name),
                 session,
             );
             self.send_to(id, event);
@@ -430,7 +431,7 @@ impl Relay {
             MeetingEventType::ParticipantJoined,
             &meeting_id,
             count,
-            user_bytes.clone(),
+            (user_bytes.clone(), display_name),
             id,
         );
         self.fan_out(now, &meeting_id, id, &joined, Class::Control, &user_bytes);
@@ -569,7 +570,7 @@ impl Relay {
                 MeetingEventType::ParticipantLeft,
                 meeting_id,
                 count,
-                leave.user.clone(),
+                (leave.user.clone(), leave.user.clone()),
                 leave.session,
             );
             self.fan_out(
@@ -752,13 +753,15 @@ impl Relay {
     }
 }
 
+/// A participant event about `(user, display name)`'s `session`, encoded as a MEETING wrapper.
 fn participant_event(
     kind: MeetingEventType,
     meeting: &MeetingId,
     count: i64,
-    user: Bytes,
+    (user, display_name): (Bytes, Bytes),
     session: SessionId,
 ) -> Bytes {
-    let event = packets::participant_event(kind, meeting.as_str(), count, user, session);
+    let mut event = packets::participant_event(kind, meeting.as_str(), count, user, session);
+    event.display_name = display_name;
     packets::encode(&packets::meeting_event(&event))
 }

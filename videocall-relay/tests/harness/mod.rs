@@ -85,6 +85,19 @@ impl Cluster {
         id
     }
 
+    /// Admits `join` on `node` (see `Relay::handle_admit`).
+    pub fn admit(
+        &mut self,
+        node: usize,
+        join: videocall_relay::Join,
+    ) -> Result<SessionId, videocall_relay::JoinError> {
+        let id = self.nodes[node].handle_admit(self.now, join)?;
+        self.node_of.insert(id, node);
+        self.received.entry(id).or_default();
+        self.drive();
+        Ok(id)
+    }
+
     pub fn leave(&mut self, session: SessionId) {
         let node = self.node_of[&session];
         self.nodes[node].handle_leave(self.now, session);

@@ -78,8 +78,11 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
 /// One connection attempt: the endpoints learnt when the page joined serve the very first
 /// attempt; every later one asks the server again. Answers the transport (or why none opened)
 /// and the endpoints it used, to keep for next time.
+/// `lobby` is the session's lobby path: its query (`?reconnect=…` or `?token=…`) goes on this
+/// attempt's URLs, not on the endpoints kept.
 pub(crate) async fn connect(
     config: &ClientConfig,
+    lobby: &str,
     known: Option<Endpoints>,
     on_packet: OnPacket,
     on_close: OnClose,
@@ -88,6 +91,6 @@ pub(crate) async fn connect(
         Some(endpoints) => endpoints,
         None => fetch_endpoints(config).await,
     };
-    let result = transport::connect(&endpoints, on_packet, on_close).await;
+    let result = transport::connect(&endpoints.with_lobby_path(lobby), on_packet, on_close).await;
     (result, endpoints)
 }

@@ -334,10 +334,14 @@ impl Pump {
             None
         };
         let config = self.session.config().clone();
+        // The relay's reconnect secret (or the room token), once the session holds one: it lets
+        // us replace our own earlier session (the relay refuses a second connection otherwise).
+        let lobby = self.session.lobby_path().to_string();
         let inputs = self.inputs.clone();
         spawn_local(async move {
             log(&format!("connecting (attempt {attempt})"));
-            let (result, endpoints) = endpoints::connect(&config, known, on_packet, on_close).await;
+            let (result, endpoints) =
+                endpoints::connect(&config, &lobby, known, on_packet, on_close).await;
             let event = match result {
                 Ok(transport) => LinkEvent::Opened(transport, endpoints),
                 Err(reason) => LinkEvent::Failed(reason, endpoints),

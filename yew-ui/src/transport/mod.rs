@@ -59,6 +59,25 @@ pub(crate) struct Endpoints {
     pub(crate) certificate_hash: Option<Vec<u8>>,
 }
 
+impl Endpoints {
+    /// These endpoints with the query of the session's `lobby_path` (`?reconnect=…` or
+    /// `?token=…`) appended.
+    pub(crate) fn with_lobby_path(&self, lobby_path: &str) -> Self {
+        let Some((_, query)) = lobby_path.split_once('?') else {
+            return self.clone();
+        };
+        let add = |url: &str| {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}{query}")
+        };
+        Self {
+            websocket_url: add(&self.websocket_url),
+            webtransport_url: self.webtransport_url.as_deref().map(add),
+            certificate_hash: self.certificate_hash.clone(),
+        }
+    }
+}
+
 /// How long WebTransport may take before the WebSocket fallback is tried.
 const WEBTRANSPORT_TIMEOUT_MS: u32 = 3_000;
 /// How long WebSocket may take before giving up.
