@@ -11,9 +11,8 @@
 #  6. two Chromium pages (WebTransport and WebSocket) see each other; `docker-compose restart
 #     actix-api` mid-meeting and they recover (e2e/compose/compose.test.js)
 #  7. `docker-compose down -v` leaves no container, network or volume of the project
-# TODO(tokens): "a protected meeting needs its token" — once room tokens and --require-tokens
-# are merged: create a protected meeting through the API, check that a join without a token is
-# refused and one with a token signed with JWT_SECRET gets in (CLI and page).
+#  5b. a protected meeting needs its token: a guest logs in and creates one through the API; the
+#     CLI without a token is refused (403), with the room token the join returns it streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,6 +145,30 @@ say "cli: sent ${sent:-0}, decoded ${received:-0} across the relays ($transport;
   || fail "too few frames (stream: $(tail -n3 "$work/stream.err"))"
 grep -q "via webtransport" <<<"$transport" || fail "the streamer did not use WebTransport: $transport"
 docker rm "$receiver" >/dev/null
+
+# 5b. A protected meeting needs its token.
+t=$SECONDS
+jar=$work/cookies
+json() { curl -fsS --max-time 10 -b "$jar" -c "$jar" -H 'content-type: application/json' "$@"; }
+json -d '{"display_name": "Compose host"}' "$base/api/v1/login/guest" >/dev/null \
+  || fail "guest login through the API"
+json -d '{"id": "compose-protected", "access": "protected"}' "$base/api/v1/meetings" >"$work/meeting.json" \
+  || fail "creating a protected meeting through the API"
+json -d '{"display_name": "Pi"}' "$base/api/v1/meetings/compose-protected/join" >"$work/join.json" \
+  || fail "joining the protected meeting through the API"
+token=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["status"]=="admitted", a; print(a["token"])' "$work/join.json") \
+  || fail "join did not admit the host: $(cat "$work/join.json")"
+if compose run --rm -T cli stream --user-id pi --meeting-id compose-protected --test-pattern \
+  --resolution 160x120 --fps 15 --frames 5 --transport websocket --url http://actix-api:8080 \
+  >"$work/denied.out" 2>"$work/denied.err"; then
+  fail "a streamer without a token got into the protected meeting"
+fi
+grep -q 403 "$work/denied.err" || fail "the refusal does not say 403: $(tail -n3 "$work/denied.err")"
+compose run --rm -T cli stream --token "$token" --test-pattern --resolution 160x120 --fps 15 \
+  --frames 15 --transport websocket --url http://actix-api:8080 >"$work/token.out" 2>"$work/token.err" \
+  || { tail -n5 "$work/token.err" >&2; fail "the streamer with the room token was refused"; }
+grep -q '^sent ' "$work/token.out" || fail "the streamer with the room token sent nothing: $(cat "$work/token.out")"
+say "protected meeting: refused without a token (403), streamed with the room token ($((SECONDS - t)) s)"
 
 # 6. Browsers, and the actix-api restart.
 t=$SECONDS
