@@ -42,6 +42,13 @@ for want in "$@"; do
         cargo install wasm-bindgen-cli --version "$want_version"
       fi
       ;;
+    postgres)
+      # The meeting store's tests start a throwaway PostgreSQL cluster (videocall_testkit::postgres).
+      if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        apt_install postgresql
+      fi
+      say "postgresql: $(ls -d /usr/lib/postgresql/*/bin | tail -n1)"
+      ;;
     chromium)
       if [ ! -x /usr/bin/chromium ]; then
         apt_install chromium

@@ -1,10 +1,12 @@
 //! The HTTP side of videocall: the WebSocket relay transport (`/lobby/{user_id}/{meeting_id}`),
-//! `/healthz`, `/metrics`, the WebTransport certificate hash, meeting settings
-//! (`/api/v1/meetings/{id}`), and the built browser UI.
+//! `/healthz`, `/metrics`, the WebTransport certificate hash, the meeting API (`/api/v1/`,
+//! [`api`]: login, meetings, waiting room, participants; stored by `videocall-meetings`), and
+//! the built browser UI.
 //!
 //! Like the WebTransport server it is a thin adapter: each WebSocket is one session of a
 //! [`NodeHandle`]; all meeting logic lives in `videocall-relay`.
 
+pub mod api;
 mod routes;
 mod unfinished;
 mod ws;
@@ -47,10 +49,12 @@ pub struct AppState {
     pub meetings: Arc<MeetingPolicy>,
     /// Connection and buffer limits, shared with the in-process WebTransport server.
     pub limits: Arc<NodeLimits>,
+    /// The meeting API's counters, when it is served.
+    pub api_metrics: Option<Arc<api::ApiMetrics>>,
 }
 
-/// Meeting settings until meetings live in a store: end-to-end encryption is on for every
-/// meeting unless the node is configured otherwise.
+/// End-to-end encryption of meetings the store does not know (and of those created by an open
+/// join): on for every meeting unless the node is configured otherwise.
 #[derive(Debug, Clone)]
 pub struct MeetingPolicy {
     /// E2EE for meetings not listed in `plaintext`.

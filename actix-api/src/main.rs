@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_api::{AppState, MeetingPolicy, WsMetrics, configure};
+use actix_api::{AppState, MeetingPolicy, WsMetrics, api, configure};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use clap::Parser;
 use tracing::{info, warn};
+use videocall_auth::TokenKey;
+use videocall_meetings::{Store, StoreConfig};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
@@ -56,10 +58,40 @@ struct Config {
         value_delimiter = ','
     )]
     plaintext_meetings: Vec<String>,
+    #[command(flatten)]
+    meetings: MeetingArgs,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `actix_api=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
 }
+
+/// The meeting store and API (`/api/v1/`).
+#[derive(Debug, clap::Args)]
+struct MeetingArgs {
+    /// Directory of the embedded meeting database (SQLite), used when DATABASE_URL is unset;
+    /// created if missing.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Meeting database: `postgres://user:password@host/db` (several nodes), or
+    /// `sqlite://path?mode=rwc`. Unset: an SQLite file in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// A plain join to an unknown meeting creates it as an open meeting (anyone with the URL
+    /// joins). `false`: meetings are created through the API and joined with room tokens.
+    #[arg(long, env = "OPEN_MEETINGS", default_value_t = true, action = clap::ArgAction::Set)]
+    open_meetings: bool,
+    /// HS256 secret (at least 16 bytes) signing room tokens and login cookies; every node of a
+    /// cluster needs the same. Unset: a random one per process (tokens do not survive a restart
+    /// and other nodes cannot verify them).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// How long a room token from a join is valid, in seconds.
+    #[arg(long, env = "ROOM_TOKEN_TTL_SECS", default_value_t = 3600)]
+    room_token_ttl_secs: u64,
+}
+
+/// How long a login lasts.
+const LOGIN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// On or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +126,12 @@ fn main() -> anyhow::Result<()> {
     // One set of limits for both transports: an address is counted once across them.
     let limits = NodeLimits::new(&config.limits);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let policy = Arc::new(MeetingPolicy {
+        e2ee_default: config.e2ee == Toggle::On,
+        plaintext: config.plaintext_meetings.iter().cloned().collect(),
+    });
+    // Before anything listens: a wrong database stops the start with one clear error.
+    let api = runtime.block_on(meeting_api(&config.meetings, policy.clone()))?;
     let (node, bus_kind) = runtime.block_on(async {
         let bus = config.relay.connect_bus().await?;
         let kind = bus.kind();
@@ -150,29 +188,31 @@ fn main() -> anyhow::Result<()> {
         shutdown,
         metrics: Arc::new(WsMetrics::default()),
         extra_metrics: wt_metrics,
-        meetings: Arc::new(MeetingPolicy {
-            e2ee_default: config.e2ee == Toggle::On,
-            plaintext: config.plaintext_meetings.iter().cloned().collect(),
-        }),
+        meetings: policy,
         limits: limits.clone(),
+        api_metrics: Some(api.metrics.clone()),
     };
     let listen = config.listen;
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-            .workers(config.workers.max(1))
-            .disable_signals()
-            .shutdown_timeout(2)
-            // A client has this long to send its request head (the WebSocket handshake).
-            .client_request_timeout(limits.handshake_timeout)
-            .on_connect(|connection, _| {
-                // Real-time media: never let Nagle hold a small packet back.
-                if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                    let _ = tcp.set_nodelay(true);
-                }
-            })
-            .bind(listen)
-            .with_context(|| format!("cannot listen on {listen}"))?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .configure(api::configure(api.clone()))
+                .configure(configure(state.clone()))
+        })
+        .workers(config.workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(2)
+        // A client has this long to send its request head (the WebSocket handshake).
+        .client_request_timeout(limits.handshake_timeout)
+        .on_connect(|connection, _| {
+            // Real-time media: never let Nagle hold a small packet back.
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        .bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?
+        .run();
         let handle = server.handle();
         let server = actix_web::rt::spawn(server);
         let host = match listen.ip() {
@@ -232,4 +272,44 @@ fn main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     info!("stopped");
     Ok(())
+}
+
+/// Opens the meeting store (running its migrations) and sets up the API's keys.
+async fn meeting_api(args: &MeetingArgs, policy: Arc<MeetingPolicy>) -> anyhow::Result<api::Api> {
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => Store::sqlite_url(&args.data_dir),
+    };
+    let store = Store::open(
+        &url,
+        StoreConfig {
+            allow_open: args.open_meetings,
+            ..StoreConfig::default()
+        },
+    )
+    .await?;
+    let secret = match &args.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            warn!(
+                "JWT_SECRET is not set: using a random secret for this process; room tokens and \
+                 logins will not survive a restart, and other nodes cannot verify them"
+            );
+            let mut secret = vec![0u8; 32];
+            getrandom::getrandom(&mut secret).context("no OS random source for JWT_SECRET")?;
+            secret
+        }
+    };
+    let tokens = TokenKey::new(&secret).context("JWT_SECRET")?;
+    Ok(api::Api {
+        store,
+        tokens,
+        sessions: api::SessionKey::derive(&secret),
+        relay: Arc::new(api::LoggingRelayControl),
+        token_ttl: Duration::from_secs(args.room_token_ttl_secs.max(1)),
+        session_ttl: LOGIN_TTL,
+        policy,
+        oauth: None,
+        metrics: Arc::default(),
+    })
 }

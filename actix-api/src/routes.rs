@@ -4,11 +4,12 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use videocall_relay::bus::BusState;
-use videocall_types::MeetingId;
 
 use crate::{AppState, ws};
 
-/// Registers every route on an actix `App`.
+/// Registers the relay's routes and the UI on an actix `App` (the meeting API is
+/// [`crate::api::configure`], registered before these: the UI's file service answers every path
+/// not registered before it).
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let ui_dir = state.ui_dir.clone();
@@ -20,11 +21,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/webtransport/certificate_hash",
                 web::get().to(certificate_hash),
             )
-            .route("/api/v1/config", web::get().to(client_config))
-            .route(
-                "/api/v1/meetings/{meeting_id}",
-                web::get().to(meeting_settings),
-            );
+            .route("/api/v1/config", web::get().to(client_config));
         if let Some(dir) = ui_dir {
             let index = dir.join("index.html");
             // Client-side routes (`/meeting/...`) get the app's index; files are served as is.
@@ -102,6 +99,9 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         wt.render(&mut text);
     }
     state.limits.render(&mut text);
+    if let Some(api) = &state.api_metrics {
+        api.render(&mut text);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
@@ -122,20 +122,6 @@ async fn client_config(state: web::Data<AppState>) -> HttpResponse {
         .body(format!(
             "{{\"webtransport_port\":{port},\"certificate_hash\":{hash}}}"
         ))
-}
-
-/// A meeting's settings: `{"meeting_id": "…", "e2ee": true}`; 400 for an invalid id.
-async fn meeting_settings(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    match MeetingId::new(path.into_inner()) {
-        Ok(meeting) => HttpResponse::Ok().content_type("application/json").body(
-            serde_json::json!({
-                "meeting_id": meeting.as_str(),
-                "e2ee": state.meetings.e2ee(meeting.as_str()),
-            })
-            .to_string(),
-        ),
-        Err(e) => HttpResponse::BadRequest().body(format!("invalid meeting id: {e}\n")),
-    }
 }
 
 async fn certificate_hash(state: web::Data<AppState>) -> HttpResponse {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod nats;
 pub mod packets;
+pub mod postgres;
 pub mod process;
 
 use std::time::Duration;

@@ -29,6 +29,8 @@ pub fn binary(name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Service {
     child: Child,
+    /// Its own `DATA_DIR` (actix-api's embedded meeting database), removed on drop.
+    data_dir: PathBuf,
     /// Lines the service printed on stdout after its ready line.
     pub stdout: mpsc::Receiver<String>,
 }
@@ -36,9 +38,17 @@ pub struct Service {
 impl Service {
     /// Starts `bin` with `args` and `env`, and waits until it prints a line containing `ready`.
     pub fn start(bin: &PathBuf, args: &[String], env: &[(&str, String)], ready: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "videocall-service-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut command = Command::new(bin);
         command
             .args(args)
+            // Each process its own meeting database, not one shared file in the package dir.
+            .env("DATA_DIR", &data_dir)
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or("warn".into()),
@@ -73,7 +83,11 @@ impl Service {
                 }
             }
         }
-        Self { child, stdout: rx }
+        Self {
+            child,
+            data_dir,
+            stdout: rx,
+        }
     }
 
     /// Its process id.
@@ -109,6 +123,7 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
