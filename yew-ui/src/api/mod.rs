@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod fetch;
+
 /// An API failure: the status and the API's `{code, message}`; `status` 0 when the request
 /// never got an answer (network down, not JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -30,9 +30,23 @@ pub(crate) async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
         .unwrap_or(true)
 }
 
+/// The session path on the relays: `/lobby?token=<JWT>` with a room token from the meeting API
+/// (a protected meeting: the token names the user and the meeting), else the open meeting's
+/// `/lobby/<user>/<meeting>`.
+fn lobby_path(config: &ClientConfig, token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!("/lobby?token={}", js_sys::encode_uri_component(token)),
+        None => format!(
+            "/lobby/{}/{}",
+            js_sys::encode_uri_component(config.user_id.as_str()),
+            config.meeting_id
+        ),
+    }
+}
+
 /// Asks the server where the relays are; falls back to WebSocket on this host. `?transport=
 /// websocket` in the page's URL leaves WebTransport out.
-pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
+pub(crate) async fn fetch_endpoints(config: &ClientConfig, token: Option<&str>) -> Endpoints {
     let Some(window) = web_sys::window() else {
         return Endpoints {
             websocket_url: String::new(),
@@ -44,11 +58,7 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
     let host = location.host().unwrap_or_default();
     let hostname = location.hostname().unwrap_or_default();
     let secure = location.protocol().unwrap_or_default() == "https:";
-    let path = format!(
-        "/lobby/{}/{}",
-        js_sys::encode_uri_component(config.user_id.as_str()),
-        config.meeting_id
-    );
+    let path = lobby_path(config, token);
     let mut endpoints = Endpoints {
         websocket_url: format!("{}://{host}{path}", if secure { "wss" } else { "ws" }),
         webtransport_url: None,
@@ -80,13 +90,14 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
 /// and the endpoints it used, to keep for next time.
 pub(crate) async fn connect(
     config: &ClientConfig,
+    token: Option<&str>,
     known: Option<Endpoints>,
     on_packet: OnPacket,
     on_close: OnClose,
 ) -> (Result<Transport, String>, Endpoints) {
     let endpoints = match known {
         Some(endpoints) => endpoints,
-        None => fetch_endpoints(config).await,
+        None => fetch_endpoints(config, token).await,
     };
     let result = transport::connect(&endpoints, on_packet, on_close).await;
     (result, endpoints)

@@ -101,9 +101,9 @@ fn send(inputs: &UnboundedSender<Input>, input: Input) {
 
 /// Learns where the relay is and the meeting's settings (and waits for our key pair when it is
 /// encrypted), then answers [`Input::Ready`].
-fn prepare(config: ClientConfig, inputs: UnboundedSender<Input>) {
+fn prepare(config: ClientConfig, token: Option<String>, inputs: UnboundedSender<Input>) {
     spawn_local(async move {
-        let endpoints = endpoints::fetch_endpoints(&config).await;
+        let endpoints = endpoints::fetch_endpoints(&config, token.as_deref()).await;
         let identity = if endpoints::meeting_is_encrypted(&config.meeting_id).await {
             let started = now_ms();
             match crate::e2ee::identity().await {
@@ -136,6 +136,8 @@ fn prepare(config: ClientConfig, inputs: UnboundedSender<Input>) {
 /// The state of the task that drives one meeting page.
 pub(crate) struct Pump {
     session: Session,
+    /// The room token from the meeting API (a protected meeting), else `None` (an open one).
+    token: Option<String>,
     /// Set once the meeting's settings are known; `None` until then (or when they refused).
     identity: Option<Option<Identity>>,
     endpoints: Option<Endpoints>,
@@ -154,6 +156,7 @@ impl Pump {
     /// reads.
     pub(crate) fn new(
         config: ClientConfig,
+        token: Option<String>,
         local: Option<MediaStream>,
         want: MediaIntent,
         dispatch: Callback<Action>,
@@ -169,6 +172,7 @@ impl Pump {
         };
         Self {
             session: Session::new(config),
+            token,
             identity: None,
             endpoints: None,
             link: None,
@@ -184,7 +188,11 @@ impl Pump {
 
     /// The loop, until the page leaves.
     pub(crate) async fn run(mut self, mut inputs: UnboundedReceiver<Input>) {
-        prepare(self.session.config().clone(), self.inputs.clone());
+        prepare(
+            self.session.config().clone(),
+            self.token.clone(),
+            self.inputs.clone(),
+        );
         let mut tick = TimeoutFuture::new(TICK_MS);
         loop {
             self.flush();
@@ -217,7 +225,11 @@ impl Pump {
                     self.session.handle_start(now());
                 }
                 // The settings refused (or are still coming): ask again.
-                None => prepare(self.session.config().clone(), self.inputs.clone()),
+                None => prepare(
+                    self.session.config().clone(),
+                    self.token.clone(),
+                    self.inputs.clone(),
+                ),
             },
             Input::Leave => {}
             Input::Ready {
@@ -334,10 +346,12 @@ impl Pump {
             None
         };
         let config = self.session.config().clone();
+        let token = self.token.clone();
         let inputs = self.inputs.clone();
         spawn_local(async move {
             log(&format!("connecting (attempt {attempt})"));
-            let (result, endpoints) = endpoints::connect(&config, known, on_packet, on_close).await;
+            let (result, endpoints) =
+                endpoints::connect(&config, token.as_deref(), known, on_packet, on_close).await;
             let event = match result {
                 Ok(transport) => LinkEvent::Opened(transport, endpoints),
                 Err(reason) => LinkEvent::Failed(reason, endpoints),
