@@ -22,8 +22,26 @@ pub struct MeetingSettings {
     pub e2ee: bool,
 }
 
-/// GET `path` from `http_base` (`http://host:port`); the body of a 200 answer, else why not.
-pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
+/// An HTTP answer: status, the `Set-Cookie` values, the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code (e.g. 200).
+    pub status: u16,
+    /// Every `Set-Cookie` header's value.
+    pub set_cookies: Vec<String>,
+    /// The body (at most 64 KiB were read).
+    pub body: String,
+}
+
+/// `method path` on `http_base` (`http://host:port`), with a `cookie` header and a JSON body
+/// when given: the answer, whatever its status, else why there was none.
+pub async fn request(
+    http_base: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    json_body: Option<&str>,
+) -> Result<Response, String> {
     let authority = http_base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{http_base}: only http:// addresses are asked"))?
@@ -33,7 +51,16 @@ pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
         let mut stream = tokio::net::TcpStream::connect(authority)
             .await
             .map_err(|e| format!("{authority}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
+        if let Some(cookie) = cookie {
+            request.push_str(&format!("cookie: {cookie}\r\n"));
+        }
+        let body = json_body.unwrap_or_default();
+        if json_body.is_some() {
+            request.push_str("content-type: application/json\r\n");
+        }
+        request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
         stream
             .write_all(request.as_bytes())
             .await
@@ -44,21 +71,42 @@ pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
             .read_to_end(&mut response)
             .await
             .map_err(|e| e.to_string())?;
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response.lines().next().unwrap_or_default().to_owned();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        if status.starts_with("HTTP/1.1 200") {
-            Ok(body)
-        } else {
-            Err(format!("{path}: {status} {}", body.trim()))
-        }
+        parse_response(&String::from_utf8_lossy(&response))
+            .ok_or_else(|| format!("{path}: not an HTTP answer"))
     };
     tokio::time::timeout(TIMEOUT, fetch)
         .await
         .map_err(|_| format!("{authority} did not answer {path} within {TIMEOUT:?}"))?
+}
+
+fn parse_response(text: &str) -> Option<Response> {
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let set_cookies = lines
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.trim().to_owned())
+        .collect();
+    Some(Response {
+        status,
+        set_cookies,
+        body: body.to_owned(),
+    })
+}
+
+/// GET `path` from `http_base` (`http://host:port`); the body of a 200 answer, else why not.
+pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
+    let response = request(http_base, "GET", path, None, None).await?;
+    if response.status == 200 {
+        Ok(response.body)
+    } else {
+        Err(format!(
+            "{path}: HTTP {} {}",
+            response.status,
+            response.body.trim()
+        ))
+    }
 }
 
 /// The WebTransport certificate hash the node serves at `/api/v1/webtransport/certificate_hash`.
@@ -101,7 +149,18 @@ pub fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hash;
+    use super::{parse_hash, parse_response};
+
+    #[test]
+    fn answers_give_their_status_cookies_and_body() {
+        let text = "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nSet-Cookie: a=1; HttpOnly\r\n\
+                    set-cookie: b=2\r\n\r\n{}";
+        let response = parse_response(text).unwrap();
+        assert_eq!(response.status, 202);
+        assert_eq!(response.set_cookies, ["a=1; HttpOnly", "b=2"]);
+        assert_eq!(response.body, "{}");
+        assert_eq!(parse_response("garbage"), None);
+    }
 
     #[test]
     fn hashes_parse_with_or_without_colons_and_bad_ones_do_not() {

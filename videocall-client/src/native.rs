@@ -83,6 +83,10 @@ pub struct NativeConfig {
     pub webtransport_idle_timeout: Duration,
     /// End-to-end encrypt media under this identity (`None`: media in clear).
     pub e2ee: Option<Identity>,
+    /// A room token from the meeting API (base64url JWT) for a protected meeting: joins through
+    /// `/lobby/{user}/{meeting}?token=` (relays that check tokens accept it as well as
+    /// `/lobby?token=`; one that does not yet ignores the query).
+    pub token: Option<String>,
 }
 
 impl NativeConfig {
@@ -103,6 +107,7 @@ impl NativeConfig {
             webtransport_timeout: Duration::from_secs(3),
             webtransport_idle_timeout: Duration::from_secs(4),
             e2ee: None,
+            token: None,
         }
     }
 
@@ -507,7 +512,11 @@ async fn connect(
     generation: u64,
     events: LinkSender,
 ) {
-    let path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
+    let mut path = format!("/lobby/{}/{}", config.user_id, config.meeting_id);
+    if let Some(token) = &native.token {
+        // A JWT is base64url parts and dots: nothing in it needs escaping in a query.
+        path.push_str(&format!("?token={token}"));
+    }
     let count = native.relays.len();
     let mut errors = Vec::new();
     for relay in (0..count).map(|i| (first + i) % count) {
@@ -536,7 +545,8 @@ async fn open_relay(
     let urls = &native.relays[index];
     let mut last_error = String::from("no transport configured");
     if let Some(base) = &urls.webtransport_url {
-        let url = format!("{}{path}?framed=1", base.trim_end_matches('/'));
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{separator}framed=1", base.trim_end_matches('/'));
         match open_webtransport(native, &url, index, generation, events).await {
             Ok(()) => return Ok(()),
             Err(error) => {
