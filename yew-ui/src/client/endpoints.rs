@@ -30,17 +30,19 @@ pub(crate) async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
         .unwrap_or(true)
 }
 
-/// The session path on the relays: `/lobby?token=<JWT>` with a room token from the meeting API
-/// (a protected meeting: the token names the user and the meeting), else the open meeting's
-/// `/lobby/<user>/<meeting>`.
+/// The session path on the relays: `/lobby/<user>/<meeting>`, plus `?token=<JWT>` with a room
+/// token from the meeting API (a protected meeting; the token names the same user and
+/// meeting). Relays that check tokens accept this form as well as `/lobby?token=`; one that
+/// does not yet ignores the query, so the same URL works before and after.
 fn lobby_path(config: &ClientConfig, token: Option<&str>) -> String {
+    let path = format!(
+        "/lobby/{}/{}",
+        js_sys::encode_uri_component(config.user_id.as_str()),
+        config.meeting_id
+    );
     match token {
-        Some(token) => format!("/lobby?token={}", js_sys::encode_uri_component(token)),
-        None => format!(
-            "/lobby/{}/{}",
-            js_sys::encode_uri_component(config.user_id.as_str()),
-            config.meeting_id
-        ),
+        Some(token) => format!("{path}?token={}", js_sys::encode_uri_component(token)),
+        None => path,
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) struct MeetingClient {
 
 impl MeetingClient {
     /// Joins `meeting` as `user`, publishing `local` (camera and microphone, if any) as `want`
-    /// says; with `token` (a room token from the meeting API) through `/lobby?token=`.
+    /// says; with `token` (a room token from the meeting API) in the lobby URL.
     pub(crate) fn start(
         user: &str,
         meeting: &str,

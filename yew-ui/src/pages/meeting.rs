@@ -35,7 +35,7 @@ pub(crate) struct MeetingProps {
     pub(crate) user: String,
     pub(crate) meeting: String,
     pub(crate) on_route: Callback<Route>,
-    /// A room token from the meeting API: join through `/lobby?token=` (a protected meeting).
+    /// A room token from the meeting API (a protected meeting), sent with the lobby URL.
     #[prop_or_default]
     pub(crate) token: Option<String>,
     /// The host's controls, when we host a meeting made through the API.
