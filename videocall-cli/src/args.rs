@@ -25,6 +25,85 @@ pub enum Command {
     Receive(ReceiveArgs),
     /// What this machine offers (cameras, formats, resolutions).
     Info(InfoArgs),
+    /// Meetings through the meeting API: log in, create, join (a room token), the waiting
+    /// room, admit, end. Prints `key=value` lines a shell can `eval`.
+    Meeting(MeetingArgs),
+}
+
+/// `meeting`: where the API is and who we are there.
+#[derive(Debug, Clone, Args)]
+pub struct MeetingArgs {
+    /// The node's HTTP address, where `/api/v1/` is.
+    #[arg(
+        long,
+        env = "VIDEOCALL_API_URL",
+        default_value = "http://localhost:8080",
+        global = true
+    )]
+    pub api_url: String,
+    /// The login (`session=` printed by `meeting login` or `meeting create`); without it each
+    /// command logs in as a new guest named --name.
+    #[arg(long, env = "VIDEOCALL_SESSION", global = true)]
+    pub session: Option<String>,
+    /// Display name of the guest login (and in the meeting).
+    #[arg(
+        long,
+        env = "VIDEOCALL_NAME",
+        default_value = "videocall-cli",
+        global = true
+    )]
+    pub name: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: MeetingAction,
+}
+
+/// The `meeting` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MeetingAction {
+    /// Log in as a guest: prints `session=` and `user_id=`.
+    Login,
+    /// Create a protected meeting we host and join it: prints `session=`, `user_id=`,
+    /// `meeting_id=` and the host's room `token=`.
+    Create {
+        /// Meeting id (random when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// Joiners wait until a host admits them.
+        #[arg(long)]
+        waiting_room: bool,
+    },
+    /// Ask to join: prints `session=`, `user_id=`, then `status=admitted` and `token=`, or
+    /// `status=waiting` (ask again with the same --session once admitted).
+    Join {
+        /// The meeting.
+        #[arg(long, env = "VIDEOCALL_MEETING_ID")]
+        meeting_id: String,
+    },
+    /// Those waiting (hosts): one `waiting=<user id>` line each.
+    Waiting {
+        /// The meeting.
+        #[arg(long, env = "VIDEOCALL_MEETING_ID")]
+        meeting_id: String,
+    },
+    /// Admit a waiting user, or everyone (hosts): one `admitted=<user id>` line each.
+    Admit {
+        /// The meeting.
+        #[arg(long, env = "VIDEOCALL_MEETING_ID")]
+        meeting_id: String,
+        /// The user to admit.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// Admit everyone waiting while there is room.
+        #[arg(long)]
+        all: bool,
+    },
+    /// End the meeting for everyone (hosts): prints `ended=<meeting id>`.
+    End {
+        /// The meeting.
+        #[arg(long, env = "VIDEOCALL_MEETING_ID")]
+        meeting_id: String,
+    },
 }
 
 /// Transport to try first.
@@ -57,9 +136,9 @@ pub struct ConnectArgs {
     /// The meeting to join (with --token: the token's).
     #[arg(long, env = "VIDEOCALL_MEETING_ID", required_unless_present = "token")]
     pub meeting_id: Option<String>,
-    /// A room token (JWT) from the meeting API: joins a protected meeting by
-    /// `/lobby?token=…`, as the user and meeting the token names.
-    #[arg(long, env = "VIDEOCALL_TOKEN", hide_env_values = true)]
+    /// A room token (JWT) from the meeting API (`meeting join`/`create` print it): joins a
+    /// protected meeting by `/lobby?token=…`, as the user and meeting the token names.
+    #[arg(long, env = "VIDEOCALL_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub token: Option<String>,
     /// Server URL for --transport (default: the local single node, https://localhost:4433 for
     /// WebTransport, http://localhost:8080 for WebSocket). Repeatable (env: comma-separated):
@@ -93,6 +172,19 @@ pub struct ConnectArgs {
     /// encrypted one.
     #[arg(long, env = "VIDEOCALL_E2EE", value_enum, default_value_t = E2eeMode::Auto)]
     pub e2ee: E2eeMode,
+}
+
+/// A room token: a JWT, base64url parts separated by dots (so it goes into a URL as it is).
+fn parse_token(text: &str) -> Result<String, String> {
+    let valid = text.split('.').count() == 3
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("a room token is a JWT: three base64url parts separated by dots".into())
+    }
 }
 
 /// `--e2ee`.

@@ -1,6 +1,7 @@
 //! videocall from the command line: `stream` publishes H.264 (openh264) from a camera (nokhwa,
 //! feature `camera`) or a test pattern, `receive` decodes and records every participant's video, `info`
-//! says what the machine offers. The protocol lives in `videocall-client`; this crate only
+//! says what the machine offers, `meeting` creates and runs protected meetings through the
+//! meeting API. The protocol lives in `videocall-client`; this crate only
 //! produces and consumes pictures.
 
 pub mod args;
@@ -9,6 +10,7 @@ pub mod codec;
 pub mod convert;
 pub mod info;
 pub mod join;
+pub mod meeting;
 pub mod pattern;
 pub mod receive;
 pub mod stream;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             Command::Stream(args) => videocall_cli::stream::run(args).await,
             Command::Receive(args) => videocall_cli::receive::run(args).await,
             Command::Info(args) => videocall_cli::info::run(args),
+            Command::Meeting(args) => videocall_cli::meeting::run(args).await,
         }
     });
     // Background tasks (a transport still closing) must not hold the exit.

@@ -23,6 +23,88 @@ pub struct MeetingSettings {
     pub e2ee: bool,
 }
 
+/// An HTTP answer: status, the `Set-Cookie` values, the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code (e.g. 200).
+    pub status: u16,
+    /// Every `Set-Cookie` header's value.
+    pub set_cookies: Vec<String>,
+    /// The body (at most 64 KiB are read).
+    pub body: String,
+}
+
+/// `method path` on `http_base` (`http://host:port`), with a `cookie` header and a JSON body
+/// when given (the meeting API's calls): the answer whatever its status, else why there was
+/// none.
+pub async fn request(
+    http_base: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    json_body: Option<&str>,
+) -> Result<Response, String> {
+    if !http_base.starts_with("http://") {
+        return Err(format!("{http_base}: only http:// addresses are asked"));
+    }
+    let url = format!("{}{path}", http_base.trim_end_matches('/'));
+    let method = ureq::http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+    let cookie = cookie.map(str::to_owned);
+    let body = json_body.map(str::to_owned);
+    tokio::task::spawn_blocking(move || send(method, &url, cookie, body))
+        .await
+        .map_err(|e| format!("{path}: {e}"))?
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        // A refusal's body says why: read it rather than turn the status into an error.
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn send(
+    method: ureq::http::Method,
+    url: &str,
+    cookie: Option<String>,
+    body: Option<String>,
+) -> Result<Response, String> {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let request = builder
+        .body(body.unwrap_or_default())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut response = agent().run(request).map_err(|e| match e {
+        ureq::Error::Timeout(_) => format!("{url} did not answer within {TIMEOUT:?}"),
+        other => format!("{url}: {other}"),
+    })?;
+    let set_cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE)
+        .read_to_string()
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(Response {
+        status: response.status().as_u16(),
+        set_cookies,
+        body,
+    })
+}
+
 /// GET `path` from `http_base` (`http://host:port`); the body of a 200 answer, else why not.
 pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
     if !http_base.starts_with("http://") {
@@ -35,13 +117,7 @@ pub async fn get(http_base: &str, path: &str) -> Result<String, String> {
 }
 
 fn fetch(url: &str) -> Result<String, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        // A refusal's body says why: read it rather than turn the status into an error.
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = agent.get(url).call().map_err(|e| match e {
+    let mut response = agent().get(url).call().map_err(|e| match e {
         ureq::Error::Timeout(_) => format!("{url} did not answer within {TIMEOUT:?}"),
         other => format!("{url}: {other}"),
     })?;

@@ -1,9 +1,11 @@
-//! Routes: `/` (home) and `/meeting/<username>/<meeting-id>`. Navigation uses the History API;
+//! Routes: `/` (home), `/meeting/<username>/<meeting-id>` (an open meeting) and `/m/<meeting-id>`
+//! (a meeting made through the meeting API: login, waiting room, room token). Navigation uses the History API;
 //! the server answers every client route with this app.
 
 use yew::prelude::*;
 
 use crate::pages::home::Home;
+use crate::pages::lobby::Lobby;
 use crate::pages::meeting::Meeting;
 
 /// A parsed route.
@@ -11,19 +13,23 @@ use crate::pages::meeting::Meeting;
 pub(crate) enum Route {
     Home,
     Meeting { user: String, meeting: String },
+    Lobby { meeting: String },
 }
 
 impl Route {
     pub(crate) fn parse(path: &str) -> Self {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let decode = |s: &str| {
+            js_sys::decode_uri_component(s)
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_else(|| s.to_owned())
+        };
         match parts.as_slice() {
+            ["m", meeting] if !meeting.is_empty() => Route::Lobby {
+                meeting: decode(meeting),
+            },
             ["meeting", user, meeting] if !user.is_empty() && !meeting.is_empty() => {
-                let decode = |s: &str| {
-                    js_sys::decode_uri_component(s)
-                        .ok()
-                        .and_then(|v| v.as_string())
-                        .unwrap_or_else(|| s.to_owned())
-                };
                 Route::Meeting {
                     user: decode(user),
                     meeting: decode(meeting),
@@ -73,6 +79,10 @@ pub(crate) fn app() -> Html {
         Route::Meeting { user, meeting } => {
             let key = format!("{user}/{meeting}");
             html! { <Meeting {key} {user} {meeting} {on_route} /> }
+        }
+        Route::Lobby { meeting } => {
+            let key = meeting.clone();
+            html! { <Lobby {key} {meeting} {on_route} /> }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `state` (the page's reducer) builds and is tested natively; everything that touches the
 //! browser (Yew components, WebCodecs, WebTransport, WebSocket) builds only for `wasm32`.
 
+pub mod api;
 pub mod state;
 
 #[cfg(target_arch = "wasm32")]

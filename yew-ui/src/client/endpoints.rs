@@ -4,7 +4,6 @@
 //! WebTransport).
 
 use js_sys::Reflect;
-use videocall_client::ClientConfig;
 use videocall_types::MeetingId;
 use wasm_bindgen::JsCast;
 
@@ -30,9 +29,10 @@ pub(crate) async fn meeting_is_encrypted(meeting: &MeetingId) -> bool {
         .unwrap_or(true)
 }
 
-/// Asks the server where the relays are; falls back to WebSocket on this host. `?transport=
-/// websocket` in the page's URL leaves WebTransport out.
-pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
+/// Asks the server where the relays are (scheme, host and port; each attempt adds the session's
+/// lobby path); falls back to WebSocket on this host. `?transport=websocket` in the page's URL
+/// leaves WebTransport out.
+pub(crate) async fn fetch_endpoints() -> Endpoints {
     let Some(window) = web_sys::window() else {
         return Endpoints {
             websocket_url: String::new(),
@@ -44,13 +44,8 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
     let host = location.host().unwrap_or_default();
     let hostname = location.hostname().unwrap_or_default();
     let secure = location.protocol().unwrap_or_default() == "https:";
-    let path = format!(
-        "/lobby/{}/{}",
-        js_sys::encode_uri_component(config.user_id.as_str()),
-        config.meeting_id
-    );
     let mut endpoints = Endpoints {
-        websocket_url: format!("{}://{host}{path}", if secure { "wss" } else { "ws" }),
+        websocket_url: format!("{}://{host}", if secure { "wss" } else { "ws" }),
         webtransport_url: None,
         certificate_hash: None,
     };
@@ -65,7 +60,7 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
         .and_then(|p| p.as_f64())
         && !disabled
     {
-        endpoints.webtransport_url = Some(format!("https://{hostname}:{port}{path}"));
+        endpoints.webtransport_url = Some(format!("https://{hostname}:{port}"));
     }
     if let Ok(hash) = Reflect::get(&server, &"certificate_hash".into())
         && hash.is_object()
@@ -78,10 +73,9 @@ pub(crate) async fn fetch_endpoints(config: &ClientConfig) -> Endpoints {
 /// One connection attempt: the endpoints learnt when the page joined serve the very first
 /// attempt; every later one asks the server again. Answers the transport (or why none opened)
 /// and the endpoints it used, to keep for next time.
-/// `lobby` is the session's lobby path: its query (`?reconnect=…` or `?token=…`) goes on this
-/// attempt's URLs, not on the endpoints kept.
+/// `lobby` is the session's lobby path (`/lobby/<user>/<meeting>`, `/lobby?token=…`, with the
+/// relay's reconnect secret once it issued one).
 pub(crate) async fn connect(
-    config: &ClientConfig,
     lobby: &str,
     known: Option<Endpoints>,
     on_packet: OnPacket,
@@ -89,8 +83,8 @@ pub(crate) async fn connect(
 ) -> (Result<Transport, String>, Endpoints) {
     let endpoints = match known {
         Some(endpoints) => endpoints,
-        None => fetch_endpoints(config).await,
+        None => fetch_endpoints().await,
     };
-    let result = transport::connect(&endpoints.with_lobby_path(lobby), on_packet, on_close).await;
+    let result = transport::connect(&endpoints.with_path(lobby), on_packet, on_close).await;
     (result, endpoints)
 }

@@ -28,10 +28,11 @@ pub(crate) struct MeetingClient {
 
 impl MeetingClient {
     /// Joins `meeting` as `user`, publishing `local` (camera and microphone, if any) as `want`
-    /// says.
+    /// says; with `token` (a room token from the meeting API) in the lobby URL.
     pub(crate) fn start(
         user: &str,
         meeting: &str,
+        token: Option<String>,
         local: Option<MediaStream>,
         want: MediaIntent,
         dispatch: Callback<Action>,
@@ -41,6 +42,7 @@ impl MeetingClient {
         let (inputs, receiver) = mpsc::unbounded();
         let pump = Pump::new(
             ClientConfig::new(user, meeting),
+            token,
             local,
             want,
             dispatch,

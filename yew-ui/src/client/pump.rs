@@ -16,7 +16,7 @@ use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use gloo_timers::future::TimeoutFuture;
-use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, OsRng, UnwrapRequest};
+use videocall_client::e2ee::{Identity, UnwrapRequest};
 use videocall_client::{Action as SessionAction, ClientConfig, Event, Session};
 use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey};
 use wasm_bindgen_futures::spawn_local;
@@ -75,18 +75,6 @@ fn now() -> Duration {
     Duration::from_secs_f64(now_ms() / 1000.0)
 }
 
-/// A session that encrypts under `identity`, or not.
-fn new_session(config: ClientConfig, identity: Option<&Identity>) -> Session {
-    match identity {
-        Some(identity) => {
-            let user = config.user_id.as_str().to_owned();
-            let e2ee = E2ee::with_identity(E2eeConfig::default(), user, identity.clone(), OsRng);
-            Session::with_e2ee(config, e2ee)
-        }
-        None => Session::new(config),
-    }
-}
-
 /// Sends into the pump; a pump that is gone drops it.
 fn send(inputs: &UnboundedSender<Input>, input: Input) {
     if let Err(e) = inputs.unbounded_send(input)
@@ -103,7 +91,7 @@ fn send(inputs: &UnboundedSender<Input>, input: Input) {
 /// encrypted), then answers [`Input::Ready`].
 fn prepare(config: ClientConfig, inputs: UnboundedSender<Input>) {
     spawn_local(async move {
-        let endpoints = endpoints::fetch_endpoints(&config).await;
+        let endpoints = endpoints::fetch_endpoints().await;
         let identity = if endpoints::meeting_is_encrypted(&config.meeting_id).await {
             let started = now_ms();
             match crate::e2ee::identity().await {
@@ -150,10 +138,12 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
-    /// A pump for `config`; `inputs` is the sending side of the channel [`run`](Self::run)
-    /// reads.
+    /// A pump for `config`, joining with `token` (a room token from the meeting API: a
+    /// protected meeting) or by the open path (`None`); `inputs` is the sending side of the
+    /// channel [`run`](Self::run) reads.
     pub(crate) fn new(
-        config: ClientConfig,
+        mut config: ClientConfig,
+        token: Option<String>,
         local: Option<MediaStream>,
         want: MediaIntent,
         dispatch: Callback<Action>,
@@ -167,6 +157,7 @@ impl Pump {
             let inputs = inputs.clone();
             Rc::new(move |result| send(&inputs, Input::ScreenOpened(result)))
         };
+        config.token = token;
         Self {
             session: Session::new(config),
             identity: None,
@@ -213,7 +204,8 @@ impl Pump {
                 .set_subscription(subscription.as_ref().map(Subscription::to_wire)),
             Input::Retry => match &self.identity {
                 Some(identity) => {
-                    self.session = new_session(self.session.config().clone(), identity.as_ref());
+                    self.session =
+                        Session::with_identity(self.session.config().clone(), identity.clone());
                     self.session.handle_start(now());
                 }
                 // The settings refused (or are still coming): ask again.
@@ -228,7 +220,8 @@ impl Pump {
                     // The first attempt goes where the page learnt the relay is.
                     self.endpoints = Some(endpoints);
                     self.dispatch.emit(Action::Encryption(identity.is_some()));
-                    self.session = new_session(self.session.config().clone(), identity.as_ref());
+                    self.session =
+                        Session::with_identity(self.session.config().clone(), identity.clone());
                     self.identity = Some(identity);
                     self.session.handle_start(now());
                 }
@@ -333,15 +326,13 @@ impl Pump {
         } else {
             None
         };
-        let config = self.session.config().clone();
         // The relay's reconnect secret (or the room token), once the session holds one: it lets
         // us replace our own earlier session (the relay refuses a second connection otherwise).
         let lobby = self.session.lobby_path().to_string();
         let inputs = self.inputs.clone();
         spawn_local(async move {
             log(&format!("connecting (attempt {attempt})"));
-            let (result, endpoints) =
-                endpoints::connect(&config, &lobby, known, on_packet, on_close).await;
+            let (result, endpoints) = endpoints::connect(&lobby, known, on_packet, on_close).await;
             let event = match result {
                 Ok(transport) => LinkEvent::Opened(transport, endpoints),
                 Err(reason) => LinkEvent::Failed(reason, endpoints),

@@ -2,6 +2,7 @@
 
 pub(crate) mod controls;
 pub(crate) mod diagnostics;
+pub(crate) mod host_panel;
 pub(crate) mod peer_list;
 pub(crate) mod prejoin;
 pub(crate) mod self_view;

@@ -1,30 +1,55 @@
-//! Who is in the meeting.
+//! Who is in the meeting; hosts also get remove and ask-to-mute per participant, and their
+//! waiting room.
 
 use yew::prelude::*;
 
+use crate::api::fetch::HostAction;
+use crate::components::host_panel::{HostPanel, HostPanelProps};
 use crate::state::MeetingState;
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct PeerListProps {
     pub(crate) state: MeetingState,
+    /// Present when we host the meeting (made through the meeting API).
+    #[prop_or_default]
+    pub(crate) host: Option<HostPanelProps>,
 }
 
 #[function_component(PeerList)]
 pub(crate) fn peer_list(props: &PeerListProps) -> Html {
     let s = &props.state;
+    let controls = |user: &str| -> Html {
+        let Some(host) = &props.host else {
+            return html! {};
+        };
+        let button = |action: HostAction, label: &'static str, class: &'static str| {
+            let (user, on_action) = (user.to_owned(), host.on_action.clone());
+            let onclick =
+                Callback::from(move |_: MouseEvent| on_action.emit((user.clone(), action)));
+            html! { <button class={classes!("small", class)} {onclick}>{label}</button> }
+        };
+        html! {
+            <span class="host-controls">
+                {button(HostAction::Mute, "Ask to mute", "mute")}
+                {button(HostAction::Remove, "Remove", "remove")}
+            </span>
+        }
+    };
     html! {
         <aside class="peers">
             <h2>{format!("People ({})", s.peers.len() + 1)}</h2>
             <ul id="peer-list">
                 <li class="me">{format!("{} (you)", s.user)}</li>
                 { for s.peers.iter().map(|(session, peer)| html! {
-                    <li key={session.get()} data-session={session.to_string()}>
+                    <li key={session.get()} data-session={session.to_string()} data-user={peer.user.clone()}>
                         <span class={classes!("dot", peer.speaking.then_some("speaking"))} />
                         {peer.user.clone()}
                         if !peer.audio_on { <span class="muted">{" (muted)"}</span> }
+                        {controls(&peer.user)}
                     </li>
                 }) }
             </ul>
+            if let Some(host) = &props.host { <HostPanel ..host.clone() /> }
         </aside>
     }
 }

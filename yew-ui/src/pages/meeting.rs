@@ -13,6 +13,7 @@ use crate::app::{Route, navigate};
 use crate::client::MeetingClient;
 use crate::components::controls::Controls;
 use crate::components::diagnostics::Diagnostics;
+use crate::components::host_panel::HostPanelProps;
 use crate::components::peer_list::PeerList;
 use crate::components::prejoin::PreJoin;
 use crate::components::self_view::SelfView;
@@ -34,6 +35,15 @@ pub(crate) struct MeetingProps {
     pub(crate) user: String,
     pub(crate) meeting: String,
     pub(crate) on_route: Callback<Route>,
+    /// A room token from the meeting API (a protected meeting), sent with the lobby URL.
+    #[prop_or_default]
+    pub(crate) token: Option<String>,
+    /// The host's controls, when we host a meeting made through the API.
+    #[prop_or_default]
+    pub(crate) host: Option<HostPanelProps>,
+    /// Told when the relay connection drops (the lobby then asks the API why).
+    #[prop_or_default]
+    pub(crate) on_connection_lost: Option<Callback<()>>,
 }
 
 fn stop(stream: &MediaStream) {
@@ -130,6 +140,16 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
             }
         });
     }
+    // The lobby hears of a lost connection (an ended meeting, a removal, an expired token).
+    {
+        let on_lost = props.on_connection_lost.clone();
+        let lost = matches!(state.phase, Phase::Reconnecting(_) | Phase::Failed(_));
+        use_effect_with(lost, move |lost| {
+            if *lost && let Some(cb) = on_lost {
+                cb.emit(());
+            }
+        });
+    }
     // Leaving the page stops everything.
     {
         let (client, stream) = (client.clone(), stream.clone());
@@ -156,6 +176,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         );
         let meter = meter.clone();
         let (user, meeting) = (props.user.clone(), props.meeting.clone());
+        let token = props.token.clone();
         Callback::from(move |_| {
             // The meeting's own encoder takes over the microphone.
             meter.borrow_mut().take();
@@ -163,6 +184,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
             match MeetingClient::start(
                 &user,
                 &meeting,
+                token.clone(),
                 (*stream).clone(),
                 state.media(),
                 dispatch.clone(),
@@ -284,7 +306,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                                 <div class="label"><span class="name">{format!("{} (you)", s.user)}</span></div>
                             </div>
                         </section>
-                        <PeerList state={s.clone()} />
+                        <PeerList state={s.clone()} host={props.host.clone()} />
                     </div>
                     if s.diagnostics_open { <Diagnostics state={s.clone()} /> }
                     <Controls mic_on={s.mic_on} camera_on={s.camera_on} sharing={s.sharing}

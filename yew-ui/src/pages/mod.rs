@@ -1,4 +1,5 @@
 //! Pages: one per route.
 
 pub(crate) mod home;
+pub(crate) mod lobby;
 pub(crate) mod meeting;

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use videocall_types::SessionId;
 
+mod lobby;
 mod tiles;
 
+pub use lobby::{LobbyAction, LobbyPhase, LobbyState};
 pub use tiles::{MAX_VISIBLE_VIDEOS, Subscription};
 
 /// Which transport carries the session.

@@ -48,31 +48,28 @@ impl Transport {
     }
 }
 
-/// Where the relay is, as the page learnt it from `/api/v1/config`.
+/// Where the relay is, as the page learnt it from `/api/v1/config`; a connection attempt uses
+/// [`Endpoints::with_path`] to add the session's lobby path.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoints {
-    /// `wss?://host/lobby/user/meeting`.
+    /// `wss?://host` (and, for an attempt, the lobby path).
     pub(crate) websocket_url: String,
-    /// `https://host:port/lobby/user/meeting`, when the server offers WebTransport.
+    /// `https://host:port` (and, for an attempt, the lobby path), when the server offers
+    /// WebTransport.
     pub(crate) webtransport_url: Option<String>,
     /// SHA-256 of a development certificate, for `serverCertificateHashes`.
     pub(crate) certificate_hash: Option<Vec<u8>>,
 }
 
 impl Endpoints {
-    /// These endpoints with the query of the session's `lobby_path` (`?reconnect=…` or
-    /// `?token=…`) appended.
-    pub(crate) fn with_lobby_path(&self, lobby_path: &str) -> Self {
-        let Some((_, query)) = lobby_path.split_once('?') else {
-            return self.clone();
-        };
-        let add = |url: &str| {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}{query}")
-        };
+    /// These endpoints with `path` (the session's lobby path and query) appended.
+    pub(crate) fn with_path(&self, path: &str) -> Self {
         Self {
-            websocket_url: add(&self.websocket_url),
-            webtransport_url: self.webtransport_url.as_deref().map(add),
+            websocket_url: format!("{}{path}", self.websocket_url),
+            webtransport_url: self
+                .webtransport_url
+                .as_ref()
+                .map(|url| format!("{url}{path}")),
             certificate_hash: self.certificate_hash.clone(),
         }
     }
