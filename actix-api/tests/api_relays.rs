@@ -1,0 +1,175 @@
+//! The meeting API and the relays of one real node together: what a host decides through
+//! `/api/v1/` is what the relay enforces, on real sockets. A joiner still waiting is refused by
+//! the relay; once admitted its room token opens the meeting; a removal closes its connection
+//! within a second; ending the meeting closes everyone's.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use videocall_testkit::client::TestClient;
+use videocall_testkit::packets::is_joined;
+use videocall_testkit::process::single_node;
+
+const SECRET: &str = "a-test-secret-of-32-bytes-length";
+
+/// One API call on the node: status, the login cookie it set (if any) and the JSON answer.
+fn call(port: u16, method: &str, path: &str, cookie: Option<&str>, body: Option<Value>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map(|b| b.to_string()).unwrap_or_default())
+        .expect("a valid request");
+    let mut response = agent.run(request).expect("the node answers");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("videocall_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let text = response.body_mut().read_to_string().expect("a body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status: response.status().as_u16(),
+        cookie,
+        json,
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    cookie: Option<String>,
+    json: Value,
+}
+
+/// A guest login: (cookie, user id).
+fn guest(port: u16, name: &str) -> (String, String) {
+    let reply = call(
+        port,
+        "POST",
+        "/api/v1/login/guest",
+        None,
+        Some(json!({ "display_name": name })),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let id = reply.json["id"].as_str().expect("the user's id").to_owned();
+    (reply.cookie.expect("a login cookie"), id)
+}
+
+/// The status of a refused WebSocket upgrade (panics if it is accepted).
+async fn ws_refusal(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => panic!("{url} was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
+    let (_node, http, _udp) = single_node(&["--jwt-secret", SECRET]);
+    let ws = |path: &str| format!("ws://127.0.0.1:{http}{path}");
+
+    // The host creates a protected meeting with a waiting room and joins it.
+    let (host, _) = guest(http, "Host");
+    let created = call(
+        http,
+        "POST",
+        "/api/v1/meetings",
+        Some(&host),
+        Some(json!({ "id": "guarded", "waiting_room": true })),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let joined = call(
+        http,
+        "POST",
+        "/api/v1/meetings/guarded/join",
+        Some(&host),
+        Some(json!({ "display_name": "Host" })),
+    );
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let host_token = joined.json["token"].as_str().expect("a room token");
+    let mut host_client = TestClient::websocket(&ws(&format!("/lobby?token={host_token}")))
+        .await
+        .expect("the host's token opens the meeting");
+
+    // A guest asks to join and waits; the relay refuses it meanwhile (no token, protected).
+    let (guest_cookie, guest_id) = guest(http, "Guest");
+    let join = |cookie: &str| {
+        call(
+            http,
+            "POST",
+            "/api/v1/meetings/guarded/join",
+            Some(cookie),
+            Some(json!({ "display_name": "Guest" })),
+        )
+    };
+    let waiting = join(&guest_cookie);
+    assert_eq!(waiting.status, 202, "{waiting:?}");
+    assert_eq!(
+        ws_refusal(&ws(&format!("/lobby/{guest_id}/guarded"))).await,
+        403
+    );
+
+    // Admitted, its room token opens the meeting; the host sees it join.
+    let admitted = call(
+        http,
+        "POST",
+        &format!("/api/v1/meetings/guarded/waiting/{guest_id}/admit"),
+        Some(&host),
+        None,
+    );
+    assert_eq!(admitted.status, 200, "{admitted:?}");
+    let joined = join(&guest_cookie);
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let guest_token = joined.json["token"].as_str().expect("a room token");
+    let mut guest_client = TestClient::websocket(&ws(&format!("/lobby?token={guest_token}")))
+        .await
+        .expect("the guest's token opens the meeting");
+    host_client.recv_until(|w| is_joined(w, &guest_id)).await;
+
+    // The host removes the guest: its connection closes within a second, and it stays out.
+    let asked = Instant::now();
+    let removed = call(
+        http,
+        "DELETE",
+        &format!("/api/v1/meetings/guarded/participants/{guest_id}"),
+        Some(&host),
+        None,
+    );
+    assert!(removed.status < 300, "{removed:?}");
+    let reason = guest_client.closed().await;
+    let took = asked.elapsed();
+    assert!(reason.contains("removed"), "{reason}");
+    assert!(took < Duration::from_secs(1), "removal took {took:?}");
+    assert_eq!(
+        ws_refusal(&ws(&format!("/lobby?token={guest_token}"))).await,
+        403
+    );
+
+    // The host ends the meeting: the host's own connection is closed too.
+    let ended = call(
+        http,
+        "POST",
+        "/api/v1/meetings/guarded/end",
+        Some(&host),
+        None,
+    );
+    assert!(ended.status < 300, "{ended:?}");
+    let reason = host_client.closed().await;
+    assert!(reason.contains("ended"), "{reason}");
+}
