@@ -95,6 +95,8 @@ pub enum Event {
     /// The relay refused something we sent (too large, too fast), or is about to close us,
     /// and says why (`message` is for people).
     RelayNotice(RelayNotice),
+    /// A host asked us to mute our microphone (the relay's MEETING `MUTE_REQUESTED`).
+    MuteRequested,
     /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
     Other(PacketWrapper),
     /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).

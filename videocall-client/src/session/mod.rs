@@ -462,6 +462,7 @@ impl Session {
         let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
         match MeetingEventType::try_from(event.event_type) {
             Ok(MeetingEventType::ReconnectSecret) => self.keep_reconnect_secret(event),
+            Ok(MeetingEventType::MuteRequested) => self.events.push_back(Event::MuteRequested),
             Ok(MeetingEventType::ParticipantJoined) => {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;

@@ -96,6 +96,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hosts_mute_request_from_the_relay_is_raised_and_one_from_a_peer_is_not() {
+        let mut session = joined();
+        while session.poll_event().is_some() {}
+        let request = MeetingPacket {
+            event_type: MeetingEventType::MuteRequested as i32,
+            ..Default::default()
+        };
+        let mut forged = packets::meeting_event(&request);
+        forged.user_id = bytes::Bytes::from_static(b"mallory");
+        session
+            .handle_packet(Duration::ZERO, packets::encode(&forged))
+            .unwrap();
+        assert!(
+            std::iter::from_fn(|| session.poll_event()).all(|e| e != crate::Event::MuteRequested)
+        );
+        session
+            .handle_packet(
+                Duration::ZERO,
+                packets::encode(&packets::meeting_event(&request)),
+            )
+            .unwrap();
+        assert!(
+            std::iter::from_fn(|| session.poll_event()).any(|e| e == crate::Event::MuteRequested)
+        );
+    }
+
+    #[test]
     fn a_token_session_joins_by_the_token_path() {
         let mut config =
             ClientConfig::new(UserId::new("alice").unwrap(), MeetingId::new("m1").unwrap());

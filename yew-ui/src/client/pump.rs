@@ -406,6 +406,7 @@ impl Pump {
             }
             Event::KeyframeRequested => self.media.request_keyframes(),
             Event::Congestion { .. } => dispatch.emit(Action::Congestion),
+            Event::MuteRequested => dispatch.emit(Action::MuteRequested),
             Event::SafetyCode(code) => {
                 log(&format!("e2ee: safety code {code}"));
                 dispatch.emit(Action::SafetyCode(code.to_string()));

@@ -122,6 +122,9 @@ pub struct MediaIntent {
     pub screen: bool,
 }
 
+/// The notice shown when a host muted us.
+pub const MUTED_BY_HOST: &str = "A host asked you to mute: your microphone is off.";
+
 /// Everything that changes the page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -182,6 +185,8 @@ pub enum Action {
     Rtt(f64),
     /// A receiver told us it drops our video.
     Congestion,
+    /// A host asked us to mute: the microphone goes off, with a notice saying why.
+    MuteRequested,
     /// Microphone toggled.
     ToggleMic,
     /// Camera toggled.
@@ -309,6 +314,13 @@ impl MeetingState {
             Action::Rtt(ms) => self.rtt_ms = Some(ms),
             Action::Congestion => self.congestion_events += 1,
             Action::ToggleMic => self.mic_on = !self.mic_on,
+            Action::MuteRequested => {
+                self.mic_on = false;
+                let text = MUTED_BY_HOST.to_owned();
+                if !self.notices.contains(&text) {
+                    self.notices.push(text);
+                }
+            }
             Action::ToggleCamera => self.camera_on = !self.camera_on,
             Action::Sharing(on) => self.sharing = on,
             Action::Pin(session) => {
@@ -479,6 +491,17 @@ mod tests {
             }
         );
         assert!(!s.reduce(Action::Leave).media().screen);
+    }
+
+    #[test]
+    fn a_hosts_mute_request_turns_the_mic_off_says_why_and_can_be_undone() {
+        let s = joined().reduce(Action::MuteRequested);
+        assert!(!s.media().mic && s.media().camera);
+        assert_eq!(s.notices, [MUTED_BY_HOST]);
+        // Asked twice: still off, said once; the participant may unmute.
+        let s = s.reduce(Action::MuteRequested);
+        assert_eq!(s.notices.len(), 1);
+        assert!(s.reduce(Action::ToggleMic).media().mic);
     }
 
     #[test]
