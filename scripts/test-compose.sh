@@ -159,12 +159,13 @@ json -d '{"display_name": "Pi"}' "$base/api/v1/meetings/compose-protected/join" 
 token=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["status"]=="admitted", a; print(a["token"])' "$work/join.json") \
   || fail "join did not admit the host: $(cat "$work/join.json")"
 if compose run --rm -T cli stream --user-id pi --meeting-id compose-protected --test-pattern \
-  --resolution 160x120 --fps 15 --frames 5 --transport websocket --url http://actix-api:8080 \
+  --resolution 320x240 --fps 15 --frames 5 --transport websocket --url http://actix-api:8080 \
   >"$work/denied.out" 2>"$work/denied.err"; then
   fail "a streamer without a token got into the protected meeting"
 fi
-grep -q 403 "$work/denied.err" || fail "the refusal does not say 403: $(tail -n3 "$work/denied.err")"
-compose run --rm -T cli stream --token "$token" --test-pattern --resolution 160x120 --fps 15 \
+cat "$work/denied.out" "$work/denied.err" | grep -q 403 \
+  || fail "the refusal does not say 403: $(tail -n3 "$work/denied.out" "$work/denied.err")"
+compose run --rm -T cli stream --token "$token" --test-pattern --resolution 320x240 --fps 15 \
   --frames 15 --transport websocket --url http://actix-api:8080 >"$work/token.out" 2>"$work/token.err" \
   || { tail -n5 "$work/token.err" >&2; fail "the streamer with the room token was refused"; }
 grep -q '^sent ' "$work/token.out" || fail "the streamer with the room token sent nothing: $(cat "$work/token.out")"
