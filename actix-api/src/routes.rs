@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use videocall_relay::bus::BusState;
+use videocall_relay::exposition::Exposition;
 
 use crate::{AppState, ws};
 
@@ -64,6 +65,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => return HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     };
     let m = &state.metrics;
+    let mut e = Exposition::new();
     for (name, help, value) in [
         (
             "ws_refused_total",
@@ -91,11 +93,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             &m.oversize_messages,
         ),
     ] {
-        text.push_str(&format!(
-            "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\nvideocall_{name} {}\n",
-            value.load(Ordering::Relaxed)
-        ));
+        e.counter(
+            &format!("videocall_{name}"),
+            help,
+            value.load(Ordering::Relaxed),
+        );
     }
+    e.render(&mut text);
     if let Some(wt) = &state.extra_metrics {
         wt.render(&mut text);
     }

@@ -68,11 +68,9 @@ impl Exposition {
 
     /// Appends the metrics to `out` in the Prometheus text format.
     pub fn render(self, out: &mut String) {
-        let mut text = Vec::new();
-        let encoded = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        // Writing to a String fails only for families the registry would not have gathered.
+        let encoded = TextEncoder::new().encode_utf8(&self.registry.gather(), out);
         debug_assert!(encoded.is_ok(), "encoding to memory: {encoded:?}");
-        // The encoder writes UTF-8 (names are ASCII, help texts and labels are &str).
-        out.push_str(&String::from_utf8_lossy(&text));
     }
 
     /// Registers a metric; a name that is invalid or already used is a bug of the caller (names

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tracing::debug;
 use videocall_auth::{MeetingGate, OpenJoin, TokenError, TokenKey};
+use videocall_relay::exposition::Exposition;
 use videocall_relay::{Join, JoinError, Proof};
 use videocall_types::lobby::{parse_lobby_path, percent_decode};
 
@@ -114,16 +115,16 @@ impl Gatekeeper {
 
     /// Appends `videocall_join_refused_total{reason}` in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP videocall_join_refused_total Sessions refused before joining, by reason.\n\
-             # TYPE videocall_join_refused_total counter"
-        );
+        let mut e = Exposition::new();
         let refused = self.refused.lock().expect("counter lock is never poisoned");
-        for (code, n) in refused.iter() {
-            let _ = writeln!(out, "videocall_join_refused_total{{reason=\"{code}\"}} {n}");
-        }
+        e.counters(
+            "videocall_join_refused_total",
+            "Sessions refused before joining, by reason.",
+            "reason",
+            refused.iter().map(|(code, n)| (*code, *n)),
+        );
+        drop(refused);
+        e.render(out);
     }
 
     async fn decide(&self, target: &str) -> Result<Join, Refusal> {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
+use videocall_relay::exposition::Exposition;
 use videocall_relay::node::NodeHandle;
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
@@ -137,7 +138,7 @@ pub struct WtMetrics {
 impl WtMetrics {
     /// Appends the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
+        let mut e = Exposition::new();
         for (name, help, value) in [
             (
                 "wt_refused_total",
@@ -160,12 +161,13 @@ impl WtMetrics {
                 &self.bidi_refused,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\nvideocall_{name} {}",
-                value.load(Ordering::Relaxed)
+            e.counter(
+                &format!("videocall_{name}"),
+                help,
+                value.load(Ordering::Relaxed),
             );
         }
+        e.render(out);
     }
 }
 

@@ -6,11 +6,12 @@
 //! between WebSocket and WebTransport), so a client address is counted once across both.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use videocall_relay::exposition::Exposition;
 
 /// Default for `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -104,34 +105,57 @@ impl NodeLimits {
     pub fn render(&self, out: &mut String) {
         let (open, addresses) = self.connections.open();
         let c = &self.connections;
-        let _ = write!(
-            out,
-            "# HELP videocall_connections Connections held (WebSocket and WebTransport).\n\
-             # TYPE videocall_connections gauge\nvideocall_connections {open}\n\
-             # HELP videocall_connection_addresses Client addresses with a connection.\n\
-             # TYPE videocall_connection_addresses gauge\nvideocall_connection_addresses {addresses}\n\
-             # HELP videocall_connections_refused_total Connections refused by a connection limit.\n\
-             # TYPE videocall_connections_refused_total counter\n\
-             videocall_connections_refused_total{{reason=\"node_full\"}} {}\n\
-             videocall_connections_refused_total{{reason=\"per_ip\"}} {}\n\
-             # HELP videocall_inbound_buffer_bytes Bytes of unfinished inbound messages held.\n\
-             # TYPE videocall_inbound_buffer_bytes gauge\nvideocall_inbound_buffer_bytes {}\n\
-             # HELP videocall_inbound_buffer_full_total Inbound messages dropped because the node's inbound buffer was full.\n\
-             # TYPE videocall_inbound_buffer_full_total counter\nvideocall_inbound_buffer_full_total {}\n\
-             # HELP videocall_partial_message_timeouts_total Inbound messages dropped for not completing in time.\n\
-             # TYPE videocall_partial_message_timeouts_total counter\n\
-             videocall_partial_message_timeouts_total{{transport=\"websocket\"}} {}\n\
-             videocall_partial_message_timeouts_total{{transport=\"webtransport\"}} {}\n\
-             # HELP videocall_handshake_timeouts_total Connections dropped for not completing their handshake in time.\n\
-             # TYPE videocall_handshake_timeouts_total counter\nvideocall_handshake_timeouts_total {}\n",
-            c.refused_node_full.load(Ordering::Relaxed),
-            c.refused_per_ip.load(Ordering::Relaxed),
-            self.inbound.used(),
+        let mut e = Exposition::new();
+        e.gauge(
+            "videocall_connections",
+            "Connections held (WebSocket and WebTransport).",
+            open as f64,
+        );
+        e.gauge(
+            "videocall_connection_addresses",
+            "Client addresses with a connection.",
+            addresses as f64,
+        );
+        e.counters(
+            "videocall_connections_refused_total",
+            "Connections refused by a connection limit.",
+            "reason",
+            [
+                ("node_full", c.refused_node_full.load(Ordering::Relaxed)),
+                ("per_ip", c.refused_per_ip.load(Ordering::Relaxed)),
+            ],
+        );
+        e.gauge(
+            "videocall_inbound_buffer_bytes",
+            "Bytes of unfinished inbound messages held.",
+            self.inbound.used() as f64,
+        );
+        e.counter(
+            "videocall_inbound_buffer_full_total",
+            "Inbound messages dropped because the node's inbound buffer was full.",
             self.inbound.refused.load(Ordering::Relaxed),
-            self.ws_partial_message_timeouts.load(Ordering::Relaxed),
-            self.wt_partial_message_timeouts.load(Ordering::Relaxed),
+        );
+        e.counters(
+            "videocall_partial_message_timeouts_total",
+            "Inbound messages dropped for not completing in time.",
+            "transport",
+            [
+                (
+                    "websocket",
+                    self.ws_partial_message_timeouts.load(Ordering::Relaxed),
+                ),
+                (
+                    "webtransport",
+                    self.wt_partial_message_timeouts.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        e.counter(
+            "videocall_handshake_timeouts_total",
+            "Connections dropped for not completing their handshake in time.",
             self.handshake_timeouts.load(Ordering::Relaxed),
         );
+        e.render(out);
     }
 }
 

@@ -23,6 +23,7 @@ use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, web};
 use videocall_auth::TokenKey;
 use videocall_meetings::Store;
+use videocall_relay::exposition::Exposition;
 use videocall_types::{MeetingId, UserId};
 
 use crate::MeetingPolicy;
@@ -72,6 +73,7 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        let mut e = Exposition::new();
         for (name, help, value) in [
             (
                 "api_joins_admitted_total",
@@ -95,12 +97,13 @@ impl ApiMetrics {
             ),
             ("api_logins_total", "Logins.", &self.logins),
         ] {
-            out.push_str(&format!(
-                "# HELP videocall_{name} {help}\n# TYPE videocall_{name} counter\n\
-                 videocall_{name} {}\n",
-                value.load(Ordering::Relaxed)
-            ));
+            e.counter(
+                &format!("videocall_{name}"),
+                help,
+                value.load(Ordering::Relaxed),
+            );
         }
+        e.render(out);
     }
 }
 
