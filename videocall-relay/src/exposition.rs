@@ -6,9 +6,7 @@
 //! them: `# HELP`, `# TYPE`, label quoting and escaping, families sorted by name.
 
 use prometheus::core::Collector;
-use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// One scrape's worth of metrics, rendered with [`Exposition::render`].
 #[derive(Debug, Default)]
