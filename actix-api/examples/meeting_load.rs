@@ -1,73 +1,58 @@
-//! A small load client for the relays until `videocall-bot` lands: N WebSocket clients in one
+//! A small load client for the relays (`videocall-bot` is the full one): N WebSocket clients in one
 //! meeting, each publishing `--rate` packets/s of `--size` bytes; reports delivered packets/s,
 //! hop latency percentiles (send → receive, same clock) and, with `--server-pid`, the relay's
-//! CPU use from /proc.
+//! CPU use (from /proc, through `videocall_bot::proc`).
 //!
 //! `cargo run --release -p actix-api --example meeting_load -- --url ws://127.0.0.1:8080 \
 //!     --clients 10 --rate 30 --size 2048 --seconds 10 --server-pid PID`
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+use videocall_bot::proc::CpuMeter;
 use videocall_testkit::client::{Incoming, TestClient};
 use videocall_testkit::packets::{media, media_of};
-use videocall_types::MediaType;
+use videocall_types::lobby::LobbyPath;
+use videocall_types::{MediaType, MeetingId, UserId};
 
+/// N WebSocket clients in one meeting, each publishing video-sized packets.
+#[derive(Debug, Parser)]
 struct Args {
+    /// WebSocket base address of the relay.
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
     url: String,
+    /// Clients in the meeting (each publishes and receives everyone else).
+    #[arg(long, default_value_t = 10)]
     clients: usize,
+    /// Packets a second each client sends.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     rate: u64,
+    /// Bytes of each packet's payload (at least the 8-byte send time).
+    #[arg(long, default_value_t = 2048)]
     size: usize,
+    /// Seconds measured, after one second of warm-up.
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Process id of the relay, whose CPU use is reported.
+    #[arg(long)]
     server_pid: Option<u32>,
-}
-
-fn parse() -> Args {
-    let mut args = Args {
-        url: "ws://127.0.0.1:8080".into(),
-        clients: 10,
-        rate: 30,
-        size: 2048,
-        seconds: 10,
-        server_pid: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => args.url = value,
-            "--clients" => args.clients = value.parse().expect("--clients N"),
-            "--rate" => args.rate = value.parse().expect("--rate N"),
-            "--size" => args.size = value.parse().expect("--size BYTES"),
-            "--seconds" => args.seconds = value.parse().expect("--seconds N"),
-            "--server-pid" => args.server_pid = Some(value.parse().expect("--server-pid PID")),
-            other => panic!("unknown flag {other}"),
-        }
-    }
-    args
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 #[tokio::main]
 async fn main() {
-    let args = parse();
+    let args = Args::parse();
     let start = Instant::now();
     let mut tasks = Vec::new();
-    let meeting = format!("load{}", std::process::id());
+    let meeting =
+        MeetingId::new(format!("load{}", std::process::id())).expect("a valid meeting id");
     let mut clients = Vec::new();
     for i in 0..args.clients {
-        let url = format!("{}/lobby/load-{i}/{meeting}", args.url);
+        let user = UserId::new(format!("load-{i}")).expect("a valid user id");
+        let url = format!("{}{}", args.url, LobbyPath::open(user, meeting.clone()));
         clients.push(TestClient::websocket(&url).await.expect("connects"));
     }
     let warmup = Duration::from_secs(1);
     let duration = Duration::from_secs(args.seconds);
-    let cpu_before = args.server_pid.and_then(cpu_ticks);
     let measure_from = Instant::now() + warmup;
     for mut client in clients {
         let (rate, size) = (args.rate, args.size);
@@ -109,6 +94,9 @@ async fn main() {
             (sent, latencies_us)
         }));
     }
+    // The relay's CPU over the measured span only, not the warm-up.
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_meter = args.server_pid.map(|pid| CpuMeter::new(pid.to_string()));
     let mut all = Vec::new();
     let mut sent = 0;
     for task in tasks {
@@ -116,13 +104,10 @@ async fn main() {
         sent += s;
         all.extend(l);
     }
-    let cpu = match (args.server_pid, cpu_before) {
-        (Some(pid), Some(before)) => cpu_ticks(pid).map(|after| {
-            // Linux reports 100 ticks per second.
-            (after - before) as f64 / 100.0 / duration.as_secs_f64() * 100.0
-        }),
-        _ => None,
-    };
+    let cpu = cpu_meter
+        .as_ref()
+        .and_then(CpuMeter::read)
+        .map(|(percent, _rss)| percent);
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
