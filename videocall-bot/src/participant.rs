@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use videocall_client::native::{Client, NativeConfig, Update};
-use videocall_client::reorder::ReorderBuffers;
+use videocall_client::reorder::{REORDER_FRAMES, ReorderBuffers};
 use videocall_client::{ClientConfig, Event, Subscription};
 use videocall_types::{
     MediaPacket, MediaType, MeetingId, SessionId, StreamKey, UserId, VideoCodec, VideoMetadata,
@@ -77,8 +77,6 @@ pub(crate) struct Measured {
     pub(crate) reorder_skipped: u64,
 }
 
-/// Frames a receiver holds while a gap may fill, as the CLI does (≈ 270 ms at 30 fps).
-const REORDER_FRAMES: usize = 8;
 /// Most streams one participant reorders (one per publisher).
 const MAX_STREAMS: usize = 1024;
 
@@ -315,6 +313,12 @@ async fn session(
                 }
                 Some(Update::Session(Event::Congestion { .. })) => {
                     totals.congestion.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Update::Session(Event::Ended(why))) => {
+                    // A bot is never removed, and each seat is its own user: the run is wrong.
+                    eprintln!("{}: the relay ended the session: {why}", seat.index);
+                    totals.failed.fetch_add(1, Ordering::Relaxed);
+                    break Ended::Failed;
                 }
                 Some(Update::TransportFailed { error, .. }) if error.is_certificate() => {
                     eprintln!("{}: certificate refused: {error}", seat.index);

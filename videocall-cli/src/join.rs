@@ -67,6 +67,9 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
                 }
                 return Ok((client, session, kind));
             }
+            Update::Session(Event::Ended(why)) => {
+                anyhow::bail!("cannot join meeting {meeting}: {why}");
+            }
             Update::Session(Event::Disconnected { reason, .. }) => {
                 client.handle().leave().await;
                 if failures.is_empty() {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use videocall_client::native::{ClientHandle, Update};
-use videocall_client::reorder::ReorderBuffers;
+use videocall_client::reorder::{REORDER_FRAMES, ReorderBuffers};
 use videocall_client::{Event, MediaFrom};
 use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey, UserId, VideoCodec};
 
@@ -26,8 +26,6 @@ struct Track {
     errors: u64,
 }
 
-/// Frames held while a gap may still fill (≈ 270 ms at 30 fps).
-const REORDER_FRAMES: usize = 8;
 /// Most video streams decoded at once (each holds a decoder and a file).
 const MAX_STREAMS: usize = 256;
 
@@ -74,6 +72,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                     println!("reconnected as session {session}");
                     eprintln!("videocall-cli: reconnected as session {session}");
                 }
+                // Removed, the meeting ended, or replaced by a newer connection: the
+                // session is over and does not reconnect.
+                Some(Update::Session(Event::Ended(why))) => break Err(anyhow::anyhow!("the relay ended the session: {why}")),
                 Some(Update::Session(Event::Disconnected { reason, retry_in })) => {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }

@@ -103,6 +103,9 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                     println!("reconnected as session {session} via {via}");
                     eprintln!("videocall-cli: reconnected as session {session} via {via}");
                 }
+                // Removed, the meeting ended, or replaced by a newer connection: the
+                // session is over and does not reconnect.
+                Some(Update::Session(Event::Ended(why))) => break Err(anyhow::anyhow!("the relay ended the session: {why}")),
                 Some(Update::Session(Event::Disconnected { reason, retry_in })) => {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }

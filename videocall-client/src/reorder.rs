@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use videocall_types::{SessionId, StreamKey};
 
+/// Frames held while a gap may still fill (≈ 270 ms at 30 fps): what the CLI, the bot and the
+/// browser hold per stream.
+pub const REORDER_FRAMES: usize = 8;
+
 /// A reorder buffer for one video stream.
 #[derive(Debug)]
 pub struct Reorder<T> {

@@ -27,6 +27,16 @@ pub enum TransportError {
     /// The peer or the network closed the transport.
     #[error("closed: {0}")]
     Closed(String),
+    /// The server closed the transport with an application close code (a WebSocket close
+    /// frame's code, a WebTransport application error code): the session reads it
+    /// ([`Session::handle_closed`](crate::Session::handle_closed)), as some end it for good.
+    #[error("closed by the server (code {code}){}", fmt_reason(reason))]
+    ClosedByServer {
+        /// The close code.
+        code: u32,
+        /// What the server said, if anything.
+        reason: String,
+    },
     /// The address could not be reached or resolved (connection refused, no route, DNS).
     #[error("unreachable: {0}")]
     Io(String),

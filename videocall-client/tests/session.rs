@@ -1,143 +1,38 @@
-//! Client sessions driven against the real relay core, in memory, with a virtual clock.
+//! Client sessions driven against the real relay core, in memory, on the harness's virtual
+//! clock (it jumps to the next timer or arrival: no 10 ms steps).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+mod harness;
+
+use std::time::Duration;
 
 use bytes::Bytes;
+use harness::{Conditions, Net};
 use videocall_client::{
     Action, ClientConfig, ConnectionState, Event, RECONNECT_BACKOFF, Session, SessionError,
 };
-use videocall_relay::{Output, Relay, RelayConfig};
-use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, MeetingId, SessionId, UserId};
+use videocall_relay::RelayConfig;
+use videocall_types::{FinalClose, HeartbeatMetadata, MediaPacket, MediaType, MeetingId, UserId};
 
-/// One relay and several clients; `up` says whether the relay accepts connections.
-struct World {
-    start: Instant,
-    now: Duration,
-    relay: Relay,
-    clients: Vec<Session>,
-    links: HashMap<usize, SessionId>,
-    up: bool,
-    events: Vec<Vec<Event>>,
+/// A session of `user` in meeting m1.
+fn session(user: &str) -> Session {
+    Session::new(ClientConfig::new(
+        UserId::new(user).unwrap(),
+        MeetingId::new("m1").unwrap(),
+    ))
 }
 
-impl World {
-    fn new(users: &[&str]) -> Self {
-        let clients = users
-            .iter()
-            .map(|u| {
-                Session::new(ClientConfig::new(
-                    UserId::new(*u).unwrap(),
-                    MeetingId::new("m1").unwrap(),
-                ))
-            })
-            .collect::<Vec<_>>();
-        Self {
-            start: Instant::now(),
-            now: Duration::ZERO,
-            relay: Relay::new(RelayConfig::default()),
-            events: vec![Vec::new(); clients.len()],
-            clients,
-            links: HashMap::new(),
-            up: true,
-        }
+/// A meeting of `users`, all joined, on a perfect network.
+fn meeting(users: &[&str]) -> Net {
+    let mut net = Net::new(Conditions::default(), 1);
+    for user in users {
+        net.add(session(user));
     }
-
-    fn at(&self) -> Instant {
-        self.start + self.now
-    }
-
-    fn start(&mut self, i: usize) {
-        self.clients[i].handle_start(self.now);
-        self.drive();
-    }
-
-    /// Moves time forward in 10 ms steps, firing every timer.
-    fn advance(&mut self, by: Duration) {
-        let end = self.now + by;
-        while self.now < end {
-            self.now += Duration::from_millis(10);
-            let at = self.at();
-            self.relay.handle_timeout(at);
-            for c in &mut self.clients {
-                c.handle_timeout(self.now);
-            }
-            self.drive();
-        }
-    }
-
-    fn drive(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            for i in 0..self.clients.len() {
-                while let Some(action) = self.clients[i].poll_action() {
-                    moved = true;
-                    match action {
-                        Action::Connect { .. } if self.up => {
-                            let user = self.clients[i].config().user_id.clone();
-                            let meeting = self.clients[i].config().meeting_id.clone();
-                            let id = self.relay.handle_join(self.at(), user, meeting).unwrap();
-                            self.links.insert(i, id);
-                            self.clients[i].handle_connected(self.now);
-                        }
-                        Action::Connect { .. } => {
-                            self.clients[i].handle_disconnected(self.now, "connection refused")
-                        }
-                        Action::Close => {
-                            if let Some(id) = self.links.remove(&i) {
-                                self.relay.handle_leave(self.at(), id);
-                            }
-                        }
-                    }
-                }
-                while let Some(bytes) = self.clients[i].poll_transmit() {
-                    moved = true;
-                    if let Some(id) = self.links.get(&i) {
-                        let _ = self.relay.handle_inbound(self.at(), *id, bytes);
-                    }
-                }
-                while let Some(event) = self.clients[i].poll_event() {
-                    self.events[i].push(event);
-                }
-            }
-            while let Some(output) = self.relay.poll_output() {
-                moved = true;
-                if let Output::Transmit { session, packet } = output {
-                    self.relay.handle_transmitted(session, packet.len());
-                    if let Some((&i, _)) = self.links.iter().find(|(_, s)| **s == session) {
-                        self.clients[i].handle_packet(self.now, packet).unwrap();
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("livelock");
-    }
-
-    /// The relay drops every connection (it restarted).
-    fn drop_all(&mut self) {
-        for (i, id) in std::mem::take(&mut self.links) {
-            self.relay.handle_leave(self.at(), id);
-            self.clients[i].handle_disconnected(self.now, "connection reset");
-        }
-        self.drive();
-    }
-
-    fn media_from(&self, i: usize, user: &str, t: MediaType) -> usize {
-        self.events[i]
-            .iter()
-            .filter(|e| matches!(e, Event::Media(m) if m.user == user && m.packet.media_type == t as i32))
-            .count()
-    }
+    net
 }
 
 #[test]
 fn two_clients_join_see_each_other_and_exchange_media() {
-    let mut w = World::new(&["alice", "bob"]);
-    w.start(0);
-    w.start(1);
+    let mut w = meeting(&["alice", "bob"]);
     assert!(matches!(
         w.clients[0].state(),
         ConnectionState::Joined { .. }
@@ -169,14 +64,12 @@ fn two_clients_join_see_each_other_and_exchange_media() {
 
 #[test]
 fn heartbeats_go_out_every_second_and_rtt_is_measured() {
-    let mut w = World::new(&["alice", "bob"]);
-    w.start(0);
-    w.start(1);
+    let mut w = meeting(&["alice", "bob"]);
     w.clients[0].set_heartbeat(HeartbeatMetadata {
         video_enabled: true,
         ..Default::default()
     });
-    w.advance(Duration::from_millis(5_000));
+    w.run_for(Duration::from_millis(5_000));
     let beats = w.media_from(1, "alice", MediaType::Heartbeat);
     assert!((5..=7).contains(&beats), "{beats} heartbeats in 5 s");
     let rtts = w.events[0]
@@ -185,7 +78,7 @@ fn heartbeats_go_out_every_second_and_rtt_is_measured() {
         .count();
     assert!(rtts >= 5, "{rtts} RTT samples");
     // The relay never closed anyone for idleness: heartbeats keep the session alive.
-    w.advance(Duration::from_secs(40));
+    w.run_for(Duration::from_secs(40));
     assert!(matches!(
         w.clients[1].state(),
         ConnectionState::Joined { .. }
@@ -194,14 +87,11 @@ fn heartbeats_go_out_every_second_and_rtt_is_measured() {
 
 #[test]
 fn a_keyframe_request_reaches_only_the_named_peer() {
-    let mut w = World::new(&["alice", "bob", "carol"]);
-    for i in 0..3 {
-        w.start(i);
-    }
+    let mut w = meeting(&["alice", "bob", "carol"]);
     w.clients[1].request_keyframe(w.now, "alice").unwrap();
     w.clients[1].request_keyframe(w.now, "alice").unwrap(); // throttled, not an error
     w.drive();
-    let asked = |w: &World, i: usize| {
+    let asked = |w: &Net, i: usize| {
         w.events[i]
             .iter()
             .filter(|e| matches!(e, Event::KeyframeRequested))
@@ -213,9 +103,7 @@ fn a_keyframe_request_reaches_only_the_named_peer() {
 
 #[test]
 fn a_lost_connection_is_retried_with_backoff_and_rejoins() {
-    let mut w = World::new(&["alice", "bob"]);
-    w.start(0);
-    w.start(1);
+    let mut w = meeting(&["alice", "bob"]);
     w.up = false;
     w.drop_all();
     let retries: Vec<Duration> = (0..6)
@@ -232,7 +120,7 @@ fn a_lost_connection_is_retried_with_backoff_and_rejoins() {
                 panic!("no disconnect event");
             };
             let before = w.events[0].len();
-            w.advance(wait + Duration::from_millis(20));
+            w.run_for(wait + Duration::from_millis(20));
             assert!(w.events[0].len() > before, "no new attempt after {wait:?}");
             wait
         })
@@ -240,7 +128,7 @@ fn a_lost_connection_is_retried_with_backoff_and_rejoins() {
     assert_eq!(&retries[..4], &RECONNECT_BACKOFF);
     assert_eq!(retries[5], Duration::from_secs(30));
     w.up = true;
-    w.advance(Duration::from_secs(31));
+    w.run_for(Duration::from_secs(31));
     assert!(matches!(
         w.clients[0].state(),
         ConnectionState::Joined { .. }
@@ -290,9 +178,7 @@ fn a_connection_that_never_completes_times_out() {
 
 #[test]
 fn the_relay_says_why_it_refused_a_frame_too_large_for_its_receivers() {
-    let mut w = World::new(&["alice", "bob"]);
-    w.start(0);
-    w.start(1);
+    let mut w = meeting(&["alice", "bob"]);
     let too_big = RelayConfig::default().queue_video_bytes + 1;
     w.clients[0]
         .send_media(MediaPacket {
@@ -316,4 +202,104 @@ fn the_relay_says_why_it_refused_a_frame_too_large_for_its_receivers() {
         videocall_types::NoticeReason::FrameTooLarge as i32
     );
     assert!(notice.message.contains("exceeds"), "{}", notice.message);
+}
+
+/// The final closes client `i` was told.
+fn ended(w: &Net, i: usize) -> Vec<FinalClose> {
+    w.events[i]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ended(why) => Some(*why),
+            _ => None,
+        })
+        .collect()
+}
+
+/// No attempt to connect again, however long we wait.
+fn stays_closed(w: &mut Net, i: usize) {
+    let before = w.events[i].len();
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(w.clients[i].state(), ConnectionState::Closed);
+    assert!(
+        !w.events[i][before..]
+            .iter()
+            .any(|e| matches!(e, Event::Joined { .. } | Event::Disconnected { .. })),
+        "{:?}",
+        &w.events[i][before..]
+    );
+}
+
+#[test]
+fn a_removed_participant_is_told_why_and_does_not_reconnect() {
+    let mut w = meeting(&["alice", "bob"]);
+    let at = w.at();
+    w.relay.handle_remove(
+        at,
+        &MeetingId::new("m1").unwrap(),
+        &UserId::new("bob").unwrap(),
+    );
+    w.drive();
+    w.run_for(Duration::from_millis(10));
+    assert_eq!(ended(&w, 1), [FinalClose::Removed]);
+    assert_eq!(w.clients[1].ended(), Some(FinalClose::Removed));
+    assert!(w.clients[1].peers().is_empty());
+    stays_closed(&mut w, 1);
+    // Alice stays, and sees bob leave.
+    assert!(ended(&w, 0).is_empty());
+    assert!(matches!(
+        w.clients[0].state(),
+        ConnectionState::Joined { .. }
+    ));
+    assert!(w.clients[0].peers().is_empty());
+}
+
+#[test]
+fn an_ended_meeting_ends_every_session_for_good() {
+    let mut w = meeting(&["alice", "bob"]);
+    let at = w.at();
+    w.relay
+        .handle_end_meeting(at, &MeetingId::new("m1").unwrap());
+    w.drive();
+    w.run_for(Duration::from_millis(10));
+    for i in 0..2 {
+        assert_eq!(ended(&w, i), [FinalClose::MeetingEnded]);
+        stays_closed(&mut w, i);
+    }
+}
+
+#[test]
+fn a_session_replaced_by_a_newer_connection_of_its_user_does_not_take_it_back() {
+    // The close code alone (4012: no in-band event) ends the older session.
+    let mut w = meeting(&["alice", "bob"]);
+    let newer = w.add(session("alice"));
+    w.run_for(Duration::from_millis(10));
+    assert_eq!(ended(&w, 0), [FinalClose::Replaced]);
+    stays_closed(&mut w, 0);
+    assert!(matches!(
+        w.clients[newer].state(),
+        ConnectionState::Joined { .. }
+    ));
+    assert!(ended(&w, newer).is_empty());
+}
+
+#[test]
+fn a_close_code_that_is_not_final_is_a_lost_connection_retried() {
+    let mut s = session("alice");
+    s.handle_start(Duration::ZERO);
+    s.handle_connected(Duration::ZERO);
+    let assigned = videocall_types::packets::encode(&videocall_types::packets::session_assigned(
+        videocall_types::SessionId::new(1, 1),
+    ));
+    s.handle_packet(Duration::ZERO, assigned).unwrap();
+    // Going away (1001: a node shutting down) and a policy close (1008) are retried.
+    s.handle_closed(Duration::ZERO, 1001, "server shutting down");
+    assert!(matches!(s.state(), ConnectionState::Backoff { .. }));
+    assert_eq!(s.ended(), None);
+    // A final code while connecting again ends it as well.
+    s.handle_timeout(Duration::from_secs(1));
+    assert!(matches!(s.state(), ConnectionState::Connecting { .. }));
+    s.handle_closed(Duration::from_secs(1), 4011, "the meeting has ended");
+    assert_eq!(s.state(), ConnectionState::Closed);
+    assert_eq!(s.ended(), Some(FinalClose::MeetingEnded));
+    assert_eq!(s.poll_timeout(), None);
 }

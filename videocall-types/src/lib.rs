@@ -6,14 +6,17 @@
 //!
 //! On top of the generated types this crate adds validated id newtypes ([`MeetingId`],
 //! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]), the
-//! WebTransport framed stream ([`framing`]) and the session path parser ([`lobby`]).
+//! WebTransport framed stream ([`framing`]), the session path parser ([`lobby`]) and the close
+//! codes that end a session for good ([`FinalClose`]).
 //! It has no I/O and builds for `wasm32-unknown-unknown`.
 
+mod close;
 pub mod framing;
 mod ids;
 pub mod lobby;
 pub mod packets;
 
+pub use close::FinalClose;
 pub use ids::{IdError, MeetingId, SessionId, StreamKey, StreamKind, UserId};
 
 /// Generated protobuf types (package `videocall`).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 use videocall_types::framing::UniStreamReader;
@@ -148,6 +148,11 @@ fn connection_error(error: ConnectionError) -> TransportError {
             }
         }
         ConnectionError::TimedOut => TransportError::Io(error.to_string()),
+        ConnectionError::ApplicationClosed(close) => TransportError::ClosedByServer {
+            // Application codes past u32 are no code of ours (never final).
+            code: u32::try_from(close.code().into_inner()).unwrap_or(u32::MAX),
+            reason: String::from_utf8_lossy(close.reason()).into_owned(),
+        },
         _ => TransportError::Closed(error.to_string()),
     }
 }
@@ -198,11 +203,14 @@ async fn open_websocket(
                         return;
                     }
                 }
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    break TransportError::Closed(format!(
-                        "websocket closed by the server{}",
-                        frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
-                    ));
+                Some(Ok(tungstenite::Message::Close(Some(frame)))) => {
+                    break TransportError::ClosedByServer {
+                        code: u16::from(frame.code).into(),
+                        reason: frame.reason.to_string(),
+                    };
+                }
+                Some(Ok(tungstenite::Message::Close(None))) => {
+                    break TransportError::Closed("websocket closed by the server".to_owned());
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break websocket_error(e),
@@ -299,6 +307,12 @@ async fn open_webtransport(
                     Incoming::Broken => {}
                 },
             }
+        };
+        // A stream read fails with "not connected" when the relay closes the connection: its
+        // close code (a removal, an end, a replacement) is on the connection.
+        let reason = match reader.closed().now_or_never() {
+            Some(closed) => connection_error(closed),
+            None => reason,
         };
         let _ = events.send((generation, LinkEvent::Closed(reason)));
     });

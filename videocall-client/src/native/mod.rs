@@ -450,6 +450,10 @@ impl Driver {
                 // A relay that sends garbage is reported by the session; the link stays.
                 let _ = self.session.handle_packet(now, bytes);
             }
+            LinkEvent::Closed(error @ TransportError::ClosedByServer { code, .. }) => {
+                self.link = None;
+                self.session.handle_closed(now, code, error.to_string());
+            }
             LinkEvent::Closed(reason) => {
                 self.link = None;
                 self.session.handle_disconnected(now, reason.to_string());

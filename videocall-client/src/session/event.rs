@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use videocall_types::{MediaPacket, PacketWrapper, RelayNotice, SessionId};
+use videocall_types::{FinalClose, MediaPacket, PacketWrapper, RelayNotice, SessionId};
 
 use crate::e2ee::{E2eeError, SafetyCode};
 
@@ -112,6 +112,10 @@ pub enum Event {
         /// Whether the peer seals its media.
         peer_encrypts: bool,
     },
+    /// The relay ended our session for good (a host removed us or ended the meeting, or a
+    /// newer connection of ours replaced this one): the session is closed and does not
+    /// reconnect. Said once, after the [`Event::PeerLeft`] of everyone present.
+    Ended(FinalClose),
     /// The connection was lost; `retry_in` is when we reconnect (None: we stay closed).
     Disconnected {
         /// Why.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType,
-    PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, packets,
+    FinalClose, HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket,
+    PacketType, PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, packets,
 };
 
 use crate::e2ee::{
@@ -15,6 +15,7 @@ use crate::e2ee::{
 };
 
 mod config;
+mod end;
 mod event;
 mod reconnect;
 mod subscription;
@@ -64,6 +65,8 @@ pub struct Session {
     /// Media dropped because of an E2EE mismatch (clear media while we encrypt, or sealed
     /// media while we do not).
     mismatch_drops: u64,
+    /// Why the relay ended the session for good, once it has.
+    ended: Option<FinalClose>,
 }
 
 impl Session {
@@ -89,6 +92,7 @@ impl Session {
             keys_changed: false,
             mismatched: HashSet::new(),
             mismatch_drops: 0,
+            ended: None,
         }
     }
 
@@ -478,6 +482,14 @@ impl Session {
         match MeetingEventType::try_from(event.event_type) {
             Ok(MeetingEventType::ReconnectSecret) => self.keep_reconnect_secret(event),
             Ok(MeetingEventType::MuteRequested) => self.events.push_back(Event::MuteRequested),
+            // The relay closes us right after these; they end the session even when the close
+            // code does not reach us.
+            Ok(MeetingEventType::ParticipantRemoved)
+                if event.target_user_id == self.config.user_id.as_bytes() =>
+            {
+                self.end(FinalClose::Removed);
+            }
+            Ok(MeetingEventType::MeetingEnded) => self.end(FinalClose::MeetingEnded),
             Ok(MeetingEventType::ParticipantJoined) => {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;

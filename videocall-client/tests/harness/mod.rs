@@ -6,7 +6,12 @@
 //! The network model: the transports are reliable streams, so control (joins, keys, meeting
 //! events, heartbeats) arrives, in order, after `delay`; media (video, audio, screen) is what a
 //! relay or a datagram path may lose (`media_loss`) and what per-packet WebTransport streams
-//! may reorder (`delay` + up to `jitter`).
+//! may reorder (`delay` + up to `jitter`). A relay that closes a session closes its link after
+//! what it sent before (with the close code a transport carries); a relay that is down
+//! (`up` false) refuses every connection.
+
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -17,7 +22,7 @@ use prost::Message;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use videocall_client::{Action, Event, Session};
-use videocall_relay::{Output, Relay, RelayConfig};
+use videocall_relay::{CloseReason, Output, Relay, RelayConfig};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, SessionId};
 
 /// What the links between the clients and the relay do to packets (both directions).
@@ -37,7 +42,14 @@ struct Hop {
     /// The connection it belongs to: packets of a closed one are dropped.
     link: u64,
     up: bool,
-    bytes: Bytes,
+    what: Carried,
+}
+
+/// What a hop carries.
+enum Carried {
+    Packet(Bytes),
+    /// The relay closed the connection (down only), after every packet before it.
+    Close(CloseReason),
 }
 
 /// Client sessions and one relay node.
@@ -50,6 +62,8 @@ pub(crate) struct Net {
     /// Every event each client's session told.
     pub(crate) events: Vec<Vec<Event>>,
     pub(crate) conditions: Conditions,
+    /// Whether the relay accepts connections (false: every attempt is refused).
+    pub(crate) up: bool,
     /// Client → (its connection's number, its relay session).
     links: HashMap<usize, (u64, SessionId)>,
     next_link: u64,
@@ -74,6 +88,7 @@ impl Net {
             clients: Vec::new(),
             events: Vec::new(),
             conditions,
+            up: true,
             links: HashMap::new(),
             next_link: 0,
             in_flight: BinaryHeap::new(),
@@ -85,7 +100,8 @@ impl Net {
         }
     }
 
-    fn at(&self) -> Instant {
+    /// The relay's clock now.
+    pub(crate) fn at(&self) -> Instant {
         self.start + self.now
     }
 
@@ -152,25 +168,33 @@ impl Net {
             if link != hop.link {
                 continue;
             }
-            if hop.up {
-                let at = self.at();
-                let _ = self.relay.handle_inbound(at, session, hop.bytes);
-            } else {
-                // What the relay sends decodes: a failure here is a bug worth a panic.
-                self.clients[hop.client]
-                    .handle_packet(self.now, hop.bytes)
-                    .expect("the relay sends packets the session reads");
+            match (hop.up, hop.what) {
+                (true, Carried::Packet(bytes)) => {
+                    let at = self.at();
+                    let _ = self.relay.handle_inbound(at, session, bytes);
+                }
+                (false, Carried::Packet(bytes)) => {
+                    // What the relay sends decodes: a failure here is a bug worth a panic.
+                    self.clients[hop.client]
+                        .handle_packet(self.now, bytes)
+                        .expect("the relay sends packets the session reads");
+                }
+                (_, Carried::Close(reason)) => {
+                    self.links.remove(&hop.client);
+                    let code = u32::from(reason.close_code());
+                    self.clients[hop.client].handle_closed(self.now, code, reason.as_str());
+                }
             }
         }
     }
 
     /// Puts a packet on the wire, or loses it.
-    fn send(&mut self, client: usize, up: bool, bytes: Bytes) {
+    fn send(&mut self, client: usize, up: bool, what: Carried) {
         let Some(&(link, _)) = self.links.get(&client) else {
             return;
         };
         let c = self.conditions;
-        let at = if is_media(&bytes) {
+        let at = if matches!(&what, Carried::Packet(bytes) if is_media(bytes)) {
             if (self.rng.next_u32() as f64 / u32::MAX as f64) < c.media_loss {
                 self.lost += 1;
                 return;
@@ -192,22 +216,33 @@ impl Net {
                 client,
                 link,
                 up,
-                bytes,
+                what,
             },
         );
         self.in_flight.push(Reverse((at, id)));
     }
 
-    /// Carries out what is due now (actions, packets to send, events) until nothing moves.
+    /// Carries out what is due now (actions, packets to send and those arriving now, events)
+    /// until nothing moves: on links without delay, a whole exchange happens at one instant.
     pub(crate) fn drive(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
+            if self
+                .in_flight
+                .peek()
+                .is_some_and(|Reverse((at, _))| *at <= self.now)
+            {
+                moved = true;
+                self.deliver_due();
+            }
             for i in 0..self.clients.len() {
                 while let Some(action) = self.clients[i].poll_action() {
                     moved = true;
                     match action {
+                        Action::Connect { .. } if !self.up => {
+                            self.clients[i].handle_disconnected(self.now, "connection refused");
+                        }
                         Action::Connect { .. } => {
-                            // The handshake costs a round trip.
                             let user = self.clients[i].config().user_id.clone();
                             let meeting = self.clients[i].config().meeting_id.clone();
                             let at = self.at();
@@ -226,7 +261,7 @@ impl Net {
                 }
                 while let Some(bytes) = self.clients[i].poll_transmit() {
                     moved = true;
-                    self.send(i, true, bytes);
+                    self.send(i, true, Carried::Packet(bytes));
                 }
                 while let Some(event) = self.clients[i].poll_event() {
                     self.events[i].push(event);
@@ -234,16 +269,16 @@ impl Net {
             }
             while let Some(output) = self.relay.poll_output() {
                 moved = true;
-                if let Output::Transmit { session, packet } = output {
-                    self.relay.handle_transmitted(session, packet.len());
-                    let client = self
-                        .links
-                        .iter()
-                        .find(|(_, (_, s))| *s == session)
-                        .map(|(c, _)| *c);
-                    if let Some(client) = client {
-                        self.send(client, false, packet);
+                let (session, what) = match output {
+                    Output::Transmit { session, packet } => {
+                        self.relay.handle_transmitted(session, packet.len());
+                        (session, Carried::Packet(packet))
                     }
+                    Output::Close { session, reason } => (session, Carried::Close(reason)),
+                    _ => continue,
+                };
+                if let Some(client) = self.client_of(session) {
+                    self.send(client, false, what);
                 }
             }
             if !moved {
@@ -251,6 +286,36 @@ impl Net {
             }
         }
         panic!("livelock in drive");
+    }
+}
+
+impl Net {
+    /// The client whose connection is relay session `session`.
+    fn client_of(&self, session: SessionId) -> Option<usize> {
+        self.links
+            .iter()
+            .find(|(_, (_, s))| *s == session)
+            .map(|(c, _)| *c)
+    }
+
+    /// The relay drops every connection at once (it restarted); each client hears it at once.
+    pub(crate) fn drop_all(&mut self) {
+        for (i, (_, id)) in std::mem::take(&mut self.links) {
+            let at = self.at();
+            self.relay.handle_leave(at, id);
+            self.clients[i].handle_disconnected(self.now, "connection reset");
+        }
+        self.drive();
+    }
+
+    /// How many `media_type` packets client `i` received from `user`.
+    pub(crate) fn media_from(&self, i: usize, user: &str, media_type: MediaType) -> usize {
+        self.events[i]
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Media(m) if m.user == user && m.packet.media_type == media_type as i32)
+            })
+            .count()
     }
 }
 

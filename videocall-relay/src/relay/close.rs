@@ -8,6 +8,8 @@ use videocall_types::SessionId;
 use super::timer::Timer;
 use super::{Output, Relay};
 
+use videocall_types::FinalClose;
+
 /// Why the relay closes a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -47,9 +49,9 @@ impl CloseReason {
             CloseReason::RateLimited => "closed: over the rate limit for too long",
             CloseReason::Stalled => "closed: not reading what the server sends",
             CloseReason::Shutdown => "server shutting down",
-            CloseReason::Removed => "removed from the meeting by a host",
-            CloseReason::MeetingEnded => "the meeting has ended",
-            CloseReason::Replaced => "replaced by a new connection of the same participant",
+            CloseReason::Removed => FinalClose::Removed.as_str(),
+            CloseReason::MeetingEnded => FinalClose::MeetingEnded.as_str(),
+            CloseReason::Replaced => FinalClose::Replaced.as_str(),
         }
     }
 
@@ -70,12 +72,21 @@ impl CloseReason {
     /// application error code), so a client can tell a removal or an end (do not reconnect)
     /// from a failure (reconnect).
     pub fn close_code(self) -> u16 {
+        match (self, self.final_close()) {
+            (_, Some(close)) => close.code(),
+            (CloseReason::Shutdown, None) => 1001,
+            _ => 1008,
+        }
+    }
+
+    /// The final close (client: do not reconnect) this is, if it is one; its code is the one
+    /// clients read ([`FinalClose::from_code`]).
+    pub fn final_close(self) -> Option<FinalClose> {
         match self {
-            CloseReason::Shutdown => 1001,
-            CloseReason::Removed => 4010,
-            CloseReason::MeetingEnded => 4011,
-            CloseReason::Replaced => 4012,
-            CloseReason::IdleTimeout | CloseReason::RateLimited | CloseReason::Stalled => 1008,
+            CloseReason::Removed => Some(FinalClose::Removed),
+            CloseReason::MeetingEnded => Some(FinalClose::MeetingEnded),
+            CloseReason::Replaced => Some(FinalClose::Replaced),
+            _ => None,
         }
     }
 }

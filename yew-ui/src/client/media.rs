@@ -1,11 +1,15 @@
 //! The media pipeline: our encoders (camera, screen, microphone) and the peers' decoders, video
-//! keyed by [`StreamKey`] and audio by session. It holds no page state: what should be on
+//! keyed by [`StreamKey`] and audio by session. Received video goes through the reorder buffers
+//! the CLI and the bot use ([`ReorderBuffers`]) before its decoder: WebTransport delivers each
+//! packet on its own stream, so a small delta can overtake the keyframe before it. It holds no page state: what should be on
 //! ([`MediaIntent`]) comes from the reducer, and what the page shows comes back as [`Action`]s.
 //! Decoders draw straight to their tile's canvas, so media never passes through page state.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use videocall_client::reorder::{REORDER_FRAMES, ReorderBuffers};
 use videocall_types::{
     HeartbeatMetadata, MediaPacket, MediaType, SessionId, StreamKey, StreamKind,
 };
@@ -64,6 +68,11 @@ pub(crate) struct MediaPipeline {
     screen: Screen,
     mic: Option<AudioSender>,
     videos: HashMap<StreamKey, VideoReceiver>,
+    /// Received video in sender order, per stream (as many streams as decoders at most).
+    reorder: ReorderBuffers<MediaPacket>,
+    /// Frame numbers of our camera and screen, kept across encoder restarts.
+    camera_sequence: Rc<Cell<u64>>,
+    screen_sequence: Rc<Cell<u64>>,
     audios: HashMap<SessionId, AudioReceiver>,
     /// Last second's (decoded frames, bytes) per stream, for fps and kbit/s.
     last_stats: HashMap<StreamKey, (u64, u64)>,
@@ -96,6 +105,9 @@ impl MediaPipeline {
             screen: Screen::Off,
             mic: None,
             videos: HashMap::new(),
+            reorder: ReorderBuffers::new(REORDER_FRAMES, MAX_VIDEO_STREAMS),
+            camera_sequence: Rc::new(Cell::new(0)),
+            screen_sequence: Rc::new(Cell::new(0)),
             audios: HashMap::new(),
             last_stats: HashMap::new(),
             last_stats_at: now_ms(),
@@ -162,8 +174,13 @@ impl MediaPipeline {
                     self.screen = Screen::Off;
                     return vec![Action::Sharing(false)];
                 };
-                let sender =
-                    VideoSender::start(track, MediaType::Screen, SCREEN_BITRATE, self.sink.clone());
+                let sender = VideoSender::start(
+                    track,
+                    MediaType::Screen,
+                    SCREEN_BITRATE,
+                    self.sink.clone(),
+                    self.screen_sequence.clone(),
+                );
                 self.screen = Screen::Live { sender, stream };
                 Vec::new()
             }
@@ -202,12 +219,9 @@ impl MediaPipeline {
         }
     }
 
-    /// One video packet of `stream`.
-    ///
-    /// This is the per-stream entry point of received video: a frame-reorder buffer shared
-    /// with the native client (putting frames back in `VideoMetadata.sequence` order) goes
-    /// here, between the packet and its stream's decoder.
-    pub(crate) fn handle_video(&mut self, stream: StreamKey, packet: &MediaPacket) -> VideoOutcome {
+    /// One video packet of `stream`: put back in `VideoMetadata.sequence` order, then what is
+    /// ready is decoded. A decoder that fails restarts its stream at a keyframe.
+    pub(crate) fn handle_video(&mut self, stream: StreamKey, packet: MediaPacket) -> VideoOutcome {
         let new_stream = !self.videos.contains_key(&stream);
         if new_stream && self.videos.len() >= MAX_VIDEO_STREAMS {
             self.refused_streams += 1;
@@ -223,9 +237,25 @@ impl MediaPipeline {
             .videos
             .entry(stream)
             .or_insert_with(|| VideoReceiver::new(canvas_id(stream)));
+        let sequence = packet
+            .video_metadata
+            .map(|m| m.sequence)
+            .unwrap_or_default();
+        let key = packet.frame_type == "key";
+        for frame in self.reorder.handle_frame(stream, sequence, key, packet) {
+            if receiver.handle(&frame) == Decoded::NeedKeyframe {
+                self.reorder.handle_decode_error(stream);
+                break;
+            }
+        }
+        // Only this stream's requests can be pending: each packet is handled to the end.
+        let mut need_keyframe = false;
+        while self.reorder.poll_keyframe_request().is_some() {
+            need_keyframe = true;
+        }
         VideoOutcome {
             new_stream,
-            need_keyframe: receiver.handle(packet) == Decoded::NeedKeyframe,
+            need_keyframe,
         }
     }
 
@@ -252,12 +282,14 @@ impl MediaPipeline {
             self.videos.remove(&stream);
             self.last_stats.remove(&stream);
         }
+        self.reorder.remove_session(session);
         self.audios.remove(&session);
     }
 
     /// The connection dropped: every peer is gone until the rejoin.
     pub(crate) fn clear_receivers(&mut self) {
         self.videos.clear();
+        self.reorder = ReorderBuffers::new(REORDER_FRAMES, MAX_VIDEO_STREAMS);
         self.audios.clear();
         self.last_stats.clear();
     }
@@ -287,7 +319,12 @@ impl MediaPipeline {
                     fps: decoded.saturating_sub(last_decoded) as f64 / elapsed,
                     kbps: bytes.saturating_sub(last_bytes) as f64 * 8.0 / 1000.0 / elapsed,
                     decode_queue: receiver.queue(),
-                    dropped: receiver.stats.dropped.get(),
+                    // Frames the reorder buffer gave up on are dropped frames too.
+                    dropped: receiver.stats.dropped.get()
+                        + self
+                            .reorder
+                            .stream(stream)
+                            .map_or(0, |r| r.late + r.skipped),
                 });
             }
         }
@@ -306,6 +343,7 @@ impl MediaPipeline {
                     MediaType::Video,
                     CAMERA_BITRATE,
                     self.sink.clone(),
+                    self.camera_sequence.clone(),
                 ));
             }
             None => log("no camera track to send"),

@@ -67,7 +67,8 @@ pub(crate) enum LinkEvent {
     Opened(Transport, Endpoints),
     Failed(String, Endpoints),
     Packet(Vec<u8>),
-    Closed(String),
+    /// The server's close code, when it gave one, and the reason.
+    Closed(Option<u32>, String),
 }
 
 /// Time for the session: since the page loaded.
@@ -314,8 +315,8 @@ impl Pump {
         };
         let on_close = {
             let inputs = self.inputs.clone();
-            Rc::new(move |reason: String| {
-                let event = LinkEvent::Closed(reason);
+            Rc::new(move |code: Option<u32>, reason: String| {
+                let event = LinkEvent::Closed(code, reason);
                 send(&inputs, Input::Link { generation, event });
             })
         };
@@ -369,9 +370,12 @@ impl Pump {
                     log(&format!("bad packet from the relay: {e}"));
                 }
             }
-            LinkEvent::Closed(reason) => {
+            LinkEvent::Closed(code, reason) => {
                 self.link = None;
-                self.session.handle_disconnected(now(), reason);
+                match code {
+                    Some(code) => self.session.handle_closed(now(), code, reason),
+                    None => self.session.handle_disconnected(now(), reason),
+                }
             }
         }
     }
@@ -401,7 +405,7 @@ impl Pump {
             }
             Event::Media(media) => {
                 if let Some(session) = SessionId::from_wire(media.session) {
-                    self.handle_media(session, &media.user, &media.packet);
+                    self.handle_media(session, &media.user, media.packet);
                 }
             }
             Event::KeyframeRequested => self.media.request_keyframes(),
@@ -435,6 +439,11 @@ impl Pump {
                     dispatch.emit(Action::Rtt(rtt.as_secs_f64() * 1000.0));
                 }
             }
+            Event::Ended(why) => {
+                log(&format!("the relay ended the session: {why}"));
+                self.media.clear_receivers();
+                dispatch.emit(Action::Ended(why));
+            }
             Event::Disconnected { reason, retry_in } => {
                 self.media.clear_receivers();
                 if self.ever_joined {
@@ -451,7 +460,7 @@ impl Pump {
         }
     }
 
-    fn handle_media(&mut self, session: SessionId, user: &str, packet: &MediaPacket) {
+    fn handle_media(&mut self, session: SessionId, user: &str, packet: MediaPacket) {
         match MediaType::try_from(packet.media_type).unwrap_or(MediaType::Unknown) {
             media_type @ (MediaType::Video | MediaType::Screen) => {
                 let stream = if media_type == MediaType::Screen {
@@ -467,7 +476,7 @@ impl Pump {
                     self.dispatch.emit(Action::ScreenStream { session });
                 }
             }
-            MediaType::Audio => self.media.handle_audio(session, packet),
+            MediaType::Audio => self.media.handle_audio(session, &packet),
             MediaType::Heartbeat => {
                 if let Some(h) = &packet.heartbeat_metadata {
                     self.dispatch.emit(Action::Heartbeat {

@@ -32,12 +32,16 @@ pub(crate) struct VideoSender {
 }
 
 impl VideoSender {
-    /// Starts encoding `track` as `media_type` (VIDEO or SCREEN) at `bitrate` bits/s.
+    /// Starts encoding `track` as `media_type` (VIDEO or SCREEN) at `bitrate` bits/s,
+    /// numbering frames from `sequence` on. The counter outlives the sender: receivers
+    /// reorder by it, so a camera turned off and on again goes on where it stopped rather
+    /// than restarting at 0 (which they would take for frames long late).
     pub(crate) fn start(
         track: MediaStreamTrack,
         media_type: MediaType,
         bitrate: u32,
         sink: PacketSink,
+        sequence: Rc<Cell<u64>>,
     ) -> Self {
         let stopped = Rc::new(Cell::new(false));
         let force_key = Rc::new(Cell::new(true));
@@ -50,7 +54,7 @@ impl VideoSender {
         };
         spawn_local(async move {
             if let Err(e) = run(
-                track, media_type, bitrate, sink, stopped, force_key, encoder,
+                track, media_type, bitrate, sink, sequence, stopped, force_key, encoder,
             )
             .await
             {
@@ -107,18 +111,21 @@ fn track_size(track: &MediaStreamTrack) -> (u32, u32) {
     (width & !1, height & !1)
 }
 
+// The encoder task's inputs: the track, what to send it as, and the cells it shares with its
+// `VideoSender` and the pipeline.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     track: MediaStreamTrack,
     media_type: MediaType,
     bitrate: u32,
     sink: PacketSink,
+    sequence: Rc<Cell<u64>>,
     stopped: Rc<Cell<bool>>,
     force_key: Rc<Cell<bool>>,
     encoder_slot: Rc<RefCell<Option<VideoEncoder>>>,
 ) -> Result<(), String> {
     let (width, height) = track_size(&track);
     let (codec, wire_codec) = choose_codec(width, height).await;
-    let sequence = Rc::new(Cell::new(0u64));
     let on_output = {
         let sequence = sequence.clone();
         Closure::<dyn FnMut(EncodedVideoChunk, JsValue)>::new(

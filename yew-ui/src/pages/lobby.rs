@@ -224,10 +224,14 @@ pub(crate) fn lobby(props: &LobbyProps) -> Html {
                     });
                 })
             };
+            let on_ended = {
+                let dispatcher = state.dispatcher();
+                Callback::from(move |why| dispatcher.dispatch(LobbyAction::SessionEnded(why)))
+            };
             html! {
                 <Meeting key={meeting.clone()} user={me.id} meeting={meeting.clone()}
                     on_route={props.on_route.clone()} token={Some(token.clone())} {host}
-                    on_connection_lost={Some(on_connection_lost)} />
+                    on_connection_lost={Some(on_connection_lost)} on_ended={Some(on_ended)} />
             }
         }
         LobbyPhase::Rejected => screen(

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
-use videocall_types::{SessionId, StreamKind};
+use videocall_types::{FinalClose, SessionId, StreamKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{MediaStream, MediaStreamTrack};
@@ -44,6 +44,9 @@ pub(crate) struct MeetingProps {
     /// Told when the relay connection drops (the lobby then asks the API why).
     #[prop_or_default]
     pub(crate) on_connection_lost: Option<Callback<()>>,
+    /// Told when the relay ended our session for good (the lobby shows its end screen).
+    #[prop_or_default]
+    pub(crate) on_ended: Option<Callback<FinalClose>>,
 }
 
 fn stop(stream: &MediaStream) {
@@ -147,6 +150,23 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         use_effect_with(lost, move |lost| {
             if *lost && let Some(cb) = on_lost {
                 cb.emit(());
+            }
+        });
+    }
+    // The relay ended the session: the client stops (camera, microphone, pump), and the lobby
+    // hears why.
+    {
+        let (client, on_ended) = (client.clone(), props.on_ended.clone());
+        let ended = match state.phase {
+            Phase::Ended(why) => Some(why),
+            _ => None,
+        };
+        use_effect_with(ended, move |ended| {
+            if let Some(why) = *ended {
+                client.borrow_mut().take();
+                if let Some(cb) = on_ended {
+                    cb.emit(why);
+                }
             }
         });
     }
@@ -257,6 +277,22 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                         <button id="retry" onclick={on_retry}>{"Retry"}</button>
                         <button class="secondary" onclick={on_home.clone()}>{"Home"}</button>
                     </div>
+                </div>
+            </main>
+        },
+        Phase::Ended(why) => html! {
+            <main class="centered">
+                <div class="card" id="session-ended" data-reason={why.code().to_string()}>
+                    <h1>{match why {
+                        FinalClose::Removed => "You were removed from the meeting",
+                        FinalClose::MeetingEnded => "The meeting has ended",
+                        FinalClose::Replaced => "You joined this meeting elsewhere",
+                    }}</h1>
+                    <p class="muted">{match why {
+                        FinalClose::Replaced => "This meeting is open in another tab or device; this page stopped so that the other one keeps it.".to_owned(),
+                        other => format!("The relay says: {other}."),
+                    }}</p>
+                    <button onclick={on_home.clone()}>{"Home"}</button>
                 </div>
             </main>
         },

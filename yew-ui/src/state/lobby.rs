@@ -3,6 +3,8 @@
 //! removed, token expired). A pure reducer like [`MeetingState`](super::MeetingState); the page
 //! makes the API calls and reports their answers as [`LobbyAction`]s.
 
+use videocall_types::FinalClose;
+
 use crate::api::{ApiError, JoinAnswer, MeetingView, Participant, User};
 
 /// Where we are on the way in (and out).
@@ -81,6 +83,9 @@ pub enum LobbyAction {
     NotAdmitted,
     /// We ended the meeting for everyone.
     EndedByUs,
+    /// The relay ended our session for good (its close code or in-band event): a removal or
+    /// an end shows its screen; a replacement is the meeting page's to show.
+    SessionEnded(FinalClose),
 }
 
 impl LobbyState {
@@ -182,6 +187,9 @@ impl LobbyState {
                 }
             }
             LobbyAction::EndedByUs => self.phase = LobbyPhase::Ended,
+            LobbyAction::SessionEnded(FinalClose::Removed) => self.phase = LobbyPhase::Removed,
+            LobbyAction::SessionEnded(FinalClose::MeetingEnded) => self.phase = LobbyPhase::Ended,
+            LobbyAction::SessionEnded(FinalClose::Replaced) => {}
         }
         self
     }
@@ -339,6 +347,19 @@ mod tests {
             }))
             .reduce(LobbyAction::NotAdmitted);
         assert_eq!(waiting.phase, LobbyPhase::Waiting);
+    }
+
+    #[test]
+    fn the_relay_ending_our_session_shows_the_removed_or_ended_screen() {
+        let removed = in_meeting("attendee").reduce(LobbyAction::SessionEnded(FinalClose::Removed));
+        assert_eq!(removed.phase, LobbyPhase::Removed);
+        let ended =
+            in_meeting("attendee").reduce(LobbyAction::SessionEnded(FinalClose::MeetingEnded));
+        assert_eq!(ended.phase, LobbyPhase::Ended);
+        // Replaced: the meeting page says so; the lobby stays where it is.
+        let replaced =
+            in_meeting("attendee").reduce(LobbyAction::SessionEnded(FinalClose::Replaced));
+        assert!(matches!(replaced.phase, LobbyPhase::InMeeting { .. }));
     }
 
     #[test]

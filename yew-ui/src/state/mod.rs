@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use videocall_types::SessionId;
+use videocall_types::{FinalClose, SessionId};
 
 mod lobby;
 mod tiles;
@@ -46,6 +46,9 @@ pub enum Phase {
     Failed(String),
     /// Left.
     Left,
+    /// The relay ended our session for good (removed, meeting ended, replaced by a newer
+    /// connection): nothing reconnects.
+    Ended(FinalClose),
 }
 
 /// One remote participant.
@@ -136,6 +139,8 @@ pub enum Action {
     ConnectionLost(String),
     /// Neither transport could connect.
     ConnectFailed(String),
+    /// The relay ended our session for good.
+    Ended(FinalClose),
     /// Leave pressed.
     Leave,
     /// A participant is there.
@@ -250,7 +255,7 @@ impl MeetingState {
                 self.transport = Some(kind);
             }
             Action::ConnectionLost(reason) => {
-                if self.phase != Phase::Left {
+                if !matches!(self.phase, Phase::Left | Phase::Ended(_)) {
                     self.phase = Phase::Reconnecting(reason);
                     self.peers.clear();
                     self.pinned = None;
@@ -259,6 +264,12 @@ impl MeetingState {
             Action::ConnectFailed(reason) => {
                 self.phase = Phase::Failed(reason);
                 self.transport = None;
+            }
+            Action::Ended(why) => {
+                self.phase = Phase::Ended(why);
+                self.peers.clear();
+                self.pinned = None;
+                self.sharing = false;
             }
             Action::Leave => {
                 self.phase = Phase::Left;
@@ -502,6 +513,16 @@ mod tests {
         let s = s.reduce(Action::MuteRequested);
         assert_eq!(s.notices.len(), 1);
         assert!(s.reduce(Action::ToggleMic).media().mic);
+    }
+
+    #[test]
+    fn a_session_the_relay_ended_stays_ended_with_its_reason() {
+        let s = joined().reduce(Action::Ended(FinalClose::Replaced));
+        assert_eq!(s.phase, Phase::Ended(FinalClose::Replaced));
+        assert!(s.peers.is_empty() && s.pinned.is_none());
+        // The transport's close that follows does not turn it into a reconnect.
+        let s = s.reduce(Action::ConnectionLost("closed".into()));
+        assert_eq!(s.phase, Phase::Ended(FinalClose::Replaced));
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::state::TransportKind;
 
 /// Called with each packet received.
 pub(crate) type OnPacket = Rc<dyn Fn(Vec<u8>)>;
-/// Called once when the transport closes, with the reason.
-pub(crate) type OnClose = Rc<dyn Fn(String)>;
+/// Called once when the transport closes, with the server's close code when it gave one (a
+/// WebSocket close code, a WebTransport `closeCode`) and the reason.
+pub(crate) type OnClose = Rc<dyn Fn(Option<u32>, String)>;
 
 /// An open transport.
 pub(crate) enum Transport {

@@ -44,8 +44,8 @@ impl WsTransport {
         let on_close_handler = {
             let (opened, closed) = (opened.clone(), closed.clone());
             Closure::<dyn FnMut(Event)>::new(move |event: Event| {
-                let reason = event
-                    .dyn_ref::<CloseEvent>()
+                let close = event.dyn_ref::<CloseEvent>();
+                let reason = close
                     .map(|e| {
                         if e.reason().is_empty() {
                             format!("closed (code {})", e.code())
@@ -57,7 +57,7 @@ impl WsTransport {
                 if let Some(tx) = opened.borrow_mut().take() {
                     let _ = tx.send(Err(reason));
                 } else if !closed.replace(true) {
-                    on_close(reason);
+                    on_close(close.map(|e| u32::from(e.code())), reason);
                 }
             })
         };

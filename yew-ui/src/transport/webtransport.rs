@@ -48,16 +48,26 @@ impl WtTransport {
             let (transport, closed, on_close) =
                 (transport.clone(), closed.clone(), on_close.clone());
             spawn_local(async move {
-                let reason = match await_promise(transport.closed().unchecked_into()).await {
-                    Ok(info) => Reflect::get(&info, &"reason".into())
-                        .ok()
-                        .and_then(|r| r.as_string())
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "connection closed".into()),
-                    Err(e) => e,
+                // Closed with a session close (WebTransportCloseInfo): its code and reason. A
+                // QUIC connection the server closed rejects instead, without the code; the
+                // relay's in-band MEETING events then say what a removal or an end is.
+                let (code, reason) = match await_promise(transport.closed().unchecked_into()).await
+                {
+                    Ok(info) => (
+                        Reflect::get(&info, &"closeCode".into())
+                            .ok()
+                            .and_then(|c| c.as_f64())
+                            .map(|c| c as u32),
+                        Reflect::get(&info, &"reason".into())
+                            .ok()
+                            .and_then(|r| r.as_string())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or_else(|| "connection closed".into()),
+                    ),
+                    Err(e) => (None, e),
                 };
                 if !closed.replace(true) {
-                    on_close(reason);
+                    on_close(code, reason);
                 }
             });
         }
