@@ -138,6 +138,11 @@ pub struct Metrics {
     pub notices_sent: u64,
     /// Bytes queued to sessions and not yet written, across the node.
     pub queued_bytes: u64,
+    /// Sessions told to reconnect elsewhere because the node drains (MEETING `NODE_DRAINING`).
+    pub drain_notices: u64,
+    /// Leaves never announced because the user's newer session (here or on another node)
+    /// replaced the one that went.
+    pub leaves_replaced: u64,
     drops: [u64; DropReason::ALL.len()],
     closes: [u64; CloseReason::ALL.len()],
 }
@@ -267,6 +272,18 @@ impl Metrics {
             "counter",
             "RELAY_NOTICE packets telling a session why its input was refused.",
             self.notices_sent,
+        );
+        metric(
+            "drain_notices_total",
+            "counter",
+            "Sessions told to reconnect to another node because this one drains.",
+            self.drain_notices,
+        );
+        metric(
+            "leaves_replaced_total",
+            "counter",
+            "Leaves not announced: the user came back (here or through another node) in time.",
+            self.leaves_replaced,
         );
         metric(
             "queued_bytes",

@@ -54,6 +54,10 @@ impl Relay {
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
         let mut joined_event = false;
+        // Leaves waiting here that this message showed were moves to another node.
+        let mut moved_here = 0;
+        // The user's session on yet another node that this JOINED replaces.
+        let mut replaced = None;
         let full = meeting.remote.len() >= self.config.max_remote_per_meeting
             && !meeting.remote.contains_key(&origin);
         if from_system && packet_type == PacketType::Meeting {
@@ -74,6 +78,12 @@ impl Relay {
                         // A roster reply repeating a session we know must not make an older
                         // session of the user its latest again.
                         if learned {
+                            // Back through another node within the reconnect grace (a node
+                            // drained, or this connection dropped): the user never left.
+                            let waiting = meeting.pending_leaves.len();
+                            meeting.pending_leaves.retain(|p| p.user != user);
+                            moved_here = waiting - meeting.pending_leaves.len();
+                            replaced = meeting.replace_remote(&user, Some(origin));
                             meeting.by_user.insert(user, origin);
                         }
                         joined_event = true;
@@ -106,6 +116,19 @@ impl Relay {
                     meeting.by_user.insert(wrapper.user_id.clone(), origin);
                     meeting.remote.insert(origin, peer);
                 }
+            }
+        }
+        if let Some(old) = replaced {
+            // Fields, not `forget_remote_session`: `meeting` is still borrowed.
+            self.congestion_sent.remove(&old);
+            self.keyframe_forwarded.remove(&old);
+        }
+        if moved_here > 0 {
+            self.metrics.leaves_replaced += moved_here as u64;
+            if meeting.local.is_empty() && meeting.pending_leaves.is_empty() {
+                // Whoever was here has moved on: nothing left to serve (a drain's last step).
+                self.forget_meeting_if_empty(&meeting_id);
+                return;
             }
         }
         if !meeting.remote_timer_armed && !meeting.remote.is_empty() {
@@ -156,7 +179,11 @@ impl Relay {
                 .iter()
                 .filter_map(|s| {
                     let x = self.sessions.get(s)?;
-                    Some((*s, (x.user_bytes.clone(), x.display_name.clone())))
+                    // Not a session its user has replaced (one moving to the newcomer's node,
+                    // whose connection here has not closed yet): announced again, it would
+                    // replace the new session in every client.
+                    (meeting.by_user.get(&x.user_bytes) == Some(s))
+                        .then(|| (*s, (x.user_bytes.clone(), x.display_name.clone())))
                 })
                 .collect();
             for (session, who) in here {

@@ -24,6 +24,7 @@ use crate::subscription::Subscription;
 mod admission;
 mod bus_input;
 mod close;
+mod drain;
 mod host;
 mod inbound;
 
@@ -31,6 +32,7 @@ pub use admission::{
     Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, PRESENCE_TIMEOUT, Proof,
 };
 pub use close::CloseReason;
+pub use drain::DRAINING_MESSAGE;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -196,6 +198,19 @@ impl Meeting {
         if self.by_user.get(user) == Some(&session) {
             self.by_user.remove(user);
         }
+    }
+
+    /// A new session of `user` (`new`, when already known) replaces its latest one, when that
+    /// was on another node: the old one leaves the roster silently (the new session's JOINED
+    /// tells clients it replaces it; its node never announces its leave). Returns the session
+    /// forgotten.
+    fn replace_remote(&mut self, user: &Bytes, new: Option<SessionId>) -> Option<SessionId> {
+        let old = *self.by_user.get(user)?;
+        if Some(old) == new || self.remote.remove(&old).is_none() {
+            return None;
+        }
+        self.by_user.remove(user);
+        Some(old)
     }
 }
 
@@ -439,31 +454,10 @@ impl Relay {
         Ok(id)
     }
 
-    /// The node is stopping: every local session is closed, and the leaves of its sessions
-    /// (and those still waiting for their reconnect grace) are published on the bus at once, so
-    /// other nodes' participants see them go now rather than after the idle timeout. Joins are
-    /// refused from now on.
-    pub fn handle_shutdown(&mut self, now: Instant) {
-        self.stopping = true;
-        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.close(now, id, CloseReason::Shutdown);
-        }
-        let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
-        for meeting_id in meetings {
-            if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
-                for leave in &mut meeting.pending_leaves {
-                    leave.due = now;
-                }
-            }
-            self.announce_leaves(now, &meeting_id);
-        }
-    }
-
     /// Local session `session` disconnected. Its PARTICIPANT_LEFT is announced after the
-    /// reconnect grace unless the same user joins the meeting again first. Unknown sessions
-    /// (already closed) are ignored.
+    /// reconnect grace unless the same user joins the meeting again first, here or through
+    /// another node; never when the user already has (a newer session replaced it). Unknown
+    /// sessions (already closed) are ignored.
     pub fn handle_leave(&mut self, now: Instant, session: SessionId) {
         let Some(s) = self.sessions.remove(&session) else {
             return;
@@ -476,11 +470,22 @@ impl Relay {
             .saturating_sub(s.queue.queued() as u64);
         if let Some(meeting) = self.meetings.get_mut(&s.meeting) {
             meeting.local.retain(|id| *id != session);
+            // The user's latest session is another one (it came back, here or through another
+            // node, before this connection was seen to close): the user never left.
+            let replaced = meeting
+                .by_user
+                .get(&s.user_bytes)
+                .is_some_and(|latest| *latest != session);
             meeting.forget_user(&s.user_bytes, session);
             for &other in &meeting.local {
                 if let Some(o) = self.sessions.get_mut(&other) {
                     o.queue.forget_publisher(session);
                 }
+            }
+            if replaced {
+                self.metrics.leaves_replaced += 1;
+                self.forget_meeting_if_empty(&s.meeting);
+                return;
             }
             let due = now + self.config.reconnect_grace;
             meeting.pending_leaves.push(PendingLeave {
@@ -740,6 +745,12 @@ impl Relay {
                 &mut self.outputs,
             );
         }
+    }
+
+    /// Forgets what the relay kept about a remote session that is gone.
+    fn forget_remote_session(&mut self, session: SessionId) {
+        self.congestion_sent.remove(&session);
+        self.keyframe_forwarded.remove(&session);
     }
 
     fn publish(&mut self, subject: Arc<str>, packet: Bytes) {
