@@ -219,7 +219,7 @@ impl Relay {
         {
             // A move from another node: the old session is not in the roster the new one is
             // sent, and is never announced as left here (the new JOINED replaces it).
-            self.forget_remote_session(old);
+            self.feedback.forget(old);
         }
         let id = self.join_session(now, join)?;
         for old in replaced {
@@ -227,7 +227,7 @@ impl Relay {
         }
         if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
             // The user never left: the replaced session's leave is not announced.
-            meeting.pending_leaves.retain(|p| p.user != user);
+            meeting.cancel_leaves_of(&user);
         }
         let secret = reconnect_secret(&self.config.reconnect_key, &meeting_id, &user, id);
         let event = MeetingPacket {

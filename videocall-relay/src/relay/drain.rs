@@ -68,9 +68,7 @@ impl Relay {
         let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
         for meeting_id in meetings {
             if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
-                for leave in &mut meeting.pending_leaves {
-                    leave.due = now;
-                }
+                meeting.hasten_leaves(now, |_| true);
             }
             self.announce_leaves(now, &meeting_id);
         }
