@@ -48,6 +48,13 @@ if "$helm" template videocall "$chart" --set nats.enabled=false >/dev/null 2>"$o
 fi
 grep -q "need NATS" "$out/refused.txt" || { cat "$out/refused.txt" >&2; exit 1; }
 say "refuses a release without NATS"
+# A grace period the drain does not fit in: the pod would be killed while its clients move.
+if "$helm" template videocall "$chart" --set actixApi.terminationGracePeriodSeconds=15 >/dev/null 2>"$out/refused.txt"; then
+  echo "[helm-check] the chart rendered a grace period shorter than the drain; it must refuse" >&2
+  exit 1
+fi
+grep -q "must exceed" "$out/refused.txt" || { cat "$out/refused.txt" >&2; exit 1; }
+say "refuses a termination grace period shorter than the drain"
 
 # The validator is not a rubber stamp: a Service with a misspelt field fails.
 sed 's/^  ports:$/  portz:/' "$out/defaults.yaml" >"$out/broken.yaml"

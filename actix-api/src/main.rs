@@ -196,6 +196,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let drain = config.relay.drain_timeout();
+    let drain_seconds = config.relay.drain_seconds();
     let stopping_node = node.clone();
     let state = AppState {
         node,
@@ -268,6 +269,10 @@ fn main() -> anyhow::Result<()> {
         println!("Ctrl-C stops.");
 
         videocall_service::shutdown_signal().await;
+        // Clients first move to other nodes (a rolling update); a second signal skips that.
+        stopping_node
+            .drain_before_stop(drain_seconds, videocall_service::shutdown_signal())
+            .await;
         // Everything below is bounded by `drain`; the backstop ends the process regardless.
         videocall_service::exit_after(drain);
         let deadline = tokio::time::Instant::now() + drain;

@@ -47,15 +47,10 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     if *state.shutdown.borrow() {
         return HttpResponse::ServiceUnavailable().body("shutting down\n");
     }
-    if !state.node.responsive() {
-        let waited = state.node.since_last_answer().as_millis();
-        return HttpResponse::ServiceUnavailable().body(format!(
-            "relay core not responding (last answer {waited} ms ago)\n"
-        ));
-    }
-    match *state.node.bus_state().borrow() {
-        BusState::Connected => HttpResponse::Ok().body("ok\n"),
-        BusState::Disconnected => HttpResponse::ServiceUnavailable().body("bus disconnected\n"),
+    // Draining (SIGTERM): not ready, so load balancers route new clients to other nodes.
+    match state.node.health() {
+        Ok(()) => HttpResponse::Ok().body("ok\n"),
+        Err(reason) => HttpResponse::ServiceUnavailable().body(format!("{reason}\n")),
     }
 }
 

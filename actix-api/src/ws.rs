@@ -75,9 +75,12 @@ pub(crate) async fn lobby(
         }
     };
     let (user, meeting) = (join.user.clone(), join.meeting.clone());
-    // Joined before upgrading, so that a takeover attempt or a removed user hears its status.
+    // Joined before upgrading, so that a takeover attempt, a removed user or a join while the
+    // node drains hears its status.
     let joined = match state.node.admit(join).await {
-        Err(NodeError::Join(e @ (JoinError::UserPresent { .. } | JoinError::Removed))) => {
+        Err(NodeError::Join(
+            e @ (JoinError::UserPresent { .. } | JoinError::Removed | JoinError::ShuttingDown),
+        )) => {
             let refusal = Admission::join(&e);
             state.gatekeeper.count(&refusal);
             return Ok(refused(&refusal));

@@ -198,7 +198,15 @@ fn is_left(wrapper: &PacketWrapper, user: &str) -> bool {
 async fn sigterm_under_load_publishes_the_leaves_first_and_exits_within_the_drain_limit() {
     let nats = NatsServer::start();
     // A long reconnect grace: only the shutdown's own leave can reach the other node in time.
-    let grace = ["--reconnect-grace-ms", "60000", "--drain-timeout-secs", "3"];
+    // No drain (its clients would not move anyway): the stop itself is measured.
+    let grace = [
+        "--reconnect-grace-ms",
+        "60000",
+        "--drain-seconds",
+        "0",
+        "--drain-timeout-secs",
+        "3",
+    ];
     let (mut leaving, http_a) = node_on_nats(&nats, &grace);
     let (_staying, http_b) = node_on_nats(&nats, &grace);
     let mut remote = ws(http_b, "remote", "m1").await;

@@ -283,7 +283,8 @@ async fn both_services_ride_out_a_nats_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_tells_clients_and_exits_zero_within_five_seconds() {
-    let (mut node, http, udp) = single_node(&[]);
+    // No drain (tests/drain.rs has it): the stop that closes everyone at once.
+    let (mut node, http, udp) = single_node(&["--drain-seconds", "0"]);
     let hash = certificate_hash(http);
     let mut on_ws = ws(http, "a", "m1").await;
     let mut on_wt = wt(udp, hash, "b", "m1").await;

@@ -152,7 +152,13 @@ fn a_connection_that_never_completes_times_out() {
         MeetingId::new("m").unwrap(),
     ));
     s.handle_start(Duration::ZERO);
-    assert_eq!(s.poll_action(), Some(Action::Connect { attempt: 1 }));
+    assert_eq!(
+        s.poll_action(),
+        Some(Action::Connect {
+            attempt: 1,
+            elsewhere: false
+        })
+    );
     s.handle_connected(Duration::ZERO);
     assert_eq!(s.poll_timeout(), Some(Duration::from_secs(10)));
     s.handle_timeout(Duration::from_secs(10));

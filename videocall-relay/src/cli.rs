@@ -63,8 +63,13 @@ pub struct RelayArgs {
     /// Seconds a session may write nothing while its queue is full before it is closed.
     #[arg(long, env = "STALL_TIMEOUT_SECS", default_value_t = RelayConfig::default().stall_timeout.as_secs())]
     pub stall_timeout_secs: u64,
-    /// Seconds a stopping node (SIGTERM, Ctrl-C) takes at most to close its sessions and
-    /// publish their leaves; the process ends by then even under load.
+    /// Seconds a stopping node (SIGTERM, Ctrl-C) waits for its clients to move to another node
+    /// after telling them to (MEETING NODE_DRAINING; its health check fails meanwhile, and it
+    /// refuses joins); it goes on as soon as they have. 0: no drain, close at once.
+    #[arg(long, env = "DRAIN_SECONDS", default_value_t = 10)]
+    pub drain_seconds: u64,
+    /// Seconds a stopping node then takes at most to close the sessions left and publish their
+    /// leaves; the process ends by then even under load.
     #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 5)]
     pub drain_timeout_secs: u64,
     /// Participants on other nodes one meeting may hold.
@@ -81,7 +86,14 @@ pub struct RelayArgs {
 }
 
 impl RelayArgs {
-    /// How long a stopping node may take (`--drain-timeout-secs`, at least one second).
+    /// How long a stopping node waits for its clients to move (`--drain-seconds`; zero: not
+    /// at all).
+    pub fn drain_seconds(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+
+    /// How long a stopping node may take to close what is left (`--drain-timeout-secs`, at
+    /// least one second).
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs.max(1))
     }

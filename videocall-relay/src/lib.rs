@@ -14,6 +14,8 @@
 //!         session disconnects => relay.handle_leave(now, session),
 //!         bus message         => relay.handle_bus(now, &subject, payload),
 //!         timer fires         => relay.handle_timeout(now),
+//!         node stops (SIGTERM) => relay.handle_drain(now) (then wait for relay.drained()),
+//!                                relay.handle_shutdown(now),
 //!     }
 //!     while let Some(output) = relay.poll_output() {
 //!         // Transmit -> session socket, Publish -> bus, Subscribe/Unsubscribe -> bus,
@@ -53,7 +55,7 @@ pub use config::{
 pub use error::{InboundError, JoinError};
 pub use metrics::{DropReason, Metrics};
 pub use relay::{
-    CloseReason, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, Output,
-    PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
+    CloseReason, DRAINING_MESSAGE, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING,
+    Output, PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
 };
 pub use subject::meeting_subject;

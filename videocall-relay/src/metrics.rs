@@ -137,6 +137,11 @@ pub struct Metrics {
     pub notices_sent: u64,
     /// Bytes queued to sessions and not yet written, across the node.
     pub queued_bytes: u64,
+    /// Sessions told to reconnect elsewhere because the node drains (MEETING `NODE_DRAINING`).
+    pub drain_notices: u64,
+    /// Leaves never announced because the user's newer session (here or on another node)
+    /// replaced the one that went.
+    pub leaves_replaced: u64,
     drops: [u64; DropReason::ALL.len()],
     closes: [u64; CloseReason::ALL.len()],
 }
@@ -242,6 +247,16 @@ impl Metrics {
                 "videocall_relay_notices_total",
                 "RELAY_NOTICE packets telling a session why its input was refused.",
                 self.notices_sent,
+            ),
+            (
+                "videocall_drain_notices_total",
+                "Sessions told to reconnect to another node because this one drains.",
+                self.drain_notices,
+            ),
+            (
+                "videocall_leaves_replaced_total",
+                "Leaves not announced: the user came back (here or through another node) in time.",
+                self.leaves_replaced,
             ),
         ] {
             e.counter(name, help, value);

@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::debug;
+use tracing::{debug, info, warn};
 use videocall_types::{MeetingId, SessionId, UserId};
 
 use crate::bus::{Bus, BusMessage, BusState, BusSubscription};
@@ -82,6 +82,9 @@ enum HostCommand {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     shutdown: mpsc::Sender<oneshot::Sender<()>>,
+    drain: mpsc::Sender<oneshot::Sender<()>>,
+    /// Set by [`NodeHandle::drain`]: health checks fail from then on.
+    draining: Arc<AtomicBool>,
     bus: Arc<dyn Bus>,
     watchdog: Arc<Watchdog>,
 }
@@ -121,11 +124,15 @@ impl NodeHandle {
     pub fn spawn(config: RelayConfig, bus: Arc<dyn Bus>) -> Self {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown, shutdown_rx) = mpsc::channel(1);
+        let (drain, drain_rx) = mpsc::channel(1);
         tokio::spawn(run(
             Relay::new(config),
             bus.clone(),
             commands_rx,
-            shutdown_rx,
+            Stops {
+                shutdown: shutdown_rx,
+                drain: drain_rx,
+            },
         ));
         let watchdog = Arc::new(Watchdog {
             start: Instant::now(),
@@ -135,6 +142,8 @@ impl NodeHandle {
         Self {
             commands,
             shutdown,
+            drain,
+            draining: Arc::new(AtomicBool::new(false)),
             bus,
             watchdog,
         }
@@ -150,6 +159,59 @@ impl NodeHandle {
     /// Time since the node task last answered a probe.
     pub fn since_last_answer(&self) -> Duration {
         self.watchdog.since_answer()
+    }
+
+    /// Whether the node can take sessions, for health checks (`/healthz`, a load balancer's
+    /// readiness): `Err` says why not — draining, the node task not answering, the bus cut off.
+    pub fn health(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("draining".to_owned());
+        }
+        if !self.responsive() {
+            let waited = self.since_last_answer().as_millis();
+            return Err(format!(
+                "relay core not responding (last answer {waited} ms ago)"
+            ));
+        }
+        match *self.bus.state().borrow() {
+            BusState::Connected => Ok(()),
+            BusState::Disconnected => Err("bus disconnected".to_owned()),
+        }
+    }
+
+    /// Drains the node before it stops (a rolling update): joins are refused and
+    /// [`NodeHandle::health`] fails from now on, every session is told to reconnect to another
+    /// node (MEETING `NODE_DRAINING`), and this waits until they have gone and no leave is left
+    /// that other nodes could hear ([`Relay::drained`]), at most `limit`. Returns false if
+    /// sessions were still there at the limit ([`NodeHandle::shutdown`] closes them).
+    pub async fn drain(&self, limit: Duration) -> bool {
+        self.draining.store(true, Ordering::Relaxed);
+        let (reply, done) = oneshot::channel();
+        let asked = async { self.drain.send(reply).await.is_ok() && done.await.is_ok() };
+        matches!(tokio::time::timeout(limit, asked).await, Ok(true))
+    }
+
+    /// A stopping service's drain (`--drain-seconds`): [`NodeHandle::drain`] for at most
+    /// `limit` (nothing when zero), cut short when `interrupted` resolves (a second Ctrl-C or
+    /// SIGTERM), with what happened logged. [`NodeHandle::shutdown`] comes next.
+    pub async fn drain_before_stop(&self, limit: Duration, interrupted: impl Future<Output = ()>) {
+        if limit.is_zero() {
+            return;
+        }
+        info!("draining: clients are told to reconnect to another node; waiting up to {limit:?}");
+        let started = Instant::now();
+        let drained = tokio::select! {
+            drained = self.drain(limit) => drained,
+            () = interrupted => {
+                info!("stopping at once (signalled again)");
+                return;
+            }
+        };
+        if drained {
+            info!("drained in {:?}: every client has gone", started.elapsed());
+        } else {
+            warn!("clients still connected after {limit:?}: closing them");
+        }
     }
 
     /// Stops the node: closes every session, publishes their leaves on the bus at once, waits
@@ -382,17 +444,24 @@ async fn probe(commands: mpsc::WeakSender<Command>, watchdog: Arc<Watchdog>) {
     }
 }
 
+/// How the node task is told to stop: drain first (optional), then shut down.
+struct Stops {
+    shutdown: mpsc::Receiver<oneshot::Sender<()>>,
+    drain: mpsc::Receiver<oneshot::Sender<()>>,
+}
+
 async fn run(
     mut relay: Relay,
     bus: Arc<dyn Bus>,
     mut commands: mpsc::Receiver<Command>,
-    mut shutdown: mpsc::Receiver<oneshot::Sender<()>>,
+    mut stops: Stops,
 ) {
     let (bus_tx, mut bus_rx) = mpsc::channel::<BusMessage>(BUS_QUEUE);
     let mut sessions: HashMap<SessionId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut subscriptions: HashMap<MeetingId, BusSubscription> = HashMap::new();
     let mut stopping = false;
     let mut stopped: Option<oneshot::Sender<()>> = None;
+    let mut drained: Option<oneshot::Sender<()>> = None;
     loop {
         let timeout = relay.poll_timeout();
         let sleep = async {
@@ -404,12 +473,16 @@ async fn run(
         tokio::select! {
             // A shutdown goes before everything still queued.
             biased;
-            Some(reply) = shutdown.recv() => {
+            Some(reply) = stops.shutdown.recv() => {
                 if !stopping {
                     stopping = true;
                     relay.handle_shutdown(Instant::now());
                 }
                 stopped = Some(reply);
+            }
+            Some(reply) = stops.drain.recv() => {
+                relay.handle_drain(Instant::now());
+                drained = Some(reply);
             }
             command = commands.recv() => {
                 let Some(command) = command else { break };
@@ -450,6 +523,14 @@ async fn run(
                         let _ = tx.send(Outbound::Close(reason));
                     }
                 }
+            }
+        }
+        if drained.is_some() && relay.drained() {
+            // Cancelled leaves are nothing to send, but a leave announced meanwhile (someone
+            // who did not come back) must reach the bus before the node says it is done.
+            bus.flush().await;
+            if let Some(reply) = drained.take() {
+                let _ = reply.send(());
             }
         }
         if let Some(reply) = stopped.take() {

@@ -180,3 +180,47 @@ async fn the_meeting_apis_host_calls_reach_sessions_on_every_node() {
     api.end_meeting(m).await.unwrap();
     assert_eq!(closed(&mut alice).await, CloseReason::MeetingEnded);
 }
+
+#[tokio::test]
+async fn a_draining_node_fails_its_health_check_and_is_done_once_its_sessions_have_gone() {
+    let bus = InProcessBus::new();
+    let n = node(&bus, 1);
+    assert_eq!(n.health(), Ok(()));
+    let (u, m) = ids("alice");
+    let mut alice = n.join(u, m).await.unwrap();
+
+    let draining = tokio::spawn({
+        let n = n.clone();
+        async move { n.drain(support::PATIENCE).await }
+    });
+    recv_until(&mut alice, |w| {
+        is_event(w, videocall_types::MeetingEventType::NodeDraining)
+    })
+    .await;
+    assert_eq!(n.health(), Err("draining".to_owned()));
+    let (u, m) = ids("late");
+    assert!(matches!(
+        n.join(u, m).await,
+        Err(NodeError::Join(JoinError::ShuttingDown))
+    ));
+    assert!(
+        !draining.is_finished(),
+        "done while a session is still there"
+    );
+    // The client moves away: nobody else could hear its leave, so the drain is over.
+    drop(alice);
+    assert!(draining.await.unwrap(), "the drain finished");
+}
+
+#[tokio::test]
+async fn a_drain_gives_up_at_its_limit_when_a_session_stays() {
+    let bus = InProcessBus::new();
+    let n = node(&bus, 1);
+    let (u, m) = ids("stays");
+    let _stays = n.join(u, m).await.unwrap();
+    let started = tokio::time::Instant::now();
+    assert!(!n.drain(Duration::from_millis(300)).await);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The shutdown then closes it as before.
+    assert!(n.shutdown(Duration::from_secs(2)).await);
+}

@@ -1,6 +1,7 @@
-//! A minimal HTTP/1.1 endpoint for the standalone WebTransport server: `GET /healthz`
-//! (200 only while the bus is connected), `GET /metrics` (Prometheus text) and
-//! `GET /api/v1/webtransport/certificate_hash`. One request per connection.
+//! A minimal HTTP/1.1 endpoint for the standalone WebTransport server: `GET /healthz` (200 only
+//! while the bus is connected and the node is not draining; `NodeHandle::health`), `GET
+//! /metrics` (Prometheus text) and `GET /api/v1/webtransport/certificate_hash`. One request per
+//! connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::info;
-use videocall_relay::bus::BusState;
 use videocall_relay::node::NodeHandle;
 
 use crate::WtMetrics;
@@ -68,24 +68,14 @@ async fn answer(
     let head = String::from_utf8_lossy(&buf[..len]);
     let path = head.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path {
-        "/healthz" => {
-            if !node.responsive() {
-                let waited = node.since_last_answer().as_millis();
-                (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("relay core not responding (last answer {waited} ms ago)\n"),
-                )
-            } else if *node.bus_state().borrow() == BusState::Connected {
-                ("200 OK", "text/plain", "ok\n".to_owned())
-            } else {
-                (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "bus disconnected\n".to_owned(),
-                )
-            }
-        }
+        "/healthz" => match node.health() {
+            Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Err(reason) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("{reason}\n"),
+            ),
+        },
         "/metrics" => match node.render_metrics().await {
             Ok(mut text) => {
                 metrics.render(&mut text);

@@ -86,6 +86,12 @@ async fn main() -> anyhow::Result<()> {
         config.webtransport.webtransport_listen, config.health_listen
     );
     videocall_service::shutdown_signal().await;
+    // Clients first move to other nodes (a rolling update); a second signal skips that.
+    node.drain_before_stop(
+        config.relay.drain_seconds(),
+        videocall_service::shutdown_signal(),
+    )
+    .await;
     let drain = config.relay.drain_timeout();
     videocall_service::exit_after(drain);
     let deadline = tokio::time::Instant::now() + drain;

@@ -75,3 +75,26 @@ app.kubernetes.io/component: {{ .component }}
 - secretRef:
     name: {{ include "videocall.secretName" . }}
 {{- end }}
+
+{{/*
+A relay pod's stop: the grace period, checked against the drain it must cover, and a preStop
+pause so that the pod has left the Services before its clients are told to reconnect.
+Call with (dict "ctx" $ "v" $v).
+*/}}
+{{- define "videocall.relayStop" -}}
+{{- $d := .ctx.Values.config.drain }}
+{{- $needed := add $d.preStopSeconds $d.seconds $d.timeoutSeconds 1 }}
+{{- if le (int .v.terminationGracePeriodSeconds) (int $needed) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.drain's preStopSeconds + seconds + timeoutSeconds + 1 (%v)" .v.terminationGracePeriodSeconds $needed) }}
+{{- end }}
+terminationGracePeriodSeconds: {{ .v.terminationGracePeriodSeconds }}
+{{- end }}
+
+{{- define "videocall.relayPreStop" -}}
+{{- if gt (int .Values.config.drain.preStopSeconds) 0 }}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", {{ .Values.config.drain.preStopSeconds | quote }}]
+{{- end }}
+{{- end }}

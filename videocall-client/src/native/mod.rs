@@ -1,6 +1,7 @@
 //! The native driver (feature `native`): runs a [`Session`] on tokio over WebTransport
 //! (wtransport) or WebSocket (tokio-tungstenite), falling back from the first to the second,
-//! and from one relay node to the next when it cannot be reached.
+//! and from one relay node to the next when it cannot be reached or drains (the session's
+//! `Action::Connect { elsewhere: true }`).
 //!
 //! The driver only moves bytes and time: every protocol decision (join, heartbeats, RTT,
 //! keyframe requests, reconnect backoff) stays in the sans-IO [`Session`]. One task owns the
@@ -68,8 +69,9 @@ pub struct RelayUrls {
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
     /// The relay nodes of one deployment, tried in turn: each connection attempt starts with
-    /// the node that last opened and moves on to the next when one cannot be reached, so a
-    /// client given several nodes moves to another when its node dies.
+    /// the node that last opened (the next one when that node drains) and moves on to the next
+    /// when one cannot be reached, so a client given several nodes moves to another when its
+    /// node dies or stops.
     pub relays: Vec<RelayUrls>,
     /// How the WebTransport servers are verified.
     pub verification: ServerVerification,
@@ -362,7 +364,11 @@ impl Driver {
     fn flush(&mut self, link_tx: &LinkSender) {
         while let Some(action) = self.session.poll_action() {
             match action {
-                crate::Action::Connect { .. } => {
+                crate::Action::Connect { elsewhere, .. } => {
+                    if elsewhere {
+                        // Our relay drains: start with the next one.
+                        self.preferred = (self.preferred + 1) % self.native.relays.len().max(1);
+                    }
                     self.close_link();
                     self.generation += 1;
                     tokio::spawn(connect::connect(

@@ -41,6 +41,10 @@ pub enum Action {
     Connect {
         /// Attempt number.
         attempt: u32,
+        /// The relay asked us to leave it (it drains for an update): a driver that knows
+        /// several relays starts with another one than the last (behind a load balancer the
+        /// same URL reaches another node, the draining one failing its health checks).
+        elsewhere: bool,
     },
     /// Close the transport.
     Close,

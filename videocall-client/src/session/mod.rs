@@ -215,21 +215,31 @@ impl Session {
             ConnectionState::Connecting { attempt } => attempt + 1,
             ConnectionState::Joined { .. } => 1,
         };
-        self.transport_open = false;
-        self.connect_deadline = None;
-        for (session, user) in std::mem::take(&mut self.peers) {
-            self.events.push_back(Event::PeerLeft { session, user });
-        }
         let retry_in = self.config.reconnect.then(|| {
             let index = (attempt as usize)
                 .saturating_sub(1)
                 .min(RECONNECT_BACKOFF.len() - 1);
             RECONNECT_BACKOFF[index]
         });
-        self.events.push_back(Event::Disconnected {
-            reason: reason.into(),
-            retry_in,
-        });
+        self.lose_connection(now, reason.into(), attempt, retry_in);
+    }
+
+    /// The connection is gone: peers are forgotten (the relay tells them again after the
+    /// reconnect), the application is told, and attempt `attempt` comes after `retry_in`.
+    fn lose_connection(
+        &mut self,
+        now: Duration,
+        reason: String,
+        attempt: u32,
+        retry_in: Option<Duration>,
+    ) {
+        self.transport_open = false;
+        self.connect_deadline = None;
+        for (session, user) in std::mem::take(&mut self.peers) {
+            self.events.push_back(Event::PeerLeft { session, user });
+        }
+        self.events
+            .push_back(Event::Disconnected { reason, retry_in });
         self.state = match retry_in {
             Some(wait) => ConnectionState::Backoff {
                 attempt,
@@ -253,7 +263,7 @@ impl Session {
             Ok(PacketType::Meeting) if from_system => {
                 let event = MeetingPacket::decode(wrapper.data)
                     .map_err(|e| SessionError::Malformed(e.to_string()))?;
-                self.meeting_event(event);
+                self.meeting_event(now, event);
             }
             Ok(PacketType::Congestion) => self.events.push_back(Event::Congestion {
                 receiver: String::from_utf8_lossy(&wrapper.user_id).into_owned(),
@@ -446,11 +456,16 @@ impl Session {
     }
 
     fn connect(&mut self, now: Duration, attempt: u32) {
+        self.connect_to(now, attempt, false);
+    }
+
+    fn connect_to(&mut self, now: Duration, attempt: u32, elsewhere: bool) {
         self.state = ConnectionState::Connecting { attempt };
         self.transport_open = false;
         self.connect_deadline = Some(now + self.config.connect_timeout);
         self.transmit.clear();
-        self.actions.push_back(Action::Connect { attempt });
+        self.actions
+            .push_back(Action::Connect { attempt, elsewhere });
     }
 
     fn joined(&mut self, now: Duration, session: SessionId) {
@@ -477,10 +492,11 @@ impl Session {
         }
     }
 
-    fn meeting_event(&mut self, event: MeetingPacket) {
+    fn meeting_event(&mut self, now: Duration, event: MeetingPacket) {
         let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
         match MeetingEventType::try_from(event.event_type) {
             Ok(MeetingEventType::ReconnectSecret) => self.keep_reconnect_secret(event),
+            Ok(MeetingEventType::NodeDraining) => self.move_elsewhere(now, &event.message),
             Ok(MeetingEventType::MuteRequested) => self.events.push_back(Event::MuteRequested),
             // The relay closes us right after these; they end the session even when the close
             // code does not reach us.

@@ -1,13 +1,18 @@
-//! Where the session connects, and the relay's reconnect secret that lets it replace its own
-//! earlier session (the relay refuses a second connection for a present user otherwise).
+//! Where the session connects, the relay's reconnect secret that lets it replace its own
+//! earlier session (the relay refuses a second connection for a present user otherwise), and
+//! moving to another relay when ours drains.
+
+use std::time::Duration;
 
 use videocall_types::lobby::LobbyPath;
 use videocall_types::{MeetingPacket, SessionId};
 
-use super::Session;
+use super::{Action, Session};
 
 /// Longest reconnect secret kept (the relay's are 49 characters).
 const MAX_SECRET_LEN: usize = 128;
+/// Longest part of a draining relay's message kept in the disconnect reason.
+const MAX_DRAIN_MESSAGE_CHARS: usize = 200;
 
 impl Session {
     /// The path (and query) to connect to now: `/lobby?token=…` with a room token, else
@@ -21,6 +26,23 @@ impl Session {
             Some(secret) => path.with_query("reconnect", secret.clone()),
             None => path,
         }
+    }
+
+    /// The relay drains (MEETING `NODE_DRAINING`; it stops for an update): leave it and
+    /// reconnect at once, without backoff, to another relay ([`Action::Connect`] `elsewhere`),
+    /// presenting our reconnect secret so that our new session replaces this one there; peers
+    /// see the replacement, not a departure. Identity and E2EE keys are kept, as on any
+    /// reconnect. Ignored unless joined, and when reconnecting is off (the relay closes us at
+    /// its drain limit).
+    pub(super) fn move_elsewhere(&mut self, now: Duration, message: &str) {
+        if self.session_id().is_none() || !self.config.reconnect {
+            return;
+        }
+        let message: String = message.chars().take(MAX_DRAIN_MESSAGE_CHARS).collect();
+        self.actions.push_back(Action::Close);
+        let reason = format!("the relay is draining: {message}");
+        self.lose_connection(now, reason, 1, Some(Duration::ZERO));
+        self.connect_to(now, 1, true);
     }
 
     /// A RECONNECT_SECRET event: kept if it is for our session and URL-safe (it goes into the
@@ -44,10 +66,11 @@ impl Session {
 mod tests {
     use std::time::Duration;
 
-    use videocall_types::{MeetingEventType, MeetingId, UserId, packets};
+    use prost::Message;
+    use videocall_types::{MeetingEventType, MeetingId, PacketWrapper, UserId, packets};
 
     use super::*;
-    use crate::ClientConfig;
+    use crate::{ClientConfig, ConnectionState, Event};
 
     fn joined() -> Session {
         let config =
@@ -120,6 +143,106 @@ mod tests {
         assert!(
             std::iter::from_fn(|| session.poll_event()).any(|e| e == crate::Event::MuteRequested)
         );
+    }
+
+    fn draining(message: &str) -> bytes::Bytes {
+        let event = MeetingPacket {
+            event_type: MeetingEventType::NodeDraining as i32,
+            message: message.to_owned(),
+            ..Default::default()
+        };
+        packets::encode(&packets::meeting_event(&event))
+    }
+
+    #[test]
+    fn a_draining_relay_makes_the_session_reconnect_at_once_elsewhere_with_its_secret() {
+        let mut session = joined();
+        let ours = SessionId::new(1, 7).get();
+        session
+            .handle_packet(Duration::ZERO, secret_event(ours, "107.0a1b"))
+            .unwrap();
+        let joined = packets::participant_event(
+            MeetingEventType::ParticipantJoined,
+            "m1",
+            2,
+            bytes::Bytes::from_static(b"bob"),
+            SessionId::new(2, 1),
+        );
+        session
+            .handle_packet(
+                Duration::ZERO,
+                packets::encode(&packets::meeting_event(&joined)),
+            )
+            .unwrap();
+        while session.poll_event().is_some() {}
+        while session.poll_action().is_some() {}
+
+        let now = Duration::from_secs(5);
+        session.handle_packet(now, draining("update")).unwrap();
+        // The old transport closes and the next attempt starts now, not after a backoff, with
+        // another relay first.
+        assert_eq!(session.poll_action(), Some(Action::Close));
+        assert_eq!(
+            session.poll_action(),
+            Some(Action::Connect {
+                attempt: 1,
+                elsewhere: true
+            })
+        );
+        assert_eq!(session.state(), ConnectionState::Connecting { attempt: 1 });
+        let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
+        assert!(events.contains(&Event::PeerLeft {
+            session: SessionId::new(2, 1).get(),
+            user: "bob".into()
+        }));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Disconnected { reason, retry_in: Some(wait) }
+                if wait.is_zero() && reason.contains("draining: update")
+        )));
+        // It presents its secret, so the new node lets the new session replace this one.
+        assert_eq!(
+            session.lobby_path().to_string(),
+            "/lobby/alice/m1?reconnect=107.0a1b"
+        );
+        // A failed attempt then backs off as usual, and from the relay it moved to.
+        session.handle_disconnected(now, "refused");
+        assert!(matches!(
+            session.state(),
+            ConnectionState::Backoff { attempt: 2, .. }
+        ));
+        session.handle_timeout(now + Duration::from_secs(60));
+        assert_eq!(
+            session.poll_action(),
+            Some(Action::Connect {
+                attempt: 2,
+                elsewhere: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_drain_notice_is_ignored_unless_joined_and_from_the_relay() {
+        // From a peer (the relay stamps the sender's identity): not the relay's word.
+        let mut session = joined();
+        while session.poll_action().is_some() {}
+        let mut forged = PacketWrapper::decode(draining("go")).unwrap();
+        forged.user_id = bytes::Bytes::from_static(b"mallory");
+        session
+            .handle_packet(Duration::ZERO, packets::encode(&forged))
+            .unwrap();
+        assert_eq!(session.poll_action(), None);
+        assert!(session.session_id().is_some());
+        // Not joined yet: nothing to move.
+        let config =
+            ClientConfig::new(UserId::new("alice").unwrap(), MeetingId::new("m1").unwrap());
+        let mut connecting = Session::new(config);
+        connecting.handle_start(Duration::ZERO);
+        while connecting.poll_action().is_some() {}
+        connecting
+            .handle_packet(Duration::ZERO, draining("go"))
+            .unwrap();
+        assert_eq!(connecting.poll_action(), None);
     }
 
     #[test]

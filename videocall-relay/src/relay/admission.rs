@@ -162,6 +162,8 @@ impl Relay {
     pub fn handle_admit(&mut self, now: Instant, join: Join) -> Result<SessionId, JoinError> {
         let user = Bytes::copy_from_slice(join.user.as_bytes());
         let mut replaced = Vec::new();
+        // The user's session on another node that this join replaces (a move between nodes).
+        let mut replaced_remote = false;
         if self
             .removed
             .get(&join.meeting)
@@ -199,6 +201,7 @@ impl Relay {
                 return Err(JoinError::UserPresent { user: join.user });
             }
             if proven {
+                replaced_remote = latest.is_some_and(|s| meeting.remote.contains_key(&s));
                 replaced = meeting
                     .local
                     .iter()
@@ -208,6 +211,16 @@ impl Relay {
             }
         }
         let meeting_id = join.meeting.clone();
+        if replaced_remote
+            && let Some(old) = self
+                .meetings
+                .get_mut(&meeting_id)
+                .and_then(|m| m.replace_remote(&user, None))
+        {
+            // A move from another node: the old session is not in the roster the new one is
+            // sent, and is never announced as left here (the new JOINED replaces it).
+            self.feedback.forget(old);
+        }
         let id = self.join_session(now, join)?;
         for old in replaced {
             self.close(now, old, CloseReason::Replaced);

@@ -54,6 +54,8 @@ impl Relay {
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
         let mut joined_event = false;
+        // Leaves waiting here that this message showed were moves to another node.
+        let mut moved_here = 0;
         let room = meeting.has_room_for(origin, self.config.max_remote_per_meeting);
         if from_system && packet_type == PacketType::Meeting {
             if let Ok(event) = MeetingPacket::decode(wrapper.data.clone()) {
@@ -65,7 +67,21 @@ impl Relay {
                     Ok(MeetingEventType::ParticipantJoined) => {
                         let user = event.target_user_id;
                         let name = display_name(&event.display_name, &user);
-                        learned = meeting.learn_joined(now, origin, user, name);
+                        // The user's session on yet another node that this one replaces.
+                        let replaced = if meeting.remote.contains_key(&origin) {
+                            None // a roster reply repeating a session we know
+                        } else {
+                            meeting.replace_remote(&user, Some(origin))
+                        };
+                        learned = meeting.learn_joined(now, origin, user.clone(), name);
+                        if learned {
+                            // Back through another node within the reconnect grace (a node
+                            // drained, or this connection dropped): the user never left.
+                            moved_here = meeting.cancel_leaves_of(&user);
+                        }
+                        if let Some(old) = replaced {
+                            self.feedback.forget(old);
+                        }
                         joined_event = true;
                     }
                     Ok(MeetingEventType::ParticipantLeft) => {
@@ -82,6 +98,14 @@ impl Relay {
                 return;
             }
             learned = meeting.heard_from(now, origin, &wrapper.user_id);
+        }
+        if moved_here > 0 {
+            self.metrics.leaves_replaced += moved_here as u64;
+            if meeting.local.is_empty() && meeting.pending_leaves.is_empty() {
+                // Whoever was here has moved on: nothing left to serve (a drain's last step).
+                self.forget_meeting_if_unused(&meeting_id);
+                return;
+            }
         }
         if meeting.arm_remote_expiry() {
             let at = now + self.config.idle_timeout;
@@ -128,7 +152,11 @@ impl Relay {
                 .iter()
                 .filter_map(|s| {
                     let x = self.sessions.get(s)?;
-                    Some((*s, (x.user_bytes.clone(), x.display_name.clone())))
+                    // Not a session its user has replaced (one moving to the newcomer's node,
+                    // whose connection here has not closed yet): announced again, it would
+                    // replace the new session in every client.
+                    (meeting.by_user.get(&x.user_bytes) == Some(s))
+                        .then(|| (*s, (x.user_bytes.clone(), x.display_name.clone())))
                 })
                 .collect();
             for (session, who) in here {

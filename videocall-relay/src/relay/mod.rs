@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 mod admission;
 mod bus_input;
 mod close;
+mod drain;
 mod feedback;
 mod host;
 mod inbound;
@@ -43,6 +44,7 @@ pub use admission::{
     Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING, PRESENCE_TIMEOUT, Proof,
 };
 pub use close::CloseReason;
+pub use drain::DRAINING_MESSAGE;
 
 use feedback::Feedback;
 use roster::Meeting;
@@ -201,29 +203,10 @@ impl Relay {
         self.handle_admit(now, Join::trusted(user, meeting_id))
     }
 
-    /// The node is stopping: every local session is closed, and the leaves of its sessions
-    /// (and those still waiting for their reconnect grace) are published on the bus at once, so
-    /// other nodes' participants see them go now rather than after the idle timeout. Joins are
-    /// refused from now on.
-    pub fn handle_shutdown(&mut self, now: Instant) {
-        self.stopping = true;
-        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.close(now, id, CloseReason::Shutdown);
-        }
-        let meetings: Vec<MeetingId> = self.meetings.keys().cloned().collect();
-        for meeting_id in meetings {
-            if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
-                meeting.hasten_leaves(now, |_| true);
-            }
-            self.announce_leaves(now, &meeting_id);
-        }
-    }
-
     /// Local session `session` disconnected. Its PARTICIPANT_LEFT is announced after the
-    /// reconnect grace unless the same user joins the meeting again first. Unknown sessions
-    /// (already closed) are ignored.
+    /// reconnect grace unless the same user joins the meeting again first, here or through
+    /// another node; never when the user already has (a newer session replaced it). Unknown
+    /// sessions (already closed) are ignored.
     pub fn handle_leave(&mut self, now: Instant, session: SessionId) {
         let Some(s) = self.sessions.remove(&session) else {
             return;
@@ -235,13 +218,18 @@ impl Relay {
             .saturating_sub(s.queue.queued() as u64);
         if let Some(meeting) = self.meetings.get_mut(&s.meeting) {
             let due = now + self.config.reconnect_grace;
-            meeting.remove_local(session, s.user_bytes, due);
+            let leaves = meeting.remove_local(session, s.user_bytes, due);
             for &other in &meeting.local {
                 if let Some(o) = self.sessions.get_mut(&other) {
                     o.queue.forget_publisher(session);
                 }
             }
-            self.timers.push(due, Timer::Leave(s.meeting));
+            if leaves {
+                self.timers.push(due, Timer::Leave(s.meeting));
+            } else {
+                self.metrics.leaves_replaced += 1;
+                self.forget_meeting_if_unused(&s.meeting);
+            }
         }
     }
 

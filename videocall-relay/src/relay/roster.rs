@@ -82,16 +82,46 @@ impl Meeting {
     }
 
     /// A local session of `user` left; its leave is announced at `due` unless cancelled.
-    pub(super) fn remove_local(&mut self, session: SessionId, user: Bytes, due: Instant) {
+    /// Returns false, and keeps no leave, when the user's latest session is another one (it
+    /// came back, here or through another node, before this connection was seen to close):
+    /// the user never left.
+    pub(super) fn remove_local(&mut self, session: SessionId, user: Bytes, due: Instant) -> bool {
         self.local.retain(|id| *id != session);
+        let replaced = self
+            .by_user
+            .get(&user)
+            .is_some_and(|latest| *latest != session);
         self.forget_user(&user, session);
-        self.pending_leaves
-            .push(PendingLeave { session, user, due });
+        if !replaced {
+            self.pending_leaves
+                .push(PendingLeave { session, user, due });
+        }
+        !replaced
     }
 
     /// The user is back (or was replaced, never gone): its pending leaves are not announced.
-    pub(super) fn cancel_leaves_of(&mut self, user: &Bytes) {
+    /// Returns how many there were.
+    pub(super) fn cancel_leaves_of(&mut self, user: &Bytes) -> usize {
+        let waiting = self.pending_leaves.len();
         self.pending_leaves.retain(|p| p.user != *user);
+        waiting - self.pending_leaves.len()
+    }
+
+    /// A new session of `user` (`new`, when already known) replaces its latest one, when that
+    /// was on another node: the old one leaves the roster silently (the new session's JOINED
+    /// tells clients it replaces it; its node never announces its leave). Returns the session
+    /// forgotten.
+    pub(super) fn replace_remote(
+        &mut self,
+        user: &Bytes,
+        new: Option<SessionId>,
+    ) -> Option<SessionId> {
+        let old = *self.by_user.get(user)?;
+        if Some(old) == new || self.remote.remove(&old).is_none() {
+            return None;
+        }
+        self.by_user.remove(user);
+        Some(old)
     }
 
     /// The pending leaves of the sessions `which` selects become due at `now`.
@@ -336,7 +366,7 @@ impl Relay {
 
     /// Stops serving a meeting with no local session and no leave to announce: its roster and
     /// its remote participants' feedback throttles are forgotten, and its bus subscription ends.
-    fn forget_meeting_if_unused(&mut self, meeting_id: &MeetingId) {
+    pub(super) fn forget_meeting_if_unused(&mut self, meeting_id: &MeetingId) {
         if !self
             .meetings
             .get(meeting_id)

@@ -268,7 +268,8 @@ impl Pump {
             while let Some(action) = self.session.poll_action() {
                 busy = true;
                 match action {
-                    SessionAction::Connect { attempt } => self.connect(attempt),
+                    // One origin: behind a load balancer it reaches another node when ours drains.
+                    SessionAction::Connect { attempt, .. } => self.connect(attempt),
                     SessionAction::Close => self.close_link(),
                 }
             }
