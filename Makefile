@@ -129,7 +129,7 @@ helm-check:
 IMAGE_PROFILE ?= release
 images: ui
 	@scripts/ensure-deps.sh docker
-	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-cli -p videocall-bot
+	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-service -p videocall-cli -p videocall-bot
 	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/docker-images.sh
 
 # The compose stack from this checkout (docker-compose.yaml with the local base images).
@@ -146,7 +146,7 @@ down:
 # the compose network, a restart of actix-api, down -v. Starts dockerd if none answers.
 test-compose: ui
 	@scripts/ensure-deps.sh docker chromium e2e
-	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-cli -p videocall-bot
+	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-service -p videocall-cli -p videocall-bot
 	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/test-compose.sh
 
 # The compose test inside `make test`: the debug binaries `bins` built and the UI `e2e` built,

@@ -15,9 +15,10 @@ use videocall_auth::TokenKey;
 use videocall_meetings::{Store, StoreConfig};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
+use videocall_service::cert;
 use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
-use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert};
+use webtransport_server::{StreamLimits, WtArgs, WtMetrics};
 
 /// videocall HTTP API and WebSocket relay.
 #[derive(Debug, Parser)]
@@ -113,7 +114,7 @@ enum Toggle {
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    webtransport_server::init_logging(&config.log);
+    videocall_service::init_logging(&config.log);
     if let Some(dir) = &config.ui_dir
         && !dir.join("index.html").is_file()
     {
@@ -167,7 +168,7 @@ fn main() -> anyhow::Result<()> {
     let mut wt_metrics = None;
     let mut wt_task = None;
     if config.webtransport {
-        let identity = runtime.block_on(cert::identity(&config.wt))?;
+        let identity = runtime.block_on(cert::identity(&config.wt.tls))?;
         let hash = cert::certificate_hash(&identity);
         info!("WebTransport certificate SHA-256 {}", cert::hex(&hash));
         certificate_hash = Some(hash);
@@ -189,12 +190,9 @@ fn main() -> anyhow::Result<()> {
             metrics,
             shutdown.clone(),
         )));
-    } else if let Some(cert_path) = &config.wt.cert {
+    } else if let Some(cert_path) = &config.wt.tls.cert {
         // A separate webtransport-server uses this certificate: let pages pin it.
-        let chain = runtime
-            .block_on(wtransport::tls::CertificateChain::load_pemfile(cert_path))
-            .with_context(|| format!("cannot read certificate {}", cert_path.display()))?;
-        certificate_hash = Some(*chain.as_slice()[0].hash().as_ref());
+        certificate_hash = Some(runtime.block_on(cert::certificate_file_hash(cert_path))?);
     }
 
     let drain = config.relay.drain_timeout();
@@ -269,9 +267,9 @@ fn main() -> anyhow::Result<()> {
         );
         println!("Ctrl-C stops.");
 
-        webtransport_server::shutdown_signal().await;
+        videocall_service::shutdown_signal().await;
         // Everything below is bounded by `drain`; the backstop ends the process regardless.
-        webtransport_server::exit_after(drain);
+        videocall_service::exit_after(drain);
         let deadline = tokio::time::Instant::now() + drain;
         info!("shutting down: closing sessions and publishing their leaves");
         if !stopping_node.shutdown(drain).await {

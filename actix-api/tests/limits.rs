@@ -467,10 +467,11 @@ async fn attack(pid: u32, http: u16, udp: u16, hash: [u8; 32], duration: Duratio
         let give_up = until + Duration::from_secs(30);
         loop {
             let now = Instant::now();
-            if now >= until && (now >= give_up || (seq % 50 == 0 && congested(http).await)) {
+            if now >= until && (now >= give_up || (seq.is_multiple_of(50) && congested(http).await))
+            {
                 break;
             }
-            publisher.send(video(seq, seq % 100 == 0, VIDEO_BYTES));
+            publisher.send(video(seq, seq.is_multiple_of(100), VIDEO_BYTES));
             seq += 1;
             tokio::time::sleep(VIDEO_PERIOD).await;
         }

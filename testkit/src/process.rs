@@ -1,6 +1,6 @@
 //! The service binaries as real processes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -147,30 +147,24 @@ pub fn single_node(extra: &[&str]) -> (Service, u16, u16) {
     (single_node_on(http, udp, extra), http, udp)
 }
 
-/// `GET http://127.0.0.1:{port}{path}`: status code and body.
+/// `GET http://127.0.0.1:{port}{path}`: status code and body, whatever the status (a refusal's
+/// body says why). Panics when nothing answers within [`PATIENCE`]: a test cannot go on.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"));
-    stream
-        .set_read_timeout(Some(PATIENCE))
-        .expect("setting a timeout works");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
-    )
-    .expect("request written");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut response = agent
+        .get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {url}: body: {e}"));
+    (response.status().as_u16(), body)
 }
 
 /// Polls `GET path` until it answers `status` (a service's state changes without telling us).
@@ -194,11 +188,9 @@ pub fn wait_for_status(port: u16, path: &str, status: u16) {
 pub fn certificate_hash(port: u16) -> [u8; 32] {
     let (status, body) = http_get(port, "/api/v1/webtransport/certificate_hash");
     assert_eq!(status, 200, "{body}");
-    let hex = body
-        .split("\"hex\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a hex field");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON answer");
+    let hex = json["hex"].as_str().expect("a hex field");
+    assert_eq!(hex.len(), 64, "{body}");
     let mut hash = [0u8; 32];
     for (i, byte) in hash.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits");

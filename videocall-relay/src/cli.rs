@@ -13,8 +13,8 @@ use crate::bus::{Bus, InProcessBus, NatsBus, NatsError};
 /// Relay limits, timings and the bus.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// NATS server joining this node to others (e.g. nats://127.0.0.1:4222). Absent: the node
-    /// runs alone on an in-process bus.
+    /// NATS server joining this node to others (e.g. nats://127.0.0.1:4222), or several servers
+    /// of one cluster separated by commas. Absent: the node runs alone on an in-process bus.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
     /// This node's id in session ids (20 bits); random when absent.

@@ -6,6 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use support::{NatsServer, audio, is_audio, is_joined, recv_until, try_recv_until};
 use videocall_relay::RelayConfig;
 use videocall_relay::bus::{Bus, BusState, NatsBus};
@@ -175,4 +177,137 @@ async fn publications_made_while_nats_is_away_are_dropped_and_counted_never_sent
             "a stale publication arrived: {text}"
         );
     }
+}
+
+/// Polls the server's `/connz` until the node's connection holds exactly `want` (the server
+/// tells nobody when a subscription arrives).
+async fn wait_for_subscriptions(server: &NatsServer, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let got = server.subscriptions_of("videocall-relay");
+        if got.len() == 1 && got[0] == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node's subscriptions are {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_one_subscription_per_meeting_whatever_its_sessions_and_reconnects() {
+    let mut server = NatsServer::start();
+    let bus = NatsBus::connect(&server.url(), true).await.unwrap();
+    let mut state = bus.state();
+    let config = RelayConfig {
+        node_id: 1,
+        reconnect_grace: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let node = NodeHandle::spawn(config, Arc::new(bus));
+    let mut sessions = Vec::new();
+    for (user, meeting) in [("a", "standup"), ("b", "standup"), ("c", "standup")] {
+        let ids = (UserId::new(user).unwrap(), MeetingId::new(meeting).unwrap());
+        sessions.push(node.join(ids.0, ids.1).await.unwrap());
+    }
+    let mut retro = Vec::new();
+    for user in ["d", "e"] {
+        let ids = (UserId::new(user).unwrap(), MeetingId::new("retro").unwrap());
+        retro.push(node.join(ids.0, ids.1).await.unwrap());
+    }
+    wait_for_subscriptions(&server, &["room.retro.>", "room.standup.>"]).await;
+
+    // A fresh connection after NATS comes back subscribes once again, not once more.
+    server.stop();
+    wait_for(&mut state, BusState::Disconnected).await;
+    server.restart();
+    wait_for(&mut state, BusState::Connected).await;
+    wait_for_subscriptions(&server, &["room.retro.>", "room.standup.>"]).await;
+
+    // The last of a meeting's sessions gone (after the reconnect grace), its subscription goes.
+    drop(retro);
+    wait_for_subscriptions(&server, &["room.standup.>"]).await;
+    drop(sessions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meetings_packets_travel_in_batches_and_a_damaged_batch_is_dropped_and_counted() {
+    let server = NatsServer::start();
+    let a = NatsBus::connect(&server.url(), true).await.unwrap();
+    let b = NatsBus::connect(&server.url(), true).await.unwrap();
+    let (sink, mut heard) = tokio::sync::mpsc::channel(4096);
+    let _sub = b.subscribe("room.m.>", sink);
+    // Someone else on the bus: a raw client that sends what a broken or hostile node might.
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let mut raw_sub = raw.subscribe("room.m.>").await.unwrap();
+    raw.flush().await.unwrap();
+    let mut probe = 0;
+    loop {
+        assert!(a.publish("room.m.1", format!("probe {probe}").into()));
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), heard.recv()).await {
+            break;
+        }
+        probe += 1;
+        assert!(probe < 100, "the subscription never carried");
+    }
+    while tokio::time::timeout(Duration::from_millis(100), heard.recv())
+        .await
+        .is_ok()
+    {}
+    while tokio::time::timeout(Duration::from_millis(100), raw_sub.next())
+        .await
+        .is_ok()
+    {}
+
+    // 200 packets published back to back: they arrive in order with their subjects, in fewer
+    // NATS messages than packets.
+    for i in 0..200 {
+        let subject = if i % 2 == 0 { "room.m.1" } else { "room.m.1.2" };
+        assert!(a.publish(subject, format!("p{i}").into()));
+    }
+    for i in 0..200 {
+        let got = tokio::time::timeout(support::PATIENCE, heard.recv())
+            .await
+            .expect("every packet arrives")
+            .unwrap();
+        let subject = if i % 2 == 0 { "room.m.1" } else { "room.m.1.2" };
+        assert_eq!(
+            (got.subject.as_str(), got.payload.as_ref()),
+            (subject, format!("p{i}").as_bytes())
+        );
+    }
+    let mut messages = 0;
+    while tokio::time::timeout(Duration::from_millis(300), raw_sub.next())
+        .await
+        .is_ok()
+    {
+        messages += 1;
+    }
+    assert!(
+        (1..200).contains(&messages),
+        "200 packets took {messages} NATS messages"
+    );
+
+    // Damaged batches are refused whole and counted; a single packet from a node of an earlier
+    // version still arrives.
+    let before = b.dropped();
+    raw.publish("room.m.batch", vec![9, 9, 9].into())
+        .await
+        .unwrap();
+    raw.publish("room.m.batch", vec![1, 1, b'1', 200, 0, 0, 0].into())
+        .await
+        .unwrap();
+    raw.publish("room.m.7", "old style".into()).await.unwrap();
+    raw.flush().await.unwrap();
+    let got = tokio::time::timeout(support::PATIENCE, heard.recv())
+        .await
+        .expect("the single packet arrives")
+        .unwrap();
+    assert_eq!(
+        (got.subject.as_str(), got.payload.as_ref()),
+        ("room.m.7", &b"old style"[..])
+    );
+    assert_eq!(b.dropped() - before, 2, "each damaged batch counted");
 }

@@ -117,6 +117,6 @@ pub fn certificate_hash_json(hash: &[u8; 32]) -> String {
     format!(
         "{{\"algorithm\":\"sha-256\",\"value\":[{}],\"hex\":\"{}\"}}",
         bytes.join(","),
-        crate::cert::hex(hash)
+        videocall_service::cert::hex(hash)
     )
 }

@@ -12,13 +12,11 @@
 //! streams per connection and per node, and the time a stream or a handshake may take.
 
 pub mod admission;
-pub mod cert;
 pub mod health;
 pub mod limits;
 mod session;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,6 +25,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use videocall_relay::node::NodeHandle;
+use videocall_service::cert::CertArgs;
 use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::quinn::VarInt;
@@ -66,17 +65,9 @@ pub struct WtArgs {
     /// browsers opening `https://localhost:PORT` need.
     #[arg(long, env = "WEBTRANSPORT_LISTEN", default_value = "[::]:4433")]
     pub webtransport_listen: SocketAddr,
-    /// PEM certificate chain. Without `--cert`/`--key` a development certificate is generated
-    /// (ECDSA P-256, valid `--dev-cert-days`), whose SHA-256 browsers accept through
-    /// `serverCertificateHashes`.
-    #[arg(long, env = "CERT_PATH", requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key of `--cert`.
-    #[arg(long, env = "KEY_PATH", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// Validity of a generated development certificate, in days (browsers accept at most 14).
-    #[arg(long, env = "DEV_CERT_DAYS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=14))]
-    pub dev_cert_days: u32,
+    /// The TLS certificate (`--cert`/`--key`, or a generated development one).
+    #[command(flatten)]
+    pub tls: CertArgs,
     /// Inbound unidirectional streams one client may have open at once (each carries one
     /// packet); further ones wait for QUIC stream credit.
     #[arg(long, env = "WT_MAX_UNI_STREAMS", default_value_t = DEFAULT_MAX_UNI_STREAMS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -224,35 +215,4 @@ pub async fn serve(
     // Give sessions a moment to send their close frames.
     endpoint.wait_idle().await;
     Ok(())
-}
-
-/// Logs of every videocall service: to stderr, filtered by `filter` (tracing `EnvFilter`
-/// syntax), colours only on a terminal.
-pub fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
-/// Ends the process with status 1 if a graceful stop is still running `limit` plus a second
-/// from now: a stop signal must end a node whatever it is doing (the stop itself is bounded by
-/// `limit`; this is the backstop).
-pub fn exit_after(limit: std::time::Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit + std::time::Duration::from_secs(1));
-        eprintln!("stop did not finish within the drain limit of {limit:?}; exiting now");
-        std::process::exit(1);
-    });
-}
-
-/// Resolves on Ctrl-C or SIGTERM: how every videocall service is told to stop.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -8,9 +8,10 @@ use clap::Parser;
 use tracing::info;
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
+use videocall_service::cert;
 use webtransport_server::admission::Gatekeeper;
 use webtransport_server::limits::{LimitArgs, NodeLimits};
-use webtransport_server::{StreamLimits, WtArgs, WtMetrics, cert, health};
+use webtransport_server::{StreamLimits, WtArgs, WtMetrics, health};
 
 /// videocall WebTransport relay.
 #[derive(Debug, Parser)]
@@ -33,7 +34,7 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    webtransport_server::init_logging(&config.log);
+    videocall_service::init_logging(&config.log);
     let relay_config = config.relay.relay_config();
     let bus = config.relay.connect_bus().await?;
     info!(
@@ -51,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         config.relay.meeting_gate(),
     ));
     let node = NodeHandle::spawn(relay_config, bus);
-    let identity = cert::identity(&config.webtransport).await?;
+    let identity = cert::identity(&config.webtransport.tls).await?;
     let hash = cert::certificate_hash(&identity);
     info!("certificate SHA-256 {}", cert::hex(&hash));
     let metrics = Arc::new(WtMetrics::default());
@@ -84,9 +85,9 @@ async fn main() -> anyhow::Result<()> {
         "webtransport-server: WebTransport on https://{}/lobby/{{user}}/{{meeting}}, health on http://{}/healthz",
         config.webtransport.webtransport_listen, config.health_listen
     );
-    webtransport_server::shutdown_signal().await;
+    videocall_service::shutdown_signal().await;
     let drain = config.relay.drain_timeout();
-    webtransport_server::exit_after(drain);
+    videocall_service::exit_after(drain);
     let deadline = tokio::time::Instant::now() + drain;
     info!("shutting down: closing sessions and publishing their leaves");
     if !node.shutdown(drain).await {

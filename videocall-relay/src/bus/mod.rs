@@ -6,6 +6,10 @@
 //! node: publishing only queues, and a full queue drops the message and counts it. A bus that is
 //! cut off drops (and counts) what is published meanwhile rather than sending it late.
 
+#[cfg(feature = "nats")]
+mod batch;
+#[cfg(feature = "nats")]
+mod coalesce;
 mod in_process;
 #[cfg(feature = "nats")]
 mod nats;
@@ -51,8 +55,9 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Watches the connection state.
     fn state(&self) -> watch::Receiver<BusState>;
 
-    /// Messages dropped so far because a queue was full (publish or delivery) or because the
-    /// bus was cut off when they were published.
+    /// Messages dropped so far because a queue was full (publish or delivery), because the
+    /// bus was cut off when they were published, or (NATS) because a batch from the bus did not
+    /// decode (each such batch counts one).
     fn dropped(&self) -> u64;
 
     /// A short name for logs and metrics ("in-process", "nats").

@@ -10,9 +10,17 @@
 //! reconnects and sends them once it is back, so a client is never reused after its connection
 //! breaks. The worker abandons it (its one reconnect attempt fails on a server that is away, and
 //! what it queued goes with it) and connects a fresh client, then subscribes again.
+//!
+//! Publications are coalesced per meeting ([`super::coalesce`]): a NATS message carries the
+//! packets a node sends to one meeting within about 2 ms (at most 64 KiB or 1024 packets), in
+//! the [`super::batch`] format, and the receiving side splits it back into packets. A node
+//! still accepts single-packet messages (nodes of earlier versions sent those).
+//!
+//! `url` may list several servers of one cluster, separated by commas: the client connects to
+//! any that answers, and after losing it, to another.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,10 +28,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
+use super::batch::{self, BATCH_TOKEN};
+use super::coalesce::{Coalescer, Ready};
 use super::{Bus, BusMessage, BusState, BusSubscription, DropCounter};
 
 /// How many publications may wait while NATS is slow.
 const PUBLISH_QUEUE: usize = 16 * 1024;
+/// Publications the worker takes off its queue in one go before looking at its timers again.
+const PUBLISH_BURST: usize = 256;
 /// The wait before the second attempt to reach NATS after losing it; it doubles per failed
 /// attempt up to [`RECONNECT_DELAY_MAX`] (the first attempt is immediate).
 const RECONNECT_DELAY_FIRST: Duration = Duration::from_millis(50);
@@ -72,8 +84,9 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
-    /// Connects to `url` (e.g. `nats://127.0.0.1:4222`). With `wait_for_server` false the bus
-    /// starts even if the server is not reachable yet and keeps trying in the background.
+    /// Connects to `url` (e.g. `nats://127.0.0.1:4222`, or several servers of one cluster
+    /// separated by commas). With `wait_for_server` false the bus starts even if no server is
+    /// reachable yet and keeps trying in the background.
     pub async fn connect(url: &str, wait_for_server: bool) -> Result<Self, NatsError> {
         let (state_tx, state) = watch::channel(BusState::Disconnected);
         let first = match connect_once(url).await {
@@ -99,6 +112,8 @@ impl NatsBus {
             state: state_tx,
             dropped: dropped.clone(),
             subscriptions: HashMap::new(),
+            coalescer: Coalescer::default(),
+            ready: Vec::new(),
         };
         if first.is_some() {
             // Connected before returning, as callers that waited for the server expect.
@@ -121,15 +136,25 @@ struct Connection {
     lost: mpsc::UnboundedReceiver<()>,
 }
 
-/// One attempt to reach the server with a fresh client that will not replay: it makes at most
-/// one reconnect attempt of its own, at once, after its connection breaks.
+/// The servers a `NATS_URL` lists: comma-separated, blanks around them ignored.
+fn server_list(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// One attempt to reach a server with a fresh client that will not replay: one try per listed
+/// server, and after its connection breaks at most one pass over the list of its own, at once.
 async fn connect_once(url: &str) -> Result<Connection, async_nats::ConnectError> {
     let (lost_tx, lost) = mpsc::unbounded_channel();
+    let servers = server_list(url);
     let client = async_nats::ConnectOptions::new()
         .no_echo()
         .name("videocall-relay")
-        // `Some(0)` would mean "forever"; one attempt, immediately, is the least there is.
-        .max_reconnects(Some(1))
+        // Each server tried counts as one attempt. `Some(0)` would mean "forever"; one pass over
+        // the list, immediately, is the least there is.
+        .max_reconnects(Some(servers.len().max(1)))
         .reconnect_delay_callback(|_| Duration::ZERO)
         .event_callback(move |event| {
             let lost = lost_tx.clone();
@@ -143,7 +168,7 @@ async fn connect_once(url: &str) -> Result<Connection, async_nats::ConnectError>
                 }
             }
         })
-        .connect(url)
+        .connect(servers.as_slice())
         .await?;
     Ok(Connection { client, lost })
 }
@@ -162,6 +187,9 @@ struct Worker {
     state: watch::Sender<BusState>,
     dropped: DropCounter,
     subscriptions: HashMap<u64, Subscription>,
+    coalescer: Coalescer,
+    /// Messages the coalescer made ready, reused between turns.
+    ready: Vec<Ready>,
 }
 
 impl Worker {
@@ -191,6 +219,9 @@ impl Worker {
             }
             warn!("NATS disconnected; serving local sessions, dropping publications, reconnecting");
             // What waited here was meant for the moment it was published: drop it.
+            for _ in 0..self.coalescer.discard() {
+                self.dropped.add();
+            }
             while self.publish.try_recv().is_ok() {
                 self.dropped.add();
             }
@@ -206,9 +237,17 @@ impl Worker {
     /// drops the bus (true).
     async fn serve(&mut self, mut connection: Connection) -> bool {
         loop {
+            let window = self.coalescer.poll_timeout();
+            let window_closes = async {
+                match window {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // A broken connection first: nothing more may be handed to that client.
                 // Then subscriptions: they were asked for before any publication still queued.
+                // Then closed windows, so that a busy queue cannot hold a batch back.
                 biased;
                 _ = connection.lost.recv() => return false,
                 op = self.control.recv() => match op {
@@ -219,6 +258,8 @@ impl Worker {
                     }
                     Some(Control::Unsubscribe { id }) => self.unsubscribe(id),
                     Some(Control::Flush(done)) => {
+                        self.coalescer.drain(&mut self.ready);
+                        self.send_ready(&connection.client).await;
                         if let Err(e) = connection.client.flush().await {
                             warn!("NATS flush failed: {e}");
                         }
@@ -226,15 +267,33 @@ impl Worker {
                     }
                     None => return true,
                 },
-                message = self.publish.recv() => match message {
-                    Some((subject, payload)) => {
-                        if let Err(e) = connection.client.publish(subject, payload).await {
-                            self.dropped.add();
-                            warn!("NATS publish failed: {e}");
-                        }
+                () = window_closes => {
+                    self.coalescer.handle_timeout(Instant::now(), &mut self.ready);
+                    self.send_ready(&connection.client).await;
+                }
+                message = self.publish.recv() => {
+                    let Some((subject, payload)) = message else { return true };
+                    let now = Instant::now();
+                    self.coalescer.handle_publish(now, &subject, payload, &mut self.ready);
+                    // Take what else is queued in the same turn: one clock read, one wake-up.
+                    for _ in 0..PUBLISH_BURST {
+                        let Ok((subject, payload)) = self.publish.try_recv() else { break };
+                        self.coalescer.handle_publish(now, &subject, payload, &mut self.ready);
                     }
-                    None => return true,
-                },
+                    self.send_ready(&connection.client).await;
+                }
+            }
+        }
+    }
+
+    /// Hands what the coalescer made ready to the client.
+    async fn send_ready(&mut self, client: &async_nats::Client) {
+        for ready in self.ready.drain(..) {
+            if let Err(e) = client.publish(ready.subject, ready.payload).await {
+                for _ in 0..ready.packets {
+                    self.dropped.add();
+                }
+                warn!("NATS publish failed: {e}");
             }
         }
     }
@@ -307,18 +366,57 @@ async fn forward(
     sink: mpsc::Sender<BusMessage>,
     dropped: DropCounter,
 ) {
+    let mut malformed = 0u64;
     while let Some(message) = subscriber.next().await {
-        let message = BusMessage {
-            subject: message.subject.to_string(),
-            payload: message.payload,
-        };
-        if sink.try_send(message).is_err() {
-            if sink.is_closed() {
+        let subject = message.subject.as_str();
+        let Some(meeting) = subject
+            .strip_suffix(BATCH_TOKEN)
+            .and_then(|s| s.strip_suffix('.'))
+        else {
+            // A single packet (a node of an earlier version, or a subject outside meetings).
+            let message = BusMessage {
+                subject: subject.to_owned(),
+                payload: message.payload,
+            };
+            if !deliver(&sink, message, &dropped) {
                 break;
             }
-            dropped.add();
+            continue;
+        };
+        let packets = match batch::decode(&message.payload) {
+            Ok(packets) => packets,
+            Err(e) => {
+                // The bus is not trusted more than a client: refuse, count, and say so rarely.
+                dropped.add();
+                malformed += 1;
+                if malformed.is_power_of_two() {
+                    warn!(%subject, malformed, "dropping a malformed batch from NATS: {e}");
+                }
+                continue;
+            }
+        };
+        for (tail, payload) in packets {
+            let message = BusMessage {
+                subject: format!("{meeting}.{tail}"),
+                payload,
+            };
+            if !deliver(&sink, message, &dropped) {
+                return;
+            }
         }
     }
+}
+
+/// Hands a message to the node without waiting (a full queue drops and counts); false once
+/// the node is gone.
+fn deliver(sink: &mpsc::Sender<BusMessage>, message: BusMessage, dropped: &DropCounter) -> bool {
+    if sink.try_send(message).is_err() {
+        if sink.is_closed() {
+            return false;
+        }
+        dropped.add();
+    }
+    true
 }
 
 impl Bus for NatsBus {
@@ -366,8 +464,9 @@ impl Bus for NatsBus {
 
     fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            // Wait for the worker to take every queued publication (it hands each to the client
-            // before taking the next command), then have it flush the client to the server.
+            // Wait for the worker to take every queued publication (it coalesces each before
+            // taking the next command), then have it send its open batches and flush the client
+            // to the server.
             while self.publish.capacity() < self.publish.max_capacity() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

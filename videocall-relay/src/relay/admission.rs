@@ -214,7 +214,7 @@ impl Relay {
         }
         if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
             // The user never left: the replaced session's leave is not announced.
-            meeting.pending_leaves.retain(|p| p.user != user);
+            meeting.cancel_leaves_of(&user);
         }
         let secret = reconnect_secret(&self.config.reconnect_key, &meeting_id, &user, id);
         let event = MeetingPacket {

@@ -1,19 +1,19 @@
-//! Input from the bus: other nodes' packets, the roster learnt from them, and participants whose
-//! node went quiet.
+//! Input from the bus: other nodes' packets, what the roster learns from them, directed packets
+//! for our sessions, and host actions carried out elsewhere.
 
-use std::cmp::Reverse;
 use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    MeetingEventType, MeetingId, MeetingPacket, PacketType, PacketWrapper, SYSTEM_USER_ID,
-    SessionId,
+    MeetingEventType, MeetingPacket, PacketType, PacketWrapper, SYSTEM_USER_ID, SessionId,
 };
 
+use super::Relay;
 use super::admission::display_name;
 use super::host::HostAction;
-use super::{Relay, RemotePeer, Timer, participant_event};
+use super::roster::participant_event;
+use super::timer::Timer;
 use crate::classify::{Class, classify};
 use crate::metrics::DropReason;
 use crate::subject;
@@ -54,67 +54,39 @@ impl Relay {
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
         let mut joined_event = false;
-        let full = meeting.remote.len() >= self.config.max_remote_per_meeting
-            && !meeting.remote.contains_key(&origin);
+        let room = meeting.has_room_for(origin, self.config.max_remote_per_meeting);
         if from_system && packet_type == PacketType::Meeting {
             if let Ok(event) = MeetingPacket::decode(wrapper.data.clone()) {
                 match MeetingEventType::try_from(event.event_type) {
-                    Ok(MeetingEventType::ParticipantJoined) if full => {
+                    Ok(MeetingEventType::ParticipantJoined) if !room => {
                         self.metrics.drop(DropReason::RemotePeersFull);
                         return;
                     }
                     Ok(MeetingEventType::ParticipantJoined) => {
                         let user = event.target_user_id;
-                        let peer = RemotePeer {
-                            display_name: display_name(&event.display_name, &user),
-                            user: user.clone(),
-                            last_seen: now,
-                        };
-                        learned = meeting.remote.insert(origin, peer).is_none();
-                        // A roster reply repeating a session we know must not make an older
-                        // session of the user its latest again.
-                        if learned {
-                            meeting.by_user.insert(user, origin);
-                        }
+                        let name = display_name(&event.display_name, &user);
+                        learned = meeting.learn_joined(now, origin, user, name);
                         joined_event = true;
                     }
                     Ok(MeetingEventType::ParticipantLeft) => {
-                        if let Some(peer) = meeting.remote.remove(&origin) {
-                            meeting.forget_user(&peer.user, origin);
-                        }
-                        self.congestion_sent.remove(&origin);
-                        self.keyframe_forwarded.remove(&origin);
+                        meeting.remote_left(origin);
+                        self.feedback.forget(origin);
                     }
                     _ => {}
                 }
             }
         } else if !from_system {
             // Nodes also learn the roster from traffic: clients send a heartbeat every second.
-            match meeting.remote.get_mut(&origin) {
-                Some(peer) => peer.last_seen = now,
-                None if full => {
-                    self.metrics.drop(DropReason::RemotePeersFull);
-                    return;
-                }
-                None => {
-                    learned = true;
-                    let peer = RemotePeer {
-                        user: wrapper.user_id.clone(),
-                        display_name: wrapper.user_id.clone(),
-                        last_seen: now,
-                    };
-                    meeting.by_user.insert(wrapper.user_id.clone(), origin);
-                    meeting.remote.insert(origin, peer);
-                }
+            if !room {
+                self.metrics.drop(DropReason::RemotePeersFull);
+                return;
             }
+            learned = meeting.heard_from(now, origin, &wrapper.user_id);
         }
-        if !meeting.remote_timer_armed && !meeting.remote.is_empty() {
-            meeting.remote_timer_armed = true;
-            self.timers.push(Reverse((
-                now + self.config.idle_timeout,
-                Timer::RemoteExpiry,
-                Some(meeting_id.clone()),
-            )));
+        if meeting.arm_remote_expiry() {
+            let at = now + self.config.idle_timeout;
+            self.timers
+                .push(at, Timer::RemoteExpiry(meeting_id.clone()));
         }
         if let Some(target) = parsed.target {
             if joined_event {
@@ -138,7 +110,7 @@ impl Relay {
                 // CONGESTION or a relay's KEYFRAME_REQUEST for one of our publishers; keyframe
                 // requests from every node together reach it at most once per interval.
                 let keyframe = classify(packet_type, &wrapper.data) == Class::KeyframeRequest;
-                if keyframe && !self.keyframe_due(now, target) {
+                if keyframe && !self.feedback.keyframe_due(now, target) {
                     self.metrics.drop(DropReason::KeyframeRequestAggregated);
                     return;
                 }
@@ -197,45 +169,5 @@ impl Relay {
             class => class,
         };
         self.fan_out(now, &meeting_id, origin, &payload, class, &wrapper.user_id);
-    }
-
-    pub(super) fn expire_remote(&mut self, now: Instant, meeting_id: &MeetingId) {
-        let idle = self.config.idle_timeout;
-        let Some(meeting) = self.meetings.get_mut(meeting_id) else {
-            return;
-        };
-        meeting.remote_timer_armed = false;
-        let gone: Vec<(SessionId, Bytes)> = meeting
-            .remote
-            .iter()
-            .filter(|(_, p)| p.last_seen + idle <= now)
-            .map(|(s, p)| (*s, p.user.clone()))
-            .collect();
-        for (session, user) in &gone {
-            meeting.remote.remove(session);
-            meeting.forget_user(user, *session);
-        }
-        if let Some(next) = meeting.remote.values().map(|p| p.last_seen + idle).min() {
-            meeting.remote_timer_armed = true;
-            self.timers.push(Reverse((
-                next,
-                Timer::RemoteExpiry,
-                Some(meeting_id.clone()),
-            )));
-        }
-        // Their node went quiet without saying goodbye (crashed or cut off): tell our sessions.
-        for (session, user) in gone {
-            self.congestion_sent.remove(&session);
-            self.keyframe_forwarded.remove(&session);
-            let count = self.meetings[meeting_id].participant_count();
-            let event = participant_event(
-                MeetingEventType::ParticipantLeft,
-                meeting_id,
-                count,
-                (user.clone(), user.clone()),
-                session,
-            );
-            self.fan_out(now, meeting_id, session, &event, Class::Control, &user);
-        }
     }
 }

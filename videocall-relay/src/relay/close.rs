@@ -1,4 +1,12 @@
-//! Why the relay closes a session, as text, counter label and close code.
+//! Closing sessions: why (as text, counter label and close code), and the timer checks that
+//! close idle and stalled sessions.
+
+use std::time::Instant;
+
+use videocall_types::SessionId;
+
+use super::timer::Timer;
+use super::{Output, Relay};
 
 /// Why the relay closes a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,47 @@ impl CloseReason {
             CloseReason::MeetingEnded => 4011,
             CloseReason::Replaced => 4012,
             CloseReason::IdleTimeout | CloseReason::RateLimited | CloseReason::Stalled => 1008,
+        }
+    }
+}
+
+impl Relay {
+    /// Closes local session `session` for `reason`: its socket is told, and it leaves.
+    pub(super) fn close(&mut self, now: Instant, session: SessionId, reason: CloseReason) {
+        if !self.sessions.contains_key(&session) {
+            return;
+        }
+        self.metrics.close(reason);
+        if reason == CloseReason::IdleTimeout {
+            self.metrics.idle_closes += 1;
+        }
+        self.outputs.push_back(Output::Close { session, reason });
+        self.handle_leave(now, session);
+    }
+
+    /// The idle timer of `id` fired: closes it if nothing came from it for the idle timeout,
+    /// else re-arms the timer for when that would be.
+    pub(super) fn check_idle(&mut self, now: Instant, id: SessionId) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let deadline = s.last_inbound + self.config.idle_timeout;
+        if deadline > now {
+            self.timers.push(deadline, Timer::Idle(id));
+            return;
+        }
+        self.close(now, id, CloseReason::IdleTimeout);
+    }
+
+    /// A receiver's queue overflowed `stall_timeout` ago: if its socket has reported nothing
+    /// written since, it has stopped reading, and is closed.
+    pub(super) fn check_stall(&mut self, now: Instant, id: SessionId, progress: u64) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        s.stall_armed = false;
+        if s.progress == progress && s.queue.queued() > 0 {
+            self.close(now, id, CloseReason::Stalled);
         }
     }
 }

@@ -155,11 +155,7 @@ impl Relay {
             // Nobody is coming back: announce their leave now, not after the reconnect grace.
             let concerned: HashSet<SessionId> = concerned.into_iter().collect();
             if let Some(meeting) = self.meetings.get_mut(meeting_id) {
-                for leave in &mut meeting.pending_leaves {
-                    if concerned.contains(&leave.session) {
-                        leave.due = now;
-                    }
-                }
+                meeting.hasten_leaves(now, |s| concerned.contains(&s));
             }
             self.announce_leaves(now, meeting_id);
         }

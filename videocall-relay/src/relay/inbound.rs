@@ -11,9 +11,9 @@ use videocall_types::{
 };
 
 use super::host::HostAction;
-use super::{CloseReason, Output, Relay, SECOND};
+use super::{CloseReason, Relay, SECOND};
 use crate::classify::{Class, classify, key_target};
-use crate::config::{KEYFRAME_FORWARD_INTERVAL, max_subscription_bytes};
+use crate::config::max_subscription_bytes;
 use crate::error::InboundError;
 use crate::metrics::DropReason;
 use crate::subscription::Subscription;
@@ -242,19 +242,6 @@ impl Relay {
         }
     }
 
-    /// Closes local session `session` for `reason`: its socket is told, and it leaves.
-    pub(super) fn close(&mut self, now: Instant, session: SessionId, reason: CloseReason) {
-        if !self.sessions.contains_key(&session) {
-            return;
-        }
-        self.metrics.close(reason);
-        if reason == CloseReason::IdleTimeout {
-            self.metrics.idle_closes += 1;
-        }
-        self.outputs.push_back(Output::Close { session, reason });
-        self.handle_leave(now, session);
-    }
-
     /// Tells `session` why its input was refused, at most [`NOTICES_PER_SEC`] a second. The
     /// notice bypasses the queue budgets (it is rare and small) but not the session's limit.
     pub(super) fn notify(&mut self, now: Instant, session: SessionId, notice: RelayNotice) {
@@ -312,7 +299,8 @@ impl Relay {
     }
 
     /// A receiver's KEYFRAME_REQUEST (the `MediaPacket` names the publisher's user): goes to
-    /// that publisher only, and at most once per [`KEYFRAME_FORWARD_INTERVAL`] per publisher
+    /// that publisher only, and at most once per [`crate::KEYFRAME_FORWARD_INTERVAL`] per
+    /// publisher
     /// however many receivers ask.
     pub(super) fn forward_keyframe_request(
         &mut self,
@@ -333,24 +321,13 @@ impl Relay {
             self.metrics.drop(DropReason::KeyframeRequestUnknownTarget);
             return Ok(());
         };
-        if !self.keyframe_due(now, publisher) {
+        if !self.feedback.keyframe_due(now, publisher) {
             self.metrics.drop(DropReason::KeyframeRequestAggregated);
             return Ok(());
         }
         let packet = packets::encode(&packets::keyframe_request(target_user, publisher));
         self.send_directed(&meeting_id, session, publisher, packet);
         Ok(())
-    }
-
-    /// Whether a keyframe request may go to `publisher` now; if so, records that one did.
-    pub(super) fn keyframe_due(&mut self, now: Instant, publisher: SessionId) -> bool {
-        match self.keyframe_forwarded.get(&publisher) {
-            Some(at) if now.saturating_duration_since(*at) < KEYFRAME_FORWARD_INTERVAL => false,
-            _ => {
-                self.keyframe_forwarded.insert(publisher, now);
-                true
-            }
-        }
     }
 
     pub(super) fn set_subscription(

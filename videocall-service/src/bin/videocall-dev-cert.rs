@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Parser;
-use webtransport_server::cert;
+use videocall_service::cert;
 
 /// Writes a WebTransport development certificate (ECDSA P-256, self-signed) into a directory.
 #[derive(Debug, Parser)]
@@ -53,10 +53,7 @@ async fn run(config: &Config) -> anyhow::Result<()> {
         && key_path.is_file()
         && expires > now + DAY * config.renew_days
     {
-        let chain = wtransport::tls::CertificateChain::load_pemfile(&cert_path)
-            .await
-            .with_context(|| format!("cannot read {}", cert_path.display()))?;
-        let hash = *chain.as_slice()[0].hash().as_ref();
+        let hash = cert::certificate_file_hash(&cert_path).await?;
         println!(
             "keeping {} (valid {} more hours), SHA-256 {}",
             cert_path.display(),
