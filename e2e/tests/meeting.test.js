@@ -5,13 +5,13 @@ import {
   ARTIFACTS, framesIn, join, openBrowser, pixelSpread, startNode, tileOf, waitForFrames,
 } from './helpers.js';
 
-/** Waits until every page shows the same 25-digit safety code; returns it. */
+/** Waits until every page shows the same 60-digit safety code; returns it. */
 async function sameSafetyCode(pages) {
   const deadline = Date.now() + 10000;
   let codes = [];
   while (Date.now() < deadline) {
     codes = await Promise.all(pages.map(async (p) => (await p.textContent('#safety-code')).trim()));
-    if (/^\d{5}( \d{5}){4}$/.test(codes[0]) && codes.every((c) => c === codes[0])) return codes[0];
+    if (/^\d{5}( \d{5}){11}$/.test(codes[0]) && codes.every((c) => c === codes[0])) return codes[0];
     await pages[0].waitForTimeout(100);
   }
   assert.fail(`safety codes differ: ${codes.join(' / ')}`);
@@ -63,6 +63,12 @@ describe('a meeting over WebTransport', () => {
       await alice.page.screenshot({ path: `${ARTIFACTS}meeting-three.png` });
       // Everyone holds the same three keys: one safety code, shown by all.
       const three = await sameSafetyCode([alice.page, bob.page, carol.page]);
+      // The code commits to the key holders listed next to it: the same three on every page.
+      const holders = await Promise.all([alice.page, bob.page, carol.page].map(async (p) =>
+        (await p.locator('#key-holders li').allTextContents()).map((t) => t.trim()).sort()));
+      assert.equal(holders[0].length, 3, holders[0].join(' / '));
+      assert.deepEqual(holders[1], holders[0]);
+      assert.deepEqual(holders[2], holders[0]);
       await carol.page.click('#leave');
       await alice.page.waitForSelector('.tile[data-user="carol"]', { state: 'detached', timeout: 15000 });
       const two = await sameSafetyCode([alice.page, bob.page]);

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use prost::Message;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use videocall_client::e2ee::{E2ee, E2eeConfig, E2eeStats};
+use videocall_client::e2ee::{E2ee, E2eeConfig, E2eeStats, SENDER_KEY_VERSION};
 use videocall_types::proto::{SenderKeyPacket, WrappedSenderKey};
 use videocall_types::{MediaPacket, PacketType, PacketWrapper, RsaPacket, SessionId};
 
@@ -70,6 +70,8 @@ pub struct Driver {
     unwraps_left: usize,
     /// Our session, once assigned (E2ee does not expose it).
     us_session: Option<u64>,
+    /// Our last signed RSA_PUB_KEY (only we can sign it), for the peer machine.
+    our_announce: Option<Bytes>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -86,7 +88,6 @@ impl Driver {
     /// Runs every record of `data`; returns our machine's counters.
     pub fn run(data: &[u8]) -> E2eeStats {
         let config = E2eeConfig {
-            max_wraps_per_packet: 2,
             previous_epoch_grace_frames: 4,
             ..E2eeConfig::default()
         };
@@ -106,6 +107,7 @@ impl Driver {
             rng: ChaCha20Rng::seed_from_u64(3),
             unwraps_left: MAX_UNWRAPS,
             us_session: None,
+            our_announce: None,
         };
         driver.peer.handle_joined(Self::PEER_SESSION);
         let mut input = Reader::new(data);
@@ -133,9 +135,11 @@ impl Driver {
                     k @ (0 | 1) => keys::identity(k as usize).public_key_der(),
                     _ => r.rest(),
                 };
+                // Unsigned: refused (BadSignature) before the key is parsed.
                 let packet = RsaPacket {
                     public_key_der: Bytes::copy_from_slice(der),
                     user_id: Bytes::from_static(b"claimed"),
+                    ..Default::default()
                 };
                 let data = packet.encode_to_vec().into();
                 self.deliver(PacketType::RsaPubKey, session, user, data);
@@ -211,14 +215,13 @@ impl Driver {
             return;
         };
         self.peer.handle_peer_joined(ours, ME);
-        let our_key = RsaPacket {
-            public_key_der: Bytes::copy_from_slice(keys::identity(0).public_key_der()),
-            user_id: Bytes::from_static(ME.as_bytes()),
+        let Some(our_key) = self.our_announce.clone() else {
+            return;
         };
         let _ = self.peer.handle_key_packet(&PacketWrapper {
             packet_type: PacketType::RsaPubKey as i32,
             user_id: Bytes::from_static(ME.as_bytes()),
-            data: our_key.encode_to_vec().into(),
+            data: our_key,
             session_id: ours,
         });
         while let Some(packet) = self.peer.poll_transmit() {
@@ -228,7 +231,7 @@ impl Driver {
 
     fn sender_key_packet(&mut self, r: &mut Reader<'_>) -> SenderKeyPacket {
         let version = match r.u8() {
-            0 => 1,
+            0 => SENDER_KEY_VERSION,
             v => u32::from(v),
         };
         let epoch = r.u32();
@@ -258,10 +261,12 @@ impl Driver {
                 }
             })
             .collect();
+        // Unsigned (the input cannot sign as the peer): refused before any unwrap.
         SenderKeyPacket {
             version,
             epoch,
             keys,
+            ..Default::default()
         }
     }
 
@@ -301,17 +306,17 @@ impl Driver {
         while let Some(packet) = self.us.poll_transmit() {
             match packet.packet_type {
                 PacketType::RsaPubKey => {
+                    self.our_announce = Some(packet.data.clone());
                     let key = RsaPacket::decode(packet.data).expect("an RsaPacket");
                     assert_eq!(&key.public_key_der[..], keys::identity(0).public_key_der());
                 }
                 PacketType::AesKey => {
                     let key = SenderKeyPacket::decode(packet.data).expect("a SenderKeyPacket");
-                    assert!(
-                        !key.keys.is_empty() && key.keys.len() <= 2,
-                        "{} wraps",
-                        key.keys.len()
-                    );
+                    // One wrap per packet: the relay delivers it to that recipient only.
+                    assert_eq!(key.keys.len(), 1, "{} wraps", key.keys.len());
+                    assert_eq!(packet.to, Some(key.keys[0].recipient_session));
                 }
+                PacketType::KeyRequest => assert!(packet.to.is_some()),
                 other => panic!("E2EE sent {other:?}"),
             }
         }
@@ -341,8 +346,9 @@ mod tests {
     }
 
     #[test]
-    fn the_keys_seed_installs_a_chosen_secret() {
+    fn the_keys_seed_no_longer_installs_an_unsigned_chosen_secret() {
         let stats = Driver::run(include_bytes!("../corpus/e2ee_key_packets/keys"));
-        assert_eq!(stats.keys_installed, 1, "{stats:?}");
+        assert_eq!(stats.keys_installed, 0, "{stats:?}");
+        assert!(stats.key_packets_refused >= 1, "{stats:?}");
     }
 }

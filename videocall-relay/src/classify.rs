@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use prost::Message;
+use videocall_types::proto::{KeyRequest, SenderKeyPacket};
 use videocall_types::{MediaPacket, MediaType, PacketType};
 
 /// Routing class of a `PacketWrapper`.
@@ -49,6 +50,25 @@ pub(crate) fn classify(packet_type: PacketType, data: &Bytes) -> Class {
         Ok(MediaType::KeyframeRequest) => Class::KeyframeRequest,
         Ok(MediaType::Rtt) => Class::Rtt,
         Ok(MediaType::Unknown) | Err(_) => Class::Opaque,
+    }
+}
+
+/// The one session an E2EE key packet is for: an AES_KEY carrying exactly one wrap (its
+/// recipient), or a KEY_REQUEST (its target). Such packets go to that session only, so a wrap
+/// never travels to anyone else. `None`: not such a packet (it is fanned out as before).
+pub(crate) fn key_target(packet_type: PacketType, data: &Bytes) -> Option<u64> {
+    match packet_type {
+        PacketType::AesKey => {
+            let packet = SenderKeyPacket::decode(data.clone()).ok()?;
+            match packet.keys.as_slice() {
+                [one] => Some(one.recipient_session),
+                _ => None,
+            }
+        }
+        PacketType::KeyRequest => KeyRequest::decode(data.clone())
+            .ok()
+            .map(|r| r.target_session),
+        _ => None,
     }
 }
 

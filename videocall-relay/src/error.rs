@@ -115,4 +115,7 @@ pub enum InboundError {
     /// A host request (remove, mute, end) from a session without the host grant.
     #[error("only a host may remove participants, ask them to mute or end the meeting")]
     NotHost,
+    /// A key packet addressed to a session that is not in the sender's meeting.
+    #[error("key packet for session {0}, which is not in this meeting")]
+    KeyTargetUnknown(u64),
 }

@@ -49,11 +49,14 @@ pub enum DropReason {
     ObserverMedia,
     /// A host request (remove, mute, end) from a session without the host grant.
     NotHost,
+    /// An E2EE key packet addressed to one session (AES_KEY of one wrap, KEY_REQUEST) that is
+    /// not in the sender's meeting.
+    KeyTargetUnknown,
 }
 
 impl DropReason {
     /// Every reason, in rendering order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Oversize,
         DropReason::Malformed,
         DropReason::UnknownType,
@@ -74,6 +77,7 @@ impl DropReason {
         DropReason::RemotePeersFull,
         DropReason::ObserverMedia,
         DropReason::NotHost,
+        DropReason::KeyTargetUnknown,
     ];
 
     /// The label value used on `/metrics`.
@@ -99,6 +103,7 @@ impl DropReason {
             DropReason::RemotePeersFull => "remote_peers_full",
             DropReason::ObserverMedia => "observer_media",
             DropReason::NotHost => "not_host",
+            DropReason::KeyTargetUnknown => "key_target_unknown",
         }
     }
 }

@@ -12,7 +12,7 @@ use videocall_types::{
 
 use super::host::HostAction;
 use super::{CloseReason, Relay, SECOND};
-use crate::classify::{Class, classify};
+use crate::classify::{Class, classify, key_target};
 use crate::config::max_subscription_bytes;
 use crate::error::InboundError;
 use crate::metrics::DropReason;
@@ -147,10 +147,40 @@ impl Relay {
                 max: budget,
             });
         }
+        if let Some(target) = key_target(packet_type, &wrapper.data) {
+            return self.send_key(session, target, packet, len);
+        }
         let (meeting, subject, user) = (s.meeting.clone(), s.subject.clone(), s.user_bytes.clone());
         self.count_in(len);
         self.fan_out(now, &meeting, session, &packet, class, &user);
         self.publish(subject, packet);
+        Ok(())
+    }
+
+    /// An E2EE key packet for one session (issue #16): delivered to it alone, here or over the
+    /// bus; a target outside the sender's meeting is dropped and counted.
+    fn send_key(
+        &mut self,
+        session: SessionId,
+        target: u64,
+        packet: Bytes,
+        len: usize,
+    ) -> Result<(), InboundError> {
+        let meeting = self.sessions[&session].meeting.clone();
+        let target_id = SessionId::from_wire(target).filter(|t| {
+            *t != session
+                && (self.sessions.get(t).is_some_and(|s| s.meeting == meeting)
+                    || self
+                        .meetings
+                        .get(&meeting)
+                        .is_some_and(|m| m.remote.contains_key(t)))
+        });
+        let Some(target_id) = target_id else {
+            self.metrics.drop(DropReason::KeyTargetUnknown);
+            return Err(InboundError::KeyTargetUnknown(target));
+        };
+        self.count_in(len);
+        self.send_directed(&meeting, session, target_id, packet);
         Ok(())
     }
 

@@ -414,7 +414,16 @@ impl Pump {
             Event::MuteRequested => dispatch.emit(Action::MuteRequested),
             Event::SafetyCode(code) => {
                 log(&format!("e2ee: safety code {code}"));
-                dispatch.emit(Action::SafetyCode(code.to_string()));
+                let holders = self
+                    .session
+                    .key_holders()
+                    .into_iter()
+                    .map(|h| (h.user, h.fingerprint))
+                    .collect();
+                dispatch.emit(Action::SafetyCode {
+                    code: code.to_string(),
+                    holders,
+                });
             }
             Event::E2eeMismatch {
                 session,

@@ -323,6 +323,14 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                             <span class="badge code" title="Safety code: everyone in the meeting should see the same code. A different code means someone's keys were substituted.">
                                 <span class="muted">{"Safety code "}</span>
                                 <span id="safety-code">{s.safety_code.clone().unwrap_or_else(|| "…".into())}</span>
+                                <details id="key-holders" title="Everyone who holds your key; the safety code covers exactly this list">
+                                    <summary>{format!("{} key holders", s.key_holders.len())}</summary>
+                                    <ul>
+                                        { for s.key_holders.iter().map(|(user, fingerprint)| html! {
+                                            <li><span class="user">{user.clone()}</span>{" "}<code>{fingerprint.clone()}</code></li>
+                                        }) }
+                                    </ul>
+                                </details>
                             </span>
                         } else if s.encrypted == Some(false) {
                             <span id="e2ee" class="badge warn" title="This meeting is set to send media in clear to the server">{"Not end-to-end encrypted"}</span>

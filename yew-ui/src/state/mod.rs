@@ -111,6 +111,9 @@ pub struct MeetingState {
     pub encrypted: Option<bool>,
     /// The meeting's safety code while encrypted (compare it out of band).
     pub safety_code: Option<String>,
+    /// Everyone our sender key is wrapped for, ourselves first: (user, fingerprint). The code
+    /// commits to exactly this list.
+    pub key_holders: Vec<(String, String)>,
 }
 
 /// What our own media should be doing: the driver follows it (the reducer is the only place
@@ -206,8 +209,13 @@ pub enum Action {
     ToggleDiagnostics,
     /// The meeting's media is (true) or is not end-to-end encrypted.
     Encryption(bool),
-    /// The meeting's safety code changed.
-    SafetyCode(String),
+    /// The meeting's safety code changed, with the key holders it commits to.
+    SafetyCode {
+        /// The code as shown.
+        code: String,
+        /// (user, fingerprint) of every key holder, ourselves first.
+        holders: Vec<(String, String)>,
+    },
     /// A participant and we disagree on encryption: its media is not shown.
     PeerUnencrypted {
         /// Session.
@@ -234,6 +242,7 @@ impl MeetingState {
             diagnostics_open: false,
             encrypted: None,
             safety_code: None,
+            key_holders: Vec::new(),
         }
     }
 
@@ -351,11 +360,13 @@ impl MeetingState {
                 self.encrypted = Some(on);
                 if !on {
                     self.safety_code = None;
+                    self.key_holders.clear();
                 }
             }
-            Action::SafetyCode(code) => {
+            Action::SafetyCode { code, holders } => {
                 if self.encrypted == Some(true) {
                     self.safety_code = Some(code);
+                    self.key_holders = holders;
                 }
             }
             Action::PeerUnencrypted { session } => {
@@ -466,18 +477,25 @@ mod tests {
 
     #[test]
     fn the_safety_code_shows_only_while_encrypted_and_refused_peers_are_marked() {
-        let s = joined().reduce(Action::SafetyCode("12345".into()));
+        let code = |c: &str| Action::SafetyCode {
+            code: c.into(),
+            holders: vec![("me".into(), "ab12".into()), ("bob".into(), "cd34".into())],
+        };
+        let s = joined().reduce(code("12345"));
         assert_eq!(s.safety_code, None, "no code before encryption is decided");
+        assert!(s.key_holders.is_empty());
         let s = s
             .reduce(Action::Encryption(true))
-            .reduce(Action::SafetyCode("12345 67890".into()))
+            .reduce(code("12345 67890"))
             .reduce(Action::PeerUnencrypted { session: sid(7) })
             .reduce(Action::PeerUnencrypted { session: sid(99) });
         assert_eq!(s.safety_code.as_deref(), Some("12345 67890"));
+        assert_eq!(s.key_holders.len(), 2);
         assert!(s.peers[&sid(7)].unencrypted);
         assert_eq!(s.peers.len(), 1, "an unknown session is not invented");
         let s = s.reduce(Action::Encryption(false));
         assert_eq!(s.safety_code, None);
+        assert!(s.key_holders.is_empty());
     }
 
     #[test]
