@@ -31,6 +31,7 @@
 mod classify;
 mod config;
 mod error;
+pub mod exposition;
 mod limit;
 mod metrics;
 mod queue;

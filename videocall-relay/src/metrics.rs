@@ -1,7 +1,6 @@
 //! Counters of one relay node, rendered in the Prometheus text format.
 
-use std::fmt::Write;
-
+use crate::exposition::Exposition;
 use crate::relay::CloseReason;
 
 /// Why a packet was not delivered to a session (or not accepted from one).
@@ -166,138 +165,105 @@ impl Metrics {
     /// Appends the counters in the Prometheus text format, with the current `sessions` and
     /// `meetings` gauges.
     pub fn render_prometheus(&self, sessions: usize, meetings: usize, out: &mut String) {
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP videocall_{name} {help}\n# TYPE videocall_{name} {kind}\nvideocall_{name} {value}"
-            );
-        };
-        metric(
-            "sessions",
-            "gauge",
+        let mut e = Exposition::new();
+        e.gauge(
+            "videocall_sessions",
             "Sessions connected to this node.",
-            sessions as u64,
+            sessions as f64,
         );
-        metric(
-            "meetings",
-            "gauge",
+        e.gauge(
+            "videocall_meetings",
             "Meetings served by this node.",
-            meetings as u64,
+            meetings as f64,
         );
-        metric(
-            "packets_in_total",
-            "counter",
-            "Packets accepted from sessions.",
-            self.packets_in,
-        );
-        metric(
-            "bytes_in_total",
-            "counter",
-            "Bytes accepted from sessions.",
-            self.bytes_in,
-        );
-        metric(
-            "packets_out_total",
-            "counter",
-            "Packets queued to sessions.",
-            self.packets_out,
-        );
-        metric(
-            "bytes_out_total",
-            "counter",
-            "Bytes queued to sessions.",
-            self.bytes_out,
-        );
-        metric(
-            "bus_published_total",
-            "counter",
-            "Messages published to the bus.",
-            self.bus_published,
-        );
-        metric(
-            "bus_received_total",
-            "counter",
-            "Messages received from the bus.",
-            self.bus_received,
-        );
-        metric(
-            "joins_total",
-            "counter",
-            "Sessions that joined.",
-            self.joins,
-        );
-        metric(
-            "joins_refused_total",
-            "counter",
-            "Joins refused by a limit, a takeover attempt or a removal.",
-            self.joins_refused,
-        );
-        metric(
-            "host_actions_total",
-            "counter",
-            "Host actions (remove, ask to mute, end) carried out on this node.",
-            self.host_actions,
-        );
-        metric(
-            "idle_closes_total",
-            "counter",
-            "Sessions closed for idleness.",
-            self.idle_closes,
-        );
-        metric(
-            "congestion_signals_total",
-            "counter",
-            "CONGESTION signals sent to publishers.",
-            self.congestion_signals,
-        );
-        metric(
-            "keyframe_requests_sent_total",
-            "counter",
-            "Keyframe requests sent by the relay.",
-            self.keyframe_requests_sent,
-        );
-        metric(
-            "subscription_ids_ignored_total",
-            "counter",
-            "Ids in SUBSCRIPTION packets that named nobody in the meeting.",
-            self.subscription_ids_ignored,
-        );
-        metric(
-            "relay_notices_total",
-            "counter",
-            "RELAY_NOTICE packets telling a session why its input was refused.",
-            self.notices_sent,
-        );
-        metric(
-            "queued_bytes",
-            "gauge",
+        for (name, help, value) in [
+            (
+                "videocall_packets_in_total",
+                "Packets accepted from sessions.",
+                self.packets_in,
+            ),
+            (
+                "videocall_bytes_in_total",
+                "Bytes accepted from sessions.",
+                self.bytes_in,
+            ),
+            (
+                "videocall_packets_out_total",
+                "Packets queued to sessions.",
+                self.packets_out,
+            ),
+            (
+                "videocall_bytes_out_total",
+                "Bytes queued to sessions.",
+                self.bytes_out,
+            ),
+            (
+                "videocall_bus_published_total",
+                "Messages published to the bus.",
+                self.bus_published,
+            ),
+            (
+                "videocall_bus_received_total",
+                "Messages received from the bus.",
+                self.bus_received,
+            ),
+            ("videocall_joins_total", "Sessions that joined.", self.joins),
+            (
+                "videocall_joins_refused_total",
+                "Joins refused by a limit, a takeover attempt or a removal.",
+                self.joins_refused,
+            ),
+            (
+                "videocall_host_actions_total",
+                "Host actions (remove, ask to mute, end) carried out on this node.",
+                self.host_actions,
+            ),
+            (
+                "videocall_idle_closes_total",
+                "Sessions closed for idleness.",
+                self.idle_closes,
+            ),
+            (
+                "videocall_congestion_signals_total",
+                "CONGESTION signals sent to publishers.",
+                self.congestion_signals,
+            ),
+            (
+                "videocall_keyframe_requests_sent_total",
+                "Keyframe requests sent by the relay.",
+                self.keyframe_requests_sent,
+            ),
+            (
+                "videocall_subscription_ids_ignored_total",
+                "Ids in SUBSCRIPTION packets that named nobody in the meeting.",
+                self.subscription_ids_ignored,
+            ),
+            (
+                "videocall_relay_notices_total",
+                "RELAY_NOTICE packets telling a session why its input was refused.",
+                self.notices_sent,
+            ),
+        ] {
+            e.counter(name, help, value);
+        }
+        e.gauge(
+            "videocall_queued_bytes",
             "Bytes queued to sessions and not yet written, across the node.",
-            self.queued_bytes,
+            self.queued_bytes as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP videocall_closed_sessions_total Sessions the relay closed, by reason.\n# TYPE videocall_closed_sessions_total counter"
+        e.counters(
+            "videocall_closed_sessions_total",
+            "Sessions the relay closed, by reason.",
+            "reason",
+            CloseReason::ALL.map(|r| (r.label(), self.closes(r))),
         );
-        for reason in CloseReason::ALL {
-            let _ = writeln!(
-                out,
-                "videocall_closed_sessions_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.closes(reason)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP videocall_dropped_packets_total Packets dropped, by reason.\n# TYPE videocall_dropped_packets_total counter"
+        e.counters(
+            "videocall_dropped_packets_total",
+            "Packets dropped, by reason.",
+            "reason",
+            DropReason::ALL.map(|r| (r.label(), self.drops(r))),
         );
-        for reason in DropReason::ALL {
-            let _ = writeln!(
-                out,
-                "videocall_dropped_packets_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.drops(reason)
-            );
-        }
+        e.render(out);
     }
 }
 
@@ -317,5 +283,18 @@ mod tests {
         assert!(text.contains("videocall_sessions 3\n"));
         assert!(text.contains("videocall_dropped_packets_total{reason=\"congestion\"} 1\n"));
         assert!(text.contains("videocall_dropped_packets_total{reason=\"oversize\"} 0\n"));
+        // Every reason has its series, zero or not, so dashboards see them from the start.
+        let series = |name: &str| text.lines().filter(|l| l.starts_with(name)).count();
+        assert_eq!(
+            series("videocall_dropped_packets_total{"),
+            DropReason::ALL.len()
+        );
+        assert_eq!(
+            series("videocall_closed_sessions_total{"),
+            CloseReason::ALL.len()
+        );
+        assert!(text.contains(
+            "# HELP videocall_queued_bytes Bytes queued to sessions and not yet written, across the node.\n# TYPE videocall_queued_bytes gauge\n"
+        ));
     }
 }

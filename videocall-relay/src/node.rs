@@ -19,6 +19,7 @@ use tracing::debug;
 use videocall_types::{MeetingId, SessionId, UserId};
 
 use crate::bus::{Bus, BusMessage, BusState, BusSubscription};
+use crate::exposition::Exposition;
 use crate::{CloseReason, InboundError, Join, JoinError, Output, Relay, RelayConfig};
 
 /// Commands waiting for the node task, at most.
@@ -229,19 +230,26 @@ impl NodeHandle {
             .await
             .map_err(|_| NodeError::Unresponsive)??;
         let connected = *self.bus.state().borrow() == BusState::Connected;
-        text.push_str(&format!(
-            "# HELP videocall_bus_connected Whether the bus reaches the other nodes.\n\
-             # TYPE videocall_bus_connected gauge\nvideocall_bus_connected{{bus=\"{}\"}} {}\n\
-             # HELP videocall_bus_dropped_total Bus messages dropped on full queues or while cut off.\n\
-             # TYPE videocall_bus_dropped_total counter\nvideocall_bus_dropped_total {}\n\
-             # HELP videocall_node_response_seconds Time since the node task last answered \
-             the watchdog's probe.\n\
-             # TYPE videocall_node_response_seconds gauge\nvideocall_node_response_seconds {:.3}\n",
-            self.bus.kind(),
-            u8::from(connected),
+        let mut e = Exposition::new();
+        e.gauges(
+            "videocall_bus_connected",
+            "Whether the bus reaches the other nodes.",
+            "bus",
+            [(self.bus.kind(), f64::from(u8::from(connected)))],
+        );
+        e.counter(
+            "videocall_bus_dropped_total",
+            "Bus messages dropped on full queues or while cut off.",
             self.bus.dropped(),
-            self.since_last_answer().as_secs_f64(),
-        ));
+        );
+        // Milliseconds are precise enough for a watchdog that probes every 250 ms.
+        let since = (self.since_last_answer().as_secs_f64() * 1000.0).round() / 1000.0;
+        e.gauge(
+            "videocall_node_response_seconds",
+            "Time since the node task last answered the watchdog's probe.",
+            since,
+        );
+        e.render(&mut text);
         Ok(text)
     }
 

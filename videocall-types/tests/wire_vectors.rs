@@ -100,6 +100,8 @@ fn ours(name: &str) -> Vec<u8> {
             data: RsaPacket {
                 public_key_der: b(&[0xde, 0xad]),
                 user_id: b(b"alice"),
+                // E2EE v2's signature fields are empty in the original's packet.
+                ..Default::default()
             }
             .encode_to_vec()
             .into(),

@@ -218,7 +218,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let doc = args.out_dir.join("PERFORMANCE.md");
     let existing = std::fs::read_to_string(&doc).unwrap_or_default();
     std::fs::write(&doc, report::splice(&existing, &generated))?;
-    std::fs::write(args.out_dir.join("perf-latency.svg"), plot::svg(&rows))?;
+    std::fs::write(args.out_dir.join("perf-latency.svg"), plot::svg(&rows)?)?;
     let results: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {

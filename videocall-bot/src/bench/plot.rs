@@ -1,28 +1,32 @@
 //! `docs/perf-latency.svg`: p99 hop latency (log scale) against delivered frames/s, one point
-//! per run, the (a) capacity steps joined by a line. Plain SVG written by hand: no font or
-//! drawing library needed to build the bench.
+//! per run, the (a) capacity steps joined by a line. Drawn with `plotters`' SVG backend (its
+//! text is SVG `<text>`: no font library is built).
 
-use std::fmt::Write;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::Row;
 
-const WIDTH: f64 = 860.0;
-const HEIGHT: f64 = 520.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 200.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 60.0;
+const SIZE: (u32, u32) = (860, 520);
+/// The legend's column, right of the chart.
+const LEGEND_WIDTH: u32 = 200;
+/// plotters writes a font's size divided by 1.24 into the SVG: these give 15, 12 and 10 px.
+const TITLE_FONT: f64 = 18.6;
+const FONT: f64 = 14.9;
+const SMALL_FONT: f64 = 12.4;
+/// The capacity criterion: p99 under 50 ms.
+const CRITERION_MS: f64 = 50.0;
 
-fn colour(group: char) -> &'static str {
+fn colour(group: char) -> RGBColor {
     match group {
-        'a' => "#1f77b4",
-        'b' => "#2ca02c",
-        'c' => "#9467bd",
-        'd' => "#d62728",
-        'e' => "#ff7f0e",
-        'f' => "#17becf",
-        'g' => "#8c564b",
-        _ => "#7f7f7f",
+        'a' => RGBColor(0x1f, 0x77, 0xb4),
+        'b' => RGBColor(0x2c, 0xa0, 0x2c),
+        'c' => RGBColor(0x94, 0x67, 0xbd),
+        'd' => RGBColor(0xd6, 0x27, 0x28),
+        'e' => RGBColor(0xff, 0x7f, 0x0e),
+        'f' => RGBColor(0x17, 0xbe, 0xcf),
+        'g' => RGBColor(0x8c, 0x56, 0x4b),
+        _ => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
 
@@ -39,219 +43,278 @@ fn group_name(group: char) -> &'static str {
     }
 }
 
-/// A round step for `max / 5`-ish ticks.
-fn nice_step(max: f64) -> f64 {
-    let raw = (max / 5.0).max(1.0);
-    let magnitude = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude)
+/// One run on the plot.
+#[derive(Debug, Clone, PartialEq)]
+struct Mark<'a> {
+    group: char,
+    id: &'a str,
+    webtransport: bool,
+    /// Delivered video frames/s.
+    fps: f64,
+    /// p99 hop latency, ms.
+    p99: f64,
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The SVG document.
-pub(crate) fn svg(rows: &[Row]) -> String {
-    let points: Vec<(char, &str, String, f64, f64)> = rows
-        .iter()
+/// The runs that have figures to plot, in the order they ran (the (a) steps in step order).
+fn marks(rows: &[Row]) -> Vec<Mark<'_>> {
+    rows.iter()
         .filter_map(|r| {
             let f = r.figures()?;
             (f.delivered_fps.is_finite() && f.p99.is_finite() && f.delivered_fps > 0.0).then(|| {
-                (
-                    r.scenario.group,
-                    r.scenario.id.as_str(),
-                    r.scenario.transport.to_uppercase(),
-                    f.delivered_fps,
-                    f.p99.max(0.01),
-                )
+                Mark {
+                    group: r.scenario.group,
+                    id: r.scenario.id.as_str(),
+                    webtransport: r.scenario.transport.eq_ignore_ascii_case("wt"),
+                    fps: f.delivered_fps,
+                    // A log axis has no 0.
+                    p99: f.p99.max(0.01),
+                }
             })
         })
-        .collect();
-    let x_max_data = points.iter().map(|p| p.3).fold(1000.0, f64::max);
-    let step = nice_step(x_max_data);
-    let x_max = (x_max_data / step).ceil() * step;
-    let y_lo = points
-        .iter()
-        .map(|p| p.4)
-        .fold(1.0, f64::min)
-        .log10()
-        .floor();
-    let y_hi = points
-        .iter()
-        .map(|p| p.4)
-        .fold(100.0, f64::max)
-        .log10()
-        .ceil();
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let x = |v: f64| LEFT + v / x_max * plot_w;
-    let y = |v: f64| TOP + plot_h - (v.log10() - y_lo) / (y_hi - y_lo) * plot_h;
+        .collect()
+}
 
+/// The SVG document.
+pub(crate) fn svg(rows: &[Row]) -> anyhow::Result<String> {
+    render(&marks(rows))
+}
+
+fn render(marks: &[Mark<'_>]) -> anyhow::Result<String> {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">p99 relay hop latency vs delivered video frames/s (make bench)</text>"#,
-        LEFT + plot_w / 2.0
-    );
-    // Grid and axes.
-    let mut tick = 0.0;
-    while tick <= x_max + 1e-9 {
-        let px = x(tick);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            TOP + plot_h,
-            TOP + plot_h + 18.0,
-            if tick >= 1000.0 {
-                format!("{}k", tick / 1000.0)
-            } else {
-                format!("{tick}")
-            }
-        );
-        tick += step;
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(&root, marks)?;
+        root.present()?;
     }
-    let mut decade = y_lo;
-    while decade <= y_hi + 1e-9 {
-        let v = 10f64.powf(decade);
-        let py = y(v);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT + plot_w,
-            LEFT - 6.0,
-            py + 4.0,
-            if v < 1.0 {
+    Ok(out)
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+fn draw(root: &Area<'_>, marks: &[Mark<'_>]) -> DrawResult {
+    root.fill(&WHITE)?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    // At least 0..1000 frames/s and 1..100 ms, in whole decades of latency.
+    let x_max = marks.iter().map(|m| m.fps).fold(1000.0, f64::max) * 1.05;
+    let decade = |v: f64| 10f64.powf(v);
+    let y_lo = decade(
+        marks
+            .iter()
+            .map(|m| m.p99)
+            .fold(1.0, f64::min)
+            .log10()
+            .floor(),
+    );
+    let y_hi = decade(
+        marks
+            .iter()
+            .map(|m| m.p99)
+            .fold(100.0, f64::max)
+            .log10()
+            .ceil(),
+    );
+
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(
+            "p99 relay hop latency vs delivered video frames/s (make bench)",
+            ("sans-serif", TITLE_FONT),
+        )
+        .margin(10)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, (y_lo..y_hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xe5, 0xe5, 0xe5))
+        .label_style(("sans-serif", FONT))
+        .x_desc("delivered video frames/s")
+        .y_desc("p99 latency, ms (log)")
+        .x_label_formatter(&|v| {
+            if *v >= 1000.0 {
+                format!("{}k", v / 1000.0)
+            } else {
+                format!("{v}")
+            }
+        })
+        .y_label_formatter(&|v| {
+            if *v < 1.0 {
                 format!("{v:.1}")
             } else {
                 format!("{v:.0}")
             }
-        );
-        decade += 1.0;
+        })
+        .draw()?;
+
+    if (y_lo..=y_hi).contains(&CRITERION_MS) {
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, CRITERION_MS), (x_max, CRITERION_MS)],
+            6,
+            4,
+            RED.into(),
+        ))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((x_max, CRITERION_MS))
+                + Text::new(
+                    "50 ms",
+                    (-4, -4),
+                    TextStyle::from(("sans-serif", FONT).into_font())
+                        .color(&RED)
+                        .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                ),
+        ))?;
     }
-    let _ = writeln!(
-        out,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">delivered video frames/s</text>"#,
-        LEFT + plot_w / 2.0,
-        HEIGHT - 18.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">p99 latency, ms (log)</text>"#,
-        TOP + plot_h / 2.0
-    );
-    // The 50 ms line of the capacity criterion.
-    if (y_lo..=y_hi).contains(&50f64.log10()) {
-        let py = y(50.0);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#d62728" text-anchor="end">50 ms</text>"##,
-            LEFT + plot_w,
-            LEFT + plot_w - 4.0,
-            py - 4.0
-        );
-    }
-    // (a) as a line, in step order.
-    let steps: Vec<String> = points
+    // The capacity steps as a line, in step order.
+    let steps: Vec<(f64, f64)> = marks
         .iter()
-        .filter(|p| p.0 == 'a')
-        .map(|p| format!("{:.1},{:.1}", x(p.3), y(p.4)))
+        .filter(|m| m.group == 'a')
+        .map(|m| (m.fps, m.p99))
         .collect();
     if steps.len() > 1 {
-        let _ = writeln!(
-            out,
-            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>"#,
-            steps.join(" "),
-            colour('a')
-        );
+        chart.draw_series(LineSeries::new(steps, colour('a').stroke_width(2)))?;
     }
-    for (group, id, transport, fps, p99) in &points {
-        let (px, py) = (x(*fps), y(*p99));
-        let shape = if transport == "WT" {
-            format!(
-                r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{}"/>"#,
-                px - 4.0,
-                py - 4.0,
-                colour(*group)
+    // WebSocket runs as dots, WebTransport runs as squares.
+    chart.draw_series(
+        marks
+            .iter()
+            .filter(|m| !m.webtransport)
+            .map(|m| Circle::new((m.fps, m.p99), 4, colour(m.group).filled())),
+    )?;
+    chart.draw_series(marks.iter().filter(|m| m.webtransport).map(|m| {
+        EmptyElement::at((m.fps, m.p99))
+            + Rectangle::new([(-4, -4), (4, 4)], colour(m.group).filled())
+    }))?;
+    chart.draw_series(marks.iter().filter(|m| m.group != 'a').map(|m| {
+        EmptyElement::at((m.fps, m.p99))
+            + Text::new(
+                m.id.to_owned(),
+                (6, -5),
+                TextStyle::from(("sans-serif", SMALL_FONT).into_font())
+                    .color(&RGBColor(0x33, 0x33, 0x33))
+                    .pos(Pos::new(HPos::Left, VPos::Bottom)),
             )
-        } else {
-            format!(
-                r#"<circle cx="{px:.1}" cy="{py:.1}" r="4" fill="{}"/>"#,
-                colour(*group)
-            )
-        };
-        let _ = writeln!(out, "{shape}");
-        if *group != 'a' {
-            let _ = writeln!(
-                out,
-                r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#333">{}</text>"##,
-                px + 6.0,
-                py - 5.0,
-                escape(id)
-            );
-        }
-    }
-    // Legend.
-    let mut groups: Vec<char> = points.iter().map(|p| p.0).collect();
+    }))?;
+    legend(&legend_area, marks)
+}
+
+fn legend(area: &Area<'_>, marks: &[Mark<'_>]) -> DrawResult {
+    let mut groups: Vec<char> = marks.iter().map(|m| m.group).collect();
     groups.sort_unstable();
     groups.dedup();
-    let lx = LEFT + plot_w + 16.0;
-    for (i, g) in groups.iter().enumerate() {
-        let ly = TOP + 10.0 + i as f64 * 20.0;
-        let _ = writeln!(
-            out,
-            r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="4" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            colour(*g),
-            lx + 10.0,
-            ly + 4.0,
-            escape(group_name(*g))
-        );
+    let text =
+        TextStyle::from(("sans-serif", FONT).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let grey = RGBColor(0x55, 0x55, 0x55);
+    let row = |i: usize| 50 + 20 * i as i32;
+    for (i, group) in groups.iter().enumerate() {
+        area.draw(&Circle::new((16, row(i)), 4, colour(*group).filled()))?;
+        area.draw(&Text::new(group_name(*group), (26, row(i)), &text))?;
     }
-    let ly = TOP + 10.0 + groups.len() as f64 * 20.0 + 10.0;
-    let _ = writeln!(
-        out,
-        r##"<circle cx="{lx:.1}" cy="{ly:.1}" r="4" fill="#555"/><text x="{:.1}" y="{:.1}">WebSocket</text><rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#555"/><text x="{:.1}" y="{:.1}">WebTransport</text>"##,
-        lx + 10.0,
-        ly + 4.0,
-        lx - 4.0,
-        ly + 16.0,
-        lx + 10.0,
-        ly + 24.0
-    );
-    out.push_str("</svg>\n");
-    out
+    let (ws, wt) = (row(groups.len()) + 10, row(groups.len()) + 30);
+    area.draw(&Circle::new((16, ws), 4, grey.filled()))?;
+    area.draw(&Text::new("WebSocket", (26, ws), &text))?;
+    area.draw(&Rectangle::new([(12, wt - 4), (20, wt + 4)], grey.filled()))?;
+    area.draw(&Text::new("WebTransport", (26, wt), &text))?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn mark(
+        group: char,
+        id: &'static str,
+        webtransport: bool,
+        fps: f64,
+        p99: f64,
+    ) -> Mark<'static> {
+        Mark {
+            group,
+            id,
+            webtransport,
+            fps,
+            p99,
+        }
+    }
+
+    /// plotters writes a `<text>` element's content on a line of its own.
+    pub(super) fn has_text(svg: &str, text: &str) -> bool {
+        svg.lines().any(|line| line == text)
+    }
+
+    /// The `points` of every polyline stroked in `colour`, as numbers.
+    fn polylines(svg: &str, colour: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains(&format!("stroke=\"{colour}\"")))
+            .map(|l| {
+                let points = l
+                    .split("points=\"")
+                    .nth(1)
+                    .and_then(|p| p.split('"').next());
+                points
+                    .expect("a polyline has points")
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').expect("x,y");
+                        (x.parse().expect("a number"), y.parse().expect("a number"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
-    fn ticks_are_round() {
-        assert_eq!(nice_step(100_000.0), 20_000.0);
-        assert_eq!(nice_step(12_000.0), 2_500.0);
-        assert_eq!(nice_step(3.0), 1.0);
+    fn the_capacity_steps_are_one_line_rising_with_their_latency() {
+        let marks = [
+            mark('a', "a-8", false, 2_000.0, 2.0),
+            mark('a', "a-16", false, 4_000.0, 8.0),
+            mark('a', "a-32", false, 8_000.0, 70.0),
+            mark('b', "b-ws", false, 18_000.0, 5.0),
+            mark('f', "60-wt", true, 30_000.0, 20.0),
+        ];
+        let svg = render(&marks).expect("an SVG is drawn");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let lines = polylines(&svg, "#1F77B4");
+        assert_eq!(lines.len(), 1, "{svg}");
+        let line = &lines[0];
+        assert_eq!(line.len(), 3, "one vertex per (a) step: {line:?}");
+        // Further right with more frames, higher up (smaller y) with more latency.
+        assert!(
+            line.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1),
+            "{line:?}"
+        );
+        // Every WebSocket run a dot of its group's colour, the WebTransport run a square.
+        assert_eq!(
+            svg.matches("<circle").count(),
+            4 + 3 + 1,
+            "4 runs, 3 groups and WebSocket in the legend"
+        );
+        assert!(
+            svg.contains(r##"width="8" height="8" opacity="1" fill="#17BECF""##),
+            "{svg}"
+        );
+        // Runs outside (a) are named; the legend names the groups; the criterion is drawn.
+        for text in [
+            "b-ws",
+            "60-wt",
+            "(a) 4×4 meetings, scaled",
+            "(f) 60×60 WS / WT",
+            "50 ms",
+        ] {
+            assert!(has_text(&svg, text), "{text} missing");
+        }
+        assert!(
+            !has_text(&svg, "a-16"),
+            "(a) steps are not labelled one by one"
+        );
     }
 
     #[test]
     fn an_empty_bench_still_draws_axes() {
-        let svg = svg(&[]);
+        let svg = render(&[]).expect("an SVG is drawn");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(has_text(&svg, "delivered video frames/s"));
+        assert!(polylines(&svg, "#1F77B4").is_empty());
     }
 }

@@ -481,7 +481,7 @@ pub(crate) async fn run(setup: &Setup, minutes: f64, out_dir: Option<&Path>) -> 
         )?;
         std::fs::write(
             out_dir.join("soak.svg"),
-            soak_plot::svg(&points, &verdict, minutes),
+            soak_plot::svg(&points, &verdict, minutes)?,
         )?;
         eprintln!(
             "[soak] wrote {} and soak.svg",

@@ -1,264 +1,282 @@
 //! `docs/soak.svg`: the node's RSS (top) and the delivered video frames/s (bottom) over the
-//! soak, the warm-up shaded, the two compared windows marked with their medians. Plain SVG
-//! written by hand, as `plot.rs`.
+//! soak, the warm-up shaded, the two compared windows marked with their medians. Drawn with
+//! `plotters`' SVG backend, as `plot.rs`.
 
-use std::fmt::Write;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::soak::{Point, RATE_HOLD_MIN, RSS_GROWTH_MAX, Verdict, Window};
 
-const WIDTH: f64 = 860.0;
-const HEIGHT: f64 = 560.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 30.0;
-const TOP: f64 = 50.0;
-const GAP: f64 = 50.0;
-const BOTTOM: f64 = 50.0;
+const SIZE: (u32, u32) = (860, 560);
+/// plotters writes a font's size divided by 1.24 into the SVG: these give 15, 12 and 11 px.
+const TITLE_FONT: f64 = 18.6;
+const FONT: f64 = 14.9;
+const SMALL_FONT: f64 = 13.6;
 const MIB: f64 = (1 << 20) as f64;
+const WARM_UP: RGBColor = RGBColor(0xee, 0xee, 0xee);
+const COMPARED: RGBColor = RGBColor(0xe3, 0xee, 0xf9);
+const MEDIAN: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+const SENT: RGBColor = RGBColor(0x7f, 0x7f, 0x7f);
 
-/// One panel: a series against minutes, its y range from 0.
-struct Panel {
-    top: f64,
-    height: f64,
-    y_max: f64,
+/// One panel: a series against minutes, its y axis from 0.
+struct Panel<'a> {
+    label: &'static str,
+    colour: RGBColor,
+    /// (seconds since the bot started, value).
+    series: &'a [(f64, f64)],
+    /// The medians the verdict compares, first window and last.
+    medians: (f64, f64),
+    /// The offered load drawn dashed under the series (the delivered rate's panel).
+    sent: Option<&'a [(f64, f64)]>,
+    x_desc: Option<&'static str>,
 }
 
-impl Panel {
-    fn y(&self, v: f64) -> f64 {
-        self.top + self.height - v / self.y_max * self.height
-    }
-}
-
-/// A round step for about five ticks up to `max`.
-fn nice_step(max: f64) -> f64 {
-    let raw = (max / 5.0).max(1e-9);
-    let magnitude = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude)
-}
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
 /// The SVG document.
-pub(crate) fn svg(points: &[Point], verdict: &Verdict, minutes: f64) -> String {
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let panel_h = (HEIGHT - TOP - GAP - BOTTOM) / 2.0;
-    let t_max = points.iter().map(|p| p.t).fold(minutes * 60.0, f64::max) / 60.0;
-    // The axis ends with the run (a 30-minute soak ends a few seconds past 30 minutes: rounding
-    // up to the next tick would leave a quarter of the plot empty).
-    let x_step = nice_step(t_max);
-    let x_max = t_max.max(1e-3);
-    let x = |t_seconds: f64| LEFT + t_seconds / 60.0 / x_max * plot_w;
+pub(crate) fn svg(points: &[Point], verdict: &Verdict, minutes: f64) -> anyhow::Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(&root, points, verdict, minutes)?;
+        root.present()?;
+    }
+    Ok(out)
+}
 
+fn draw(root: &Area<'_>, points: &[Point], verdict: &Verdict, minutes: f64) -> DrawResult {
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        &format!(
+            "make soak: {minutes} min, 10 meetings × 5 participants, joins and leaves churning (one node)"
+        ),
+        ("sans-serif", TITLE_FONT),
+    )?;
+    let (subtitle, panels) = root.split_vertically(20);
+    subtitle.draw(&Text::new(
+        format!(
+            "RSS {:+.2} % (limit {:+.0} %), delivered rate {:.1} % of the first window (at least {:.0} %): medians of the shaded windows after the warm-up",
+            verdict.rss_growth() * 100.0,
+            RSS_GROWTH_MAX * 100.0,
+            verdict.rate_hold() * 100.0,
+            RATE_HOLD_MIN * 100.0
+        ),
+        (SIZE.0 as i32 / 2, 0),
+        TextStyle::from(("sans-serif", SMALL_FONT).into_font())
+            .color(&RGBColor(0x55, 0x55, 0x55))
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    // The axis ends with the run (a 30-minute soak ends a few seconds past 30 minutes).
+    let t_max = points.iter().map(|p| p.t).fold(minutes * 60.0, f64::max) / 60.0;
     let rss: Vec<(f64, f64)> = points
         .iter()
         .filter_map(|p| Some((p.t, p.rss? / MIB)))
         .collect();
-    let fps: Vec<(f64, f64)> = points.iter().map(|p| (p.t, p.delivered_fps)).collect();
-    let headroom = |max: f64, step: f64| ((max * 1.15) / step).ceil().max(1.0) * step;
-    let rss_max_data = rss.iter().map(|p| p.1).fold(1.0, f64::max);
-    let rss_step = nice_step(rss_max_data * 1.15);
-    let fps_max_data = fps.iter().map(|p| p.1).fold(10.0, f64::max);
-    let fps_step = nice_step(fps_max_data * 1.15);
-    let panels = [
-        (
-            Panel {
-                top: TOP,
-                height: panel_h,
-                y_max: headroom(rss_max_data, rss_step),
-            },
-            rss_step,
-            "node RSS, MiB",
-            "#1f77b4",
-            &rss,
-            (verdict.rss_first / MIB, verdict.rss_last / MIB),
-        ),
-        (
-            Panel {
-                top: TOP + panel_h + GAP,
-                height: panel_h,
-                y_max: headroom(fps_max_data, fps_step),
-            },
-            fps_step,
-            "delivered video frames/s",
-            "#2ca02c",
-            &fps,
-            (verdict.rate_first, verdict.rate_last),
-        ),
-    ];
+    let delivered: Vec<(f64, f64)> = points.iter().map(|p| (p.t, p.delivered_fps)).collect();
+    let sent: Vec<(f64, f64)> = points.iter().map(|p| (p.t, p.sent_fps)).collect();
+    let (top, bottom) = panels.split_vertically(panels.dim_in_pixel().1 / 2 - 10);
+    panel(
+        &top,
+        &Panel {
+            label: "node RSS, MiB",
+            colour: RGBColor(0x1f, 0x77, 0xb4),
+            series: &rss,
+            medians: (verdict.rss_first / MIB, verdict.rss_last / MIB),
+            sent: None,
+            x_desc: None,
+        },
+        verdict,
+        t_max,
+    )?;
+    panel(
+        &bottom,
+        &Panel {
+            label: "delivered video frames/s",
+            colour: RGBColor(0x2c, 0xa0, 0x2c),
+            series: &delivered,
+            medians: (verdict.rate_first, verdict.rate_last),
+            sent: Some(&sent),
+            x_desc: Some(
+                "minutes since the bot started (grey: warm-up; blue: the windows compared)",
+            ),
+        },
+        verdict,
+        t_max,
+    )
+}
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="22" font-size="15" text-anchor="middle">make soak: {minutes} min, 10 meetings × 5 participants, joins and leaves churning (one node)</text>"#,
-        LEFT + plot_w / 2.0
-    );
-    let _ = writeln!(
-        out,
-        r##"<text x="{:.1}" y="38" font-size="11" text-anchor="middle" fill="#555">RSS {:+.2} % (limit {:+.0} %), delivered rate {:.1} % of the first window (at least {:.0} %): medians of the shaded windows after the warm-up</text>"##,
-        LEFT + plot_w / 2.0,
-        verdict.rss_growth() * 100.0,
-        RSS_GROWTH_MAX * 100.0,
-        verdict.rate_hold() * 100.0,
-        RATE_HOLD_MIN * 100.0
-    );
-    for (panel, step, label, colour, series, (first, last)) in &panels {
-        let bottom = panel.top + panel.height;
-        // Warm-up, then the two compared windows.
-        let shade = |w: Window, fill: &str| {
-            format!(
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{fill}"/>"#,
-                x(w.from),
-                panel.top,
-                (x(w.to) - x(w.from)).max(0.0),
-                panel.height
-            )
-        };
-        let _ = writeln!(
-            out,
-            "{}",
-            shade(
-                Window {
-                    from: 0.0,
-                    to: verdict.first.from
-                },
-                "#eeeeee"
-            )
-        );
-        let _ = writeln!(out, "{}", shade(verdict.first, "#e3eef9"));
-        let _ = writeln!(out, "{}", shade(verdict.last, "#e3eef9"));
-        let mut tick = 0.0;
-        while tick <= panel.y_max + 1e-9 {
-            let py = panel.y(tick);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                py + 4.0,
-                if tick >= 1000.0 {
-                    format!("{}k", tick / 1000.0)
-                } else {
-                    format!("{tick}")
-                }
-            );
-            tick += step;
-        }
-        let mut t = 0.0;
-        while t <= x_max + 1e-9 {
-            let px = x(t * 60.0);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{px:.1}" y1="{bottom:.1}" x2="{px:.1}" y2="{:.1}" stroke="#333"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{t}</text>"##,
-                bottom + 4.0,
-                bottom + 17.0
-            );
-            t += x_step;
-        }
-        let _ = writeln!(
-            out,
-            r##"<rect x="{LEFT}" y="{:.1}" width="{plot_w:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
-            panel.top, panel.height
-        );
-        let _ = writeln!(
-            out,
-            r#"<text transform="translate(20 {:.1}) rotate(-90)" text-anchor="middle">{label}</text>"#,
-            panel.top + panel.height / 2.0
-        );
-        let line: Vec<String> = series
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), panel.y(*v)))
-            .collect();
-        if !line.is_empty() {
-            let _ = writeln!(
-                out,
-                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#,
-                line.join(" ")
-            );
-        }
-        // The medians the verdict compares.
-        for (w, v) in [(verdict.first, first), (verdict.last, last)] {
-            let py = panel.y(*v);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#d62728" stroke-width="2"/><text x="{:.1}" y="{:.1}" fill="#d62728" font-size="11" text-anchor="middle">{}</text>"##,
-                x(w.from),
-                x(w.to),
-                (x(w.from) + x(w.to)) / 2.0,
-                py - 6.0,
-                if *v >= 100.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.1}")
-                }
-            );
-        }
-    }
-    // The offered load under the delivered rate: what the bot managed to send.
-    let fps_panel = &panels[1].0;
-    let sent: Vec<String> = points
+fn panel(area: &Area<'_>, panel: &Panel<'_>, verdict: &Verdict, t_max: f64) -> DrawResult {
+    // From 0, with room above the highest value for the median labels.
+    let y_max = panel
+        .series
         .iter()
-        .map(|p| format!("{:.1},{:.1}", x(p.t), fps_panel.y(p.sent_fps)))
-        .collect();
-    if !sent.is_empty() {
-        let _ = writeln!(
-            out,
-            r##"<polyline points="{}" fill="none" stroke="#7f7f7f" stroke-width="1" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#7f7f7f" font-size="11" text-anchor="end">dashed: frames/s the bot sent</text>"##,
-            sent.join(" "),
-            LEFT + plot_w - 6.0,
-            fps_panel.top + fps_panel.height - 6.0
-        );
+        .chain(panel.sent.unwrap_or_default())
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.15;
+    let x_max = t_max.max(1e-3);
+    let mut chart = ChartBuilder::on(area)
+        .margin_right(30)
+        .margin_top(10)
+        .x_label_area_size(if panel.x_desc.is_some() { 45 } else { 25 })
+        .y_label_area_size(75)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    let minutes = |w: Window| (w.from / 60.0, w.to / 60.0);
+    let shade = |(from, to): (f64, f64), colour: RGBColor| {
+        Rectangle::new([(from, 0.0), (to, y_max)], colour.filled())
+    };
+    // Shading first: the grid goes over it.
+    chart.draw_series([
+        shade((0.0, verdict.first.from / 60.0), WARM_UP),
+        shade(minutes(verdict.first), COMPARED),
+        shade(minutes(verdict.last), COMPARED),
+    ])?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .label_style(("sans-serif", FONT))
+        .y_desc(panel.label)
+        .y_label_formatter(&|v| {
+            if *v >= 1000.0 {
+                format!("{}k", v / 1000.0)
+            } else {
+                format!("{v}")
+            }
+        });
+    if let Some(desc) = panel.x_desc {
+        mesh.x_desc(desc);
     }
-    let _ = writeln!(
-        out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">minutes since the bot started (grey: warm-up; blue: the windows compared)</text>"##,
-        LEFT + plot_w / 2.0,
-        HEIGHT - 12.0
-    );
-    out.push_str("</svg>\n");
-    out
+    mesh.draw()?;
+
+    if let Some(sent) = panel.sent {
+        chart.draw_series(DashedLineSeries::new(
+            sent.iter().map(|(t, v)| (t / 60.0, *v)),
+            4,
+            3,
+            SENT.into(),
+        ))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((x_max, 0.0))
+                + Text::new(
+                    "dashed: frames/s the bot sent",
+                    (-6, -6),
+                    TextStyle::from(("sans-serif", SMALL_FONT).into_font())
+                        .color(&SENT)
+                        .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                ),
+        ))?;
+    }
+    chart.draw_series(LineSeries::new(
+        panel.series.iter().map(|(t, v)| (t / 60.0, *v)),
+        panel.colour.stroke_width(2),
+    ))?;
+    // The medians the verdict compares, each over its window.
+    for (window, value) in [
+        (verdict.first, panel.medians.0),
+        (verdict.last, panel.medians.1),
+    ] {
+        let (from, to) = minutes(window);
+        chart.draw_series(LineSeries::new(
+            [(from, value), (to, value)],
+            MEDIAN.stroke_width(2),
+        ))?;
+        chart.draw_series(std::iter::once(
+            EmptyElement::at(((from + to) / 2.0, value))
+                + Text::new(
+                    if value >= 100.0 {
+                        format!("{value:.0}")
+                    } else {
+                        format!("{value:.1}")
+                    },
+                    (0, -6),
+                    TextStyle::from(("sans-serif", SMALL_FONT).into_font())
+                        .color(&MEDIAN)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                ),
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_soak_draws_both_series_and_the_medians() {
-        let points: Vec<Point> = (1..=12)
-            .map(|i| Point {
-                t: i as f64 * 10.0,
-                rss: Some(20.0 * MIB),
-                cpu: Some(10.0),
-                sent_fps: 1200.0,
-                delivered_fps: 4800.0,
-                expected_fps: 4800.0,
-                counted_fps: 4800.0,
-                connected: 50,
-                joins: 60,
-                leaves: 10,
-                machine_busy: Some(50.0),
+    fn point(t: f64, rss_mib: f64, delivered_fps: f64) -> Point {
+        Point {
+            t,
+            rss: Some(rss_mib * MIB),
+            cpu: Some(10.0),
+            sent_fps: 1200.0,
+            delivered_fps,
+            expected_fps: delivered_fps,
+            counted_fps: delivered_fps,
+            connected: 50,
+            joins: 60,
+            leaves: 10,
+            machine_busy: Some(50.0),
+        }
+    }
+
+    /// The vertices of the polylines stroked in `colour` (hex as plotters writes it).
+    fn polylines(svg: &str, colour: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains(&format!("stroke=\"{colour}\"")))
+            .map(|l| {
+                let points = l
+                    .split("points=\"")
+                    .nth(1)
+                    .and_then(|p| p.split('"').next());
+                points
+                    .expect("a polyline has points")
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').expect("x,y");
+                        (x.parse().expect("a number"), y.parse().expect("a number"))
+                    })
+                    .collect()
             })
-            .collect();
-        let verdict = Verdict::judge(&points, 120.0).unwrap();
-        let svg = svg(&points, &verdict, 2.0);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains(">4800<") && svg.contains(">20.0<"));
+            .collect()
     }
 
     #[test]
-    fn ticks_are_round() {
-        assert_eq!(nice_step(30.0), 10.0);
-        assert_eq!(nice_step(2.0), 0.5);
-        assert_eq!(nice_step(6000.0), 2000.0);
+    fn a_soak_draws_both_series_and_the_medians() {
+        // RSS climbs by 1 MiB a sample; the delivered rate is flat.
+        let points: Vec<Point> = (1..=12)
+            .map(|i| point(i as f64 * 10.0, 20.0 + i as f64, 4800.0))
+            .collect();
+        let verdict = Verdict::judge(&points, 120.0).unwrap();
+        let svg = svg(&points, &verdict, 2.0).expect("an SVG is drawn");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+
+        let rss = polylines(&svg, "#1F77B4");
+        assert_eq!(rss.len(), 1, "{svg}");
+        assert_eq!(rss[0].len(), points.len(), "one vertex per sample");
+        // Later samples further right and, with more memory, higher up.
+        assert!(
+            rss[0]
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1),
+            "{:?}",
+            rss[0]
+        );
+        let delivered = polylines(&svg, "#2CA02C");
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].len(), points.len());
+        assert!(
+            delivered[0].iter().all(|p| p.1 == delivered[0][0].1),
+            "a flat rate is a flat line"
+        );
+        // Two medians per panel, and the offered load dashed (several short segments).
+        assert_eq!(polylines(&svg, "#D62728").len(), 4);
+        assert!(polylines(&svg, "#7F7F7F").len() > 1);
+        let has_text = |text: &str| svg.lines().any(|line| line == text);
+        assert!(has_text("4800"), "the rate's median is written");
+        assert!(
+            has_text(&format!("{:.1}", verdict.rss_last / MIB)),
+            "the RSS median is written"
+        );
+        assert!(has_text("node RSS, MiB") && has_text("delivered video frames/s"));
     }
 }

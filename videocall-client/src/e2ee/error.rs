@@ -77,6 +77,26 @@ pub enum E2eeError {
     /// RSA key generation or wrapping failed.
     #[error("RSA: {0}")]
     Rsa(String),
+    /// A key packet without a valid Ed25519 signature by its sender for this meeting, session
+    /// and user: forged, unsigned, or signed for somewhere else.
+    #[error("key packet not authenticated: {0}")]
+    BadSignature(String),
+    /// A sender key from a session whose signed public key we do not hold (yet): it cannot be
+    /// authenticated. A KEY_REQUEST repairs it once the public key is in.
+    #[error("sender key from session {0} before its signed public key")]
+    NoIdentity(u64),
+    /// A signed sender key of an epoch not newer than the one we hold: replayed or late.
+    #[error("sender key epoch {epoch} of session {from} is not newer than the installed one")]
+    StaleKey {
+        /// The sender's session.
+        from: u64,
+        /// The packet's epoch.
+        epoch: u32,
+    },
+    /// A key packet from a session that is not in the roster (too many held aside, or a key
+    /// request from a stranger).
+    #[error("session {0} is not in the roster")]
+    OutsideRoster(u64),
     /// A peer sent more new sender keys than leaves in the meeting justify: refused without
     /// decrypting (bounds the RSA work, and the timing samples, a participant can cause).
     #[error("session {0} sent more sender keys than rotations justify")]

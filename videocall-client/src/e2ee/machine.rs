@@ -5,23 +5,20 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use prost::Message;
 use rand_core::CryptoRngCore;
-use videocall_types::proto::{SealedMedia, SenderKeyPacket, WrappedSenderKey};
-use videocall_types::{MediaPacket, PacketType, PacketWrapper, RsaPacket, packets};
+use videocall_types::proto::SealedMedia;
+use videocall_types::{MediaPacket, PacketType, PacketWrapper, packets};
 
 use super::error::{DropCounts, E2eeError};
-use super::identity::{Identity, PeerKey};
-use super::safety_code::SafetyCode;
+use super::identity::Identity;
+use super::key_packets::{self, PeerIdentity};
+use super::roster::{Keyring, PENDING_MAX, Peer, UNWRAP_CREDIT_MAX};
+use super::safety_code::{self, SafetyCode};
 use super::sender_key::{FrameHeader, KeyMaterial, ReceivingKey, SendingKey};
+use super::signing::Signer;
 
-/// Sender keys a peer may make us unwrap before any leave: its first key, plus slack for a leave
-/// it saw before we did and for a re-key racing a join.
-const UNWRAP_CREDIT_INITIAL: u32 = 4;
-/// Most unwrap credit a peer can hold: a long meeting with many leaves does not let a peer save up
-/// a burst of RSA decryptions.
-const UNWRAP_CREDIT_MAX: u32 = 16;
-
-/// Version of the AES_KEY data this core speaks ([`SenderKeyPacket::version`]).
-pub const SENDER_KEY_VERSION: u32 = 1;
+/// A receiver asks again for a key it asked for once this many of the sender's frames failed to
+/// open since (the request or its answer was lost).
+const KEY_REASK_FRAMES: u32 = 64;
 
 /// The settings of [`E2ee`].
 #[derive(Debug, Clone)]
@@ -31,17 +28,14 @@ pub struct E2eeConfig {
     /// After a peer's new epoch arrives, its previous key still opens frames in flight until
     /// this many frames opened under the new one (then it is forgotten).
     pub previous_epoch_grace_frames: u64,
-    /// Most wraps in one AES_KEY packet (each is ~256 bytes for 2048-bit keys).
-    pub max_wraps_per_packet: usize,
 }
 
 impl Default for E2eeConfig {
-    /// 2048-bit RSA, 256 frames of grace (a few seconds of audio and video), 32 wraps a packet.
+    /// 2048-bit RSA, 256 frames of grace (a few seconds of audio and video).
     fn default() -> Self {
         Self {
             rsa_bits: 2048,
             previous_epoch_grace_frames: 256,
-            max_wraps_per_packet: 32,
         }
     }
 }
@@ -49,10 +43,13 @@ impl Default for E2eeConfig {
 /// A key packet for the driver to send: `session.send_packet(packet_type, data)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPacket {
-    /// RSA_PUB_KEY or AES_KEY.
+    /// RSA_PUB_KEY, AES_KEY or KEY_REQUEST.
     pub packet_type: PacketType,
-    /// The packet's data (an `RsaPacket` or a `SenderKeyPacket`).
+    /// The packet's data (an `RsaPacket`, a `SenderKeyPacket` or a `KeyRequest`).
     pub data: Bytes,
+    /// The one session this packet is for (AES_KEY, KEY_REQUEST; the relay delivers it there
+    /// only), or `None` for everyone (RSA_PUB_KEY).
+    pub to: Option<u64>,
 }
 
 /// A sender key wrapped for an [`Identity::external`]: unwrap `wrapped` with the private key
@@ -68,6 +65,17 @@ pub struct UnwrapRequest {
     pub wrapped: Bytes,
 }
 
+/// A peer that holds our sender key: who it is and the fingerprint of its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    /// Its session.
+    pub session: u64,
+    /// Its user id, as the relay stamped it.
+    pub user: String,
+    /// Hex of the first 16 bytes of SHA-256 over its identity, in groups of 4.
+    pub fingerprint: String,
+}
+
 /// What happened so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct E2eeStats {
@@ -81,34 +89,20 @@ pub struct E2eeStats {
     pub rotations: u64,
     /// Peer sender keys installed.
     pub keys_installed: u64,
-    /// Key packets refused (bad key, changed key, undecodable, wrong version, failed unwrap).
+    /// Key packets refused (bad key, changed key, undecodable, wrong version, failed unwrap,
+    /// and all of `unauthenticated_key_packets` and `stale_key_packets`).
     pub key_packets_refused: u64,
-}
-
-#[derive(Debug)]
-struct Peer {
-    user: String,
-    public_key: Option<PeerKey>,
-    current: Option<ReceivingKey>,
-    previous: Option<ReceivingKey>,
-    /// How many more of its sender keys we will unwrap. A legitimate sender rotates once per
-    /// leave, so each leave we see grants one more.
-    unwrap_credit: u32,
-    /// The newest epoch handed out for an external unwrap and not back yet.
-    unwrapping: Option<u32>,
-}
-
-impl Peer {
-    fn new(user: String) -> Self {
-        Self {
-            user,
-            public_key: None,
-            current: None,
-            previous: None,
-            unwrap_credit: UNWRAP_CREDIT_INITIAL,
-            unwrapping: None,
-        }
-    }
+    /// Key packets refused for a missing or wrong signature: forged, unsigned, signed for
+    /// another meeting, session or user, or from a sender whose identity we do not hold.
+    pub unauthenticated_key_packets: u64,
+    /// Signed sender keys of an epoch not newer than the one we hold (replayed or late).
+    pub stale_key_packets: u64,
+    /// Public keys of sessions outside the roster (held aside, never wrapped for).
+    pub outside_roster: u64,
+    /// KEY_REQUESTs we sent, and those we answered.
+    pub key_requests_sent: u64,
+    /// KEY_REQUESTs answered with a wrap.
+    pub key_requests_answered: u64,
 }
 
 /// End-to-end encryption of one participant, sans-IO.
@@ -121,11 +115,15 @@ impl Peer {
 /// Event::Joined { session }         -> e2ee.handle_joined(session)
 /// Event::PeerJoined { session, user } -> e2ee.handle_peer_joined(session, &user)
 /// Event::PeerLeft { session, .. }   -> e2ee.handle_peer_left(session)
-/// Event::Other(w) (RSA_PUB_KEY, AES_KEY) -> e2ee.handle_key_packet(&w)
+/// Event::Other(w) (RSA_PUB_KEY, AES_KEY, KEY_REQUEST) -> e2ee.handle_key_packet(&w)
 /// Event::Media(m) with m.packet.sealed -> e2ee.open_envelope(m.session, &m.packet)
-/// while let Some(k) = e2ee.poll_transmit() { session.send_packet(k.packet_type, k.data) }
+/// while let Some(k) = e2ee.poll_transmit() { send k.data as k.packet_type, to k.to }
 /// outgoing media                     -> session.send_packet(PacketType::Media, e2ee.seal(&media)?)
 /// ```
+///
+/// Our sender key is wrapped only for peers in the roster whose signed public key arrived, and
+/// it rotates (new random key, next epoch) whenever someone joins or leaves: a joiner cannot
+/// open what was sealed before it came, a leaver what is sealed after it left.
 ///
 /// Seal VIDEO, AUDIO and SCREEN (and HEARTBEAT if its flags should be private). RTT probes and
 /// KEYFRAME_REQUEST stay in clear: the relay echoes the former and routes the latter by the
@@ -134,13 +132,21 @@ pub struct E2ee {
     config: E2eeConfig,
     rng: Box<dyn CryptoRngCore + Send>,
     identity: Identity,
+    signer: Signer,
     user: String,
+    meeting: String,
     session: Option<u64>,
     sending: SendingKey,
+    /// The roster: peers the relay announced, by session.
     peers: BTreeMap<u64, Peer>,
+    /// Verified public keys of sessions not (yet) in the roster, at most [`PENDING_MAX`].
+    pending: BTreeMap<u64, (String, PeerIdentity)>,
+    keyring: Keyring,
     announce: bool,
     /// Peers that need our current sender key wrapped for them.
     unwrapped_for: BTreeSet<u64>,
+    /// Peers to send a KEY_REQUEST, with the epoch we saw.
+    requests: BTreeMap<u64, u32>,
     /// Sender keys for an external identity to unwrap.
     unwraps: VecDeque<UnwrapRequest>,
     stats: E2eeStats,
@@ -169,7 +175,8 @@ impl E2ee {
         Ok(Self::with_identity(config, user, identity, rng))
     }
 
-    /// A participant `user` with an identity made elsewhere (imported, or shared by tests).
+    /// A participant `user` with an identity made elsewhere (imported, or shared by tests); its
+    /// Ed25519 signing key is drawn here, for the life of this value.
     pub fn with_identity(
         config: E2eeConfig,
         user: impl Into<String>,
@@ -177,19 +184,31 @@ impl E2ee {
         mut rng: impl CryptoRngCore + Send + 'static,
     ) -> Self {
         let sending = SendingKey::new(KeyMaterial::random(&mut rng, 0));
+        let signer = Signer::random(&mut rng);
         Self {
             config,
             rng: Box::new(rng),
             identity,
+            signer,
             user: user.into(),
+            meeting: String::new(),
             session: None,
             sending,
             peers: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            keyring: Keyring::default(),
             announce: false,
             unwrapped_for: BTreeSet::new(),
+            requests: BTreeMap::new(),
             unwraps: VecDeque::new(),
             stats: E2eeStats::default(),
         }
+    }
+
+    /// The meeting every key packet is signed for (and checked against). `Session` sets it
+    /// from its configuration; key packets of another meeting are refused.
+    pub fn set_meeting(&mut self, meeting: impl Into<String>) {
+        self.meeting = meeting.into();
     }
 
     /// Our identity.
@@ -211,59 +230,83 @@ impl E2ee {
     pub fn has_key_from(&self, session: u64) -> bool {
         self.peers
             .get(&session)
-            .is_some_and(|p| p.current.is_some())
+            .and_then(Peer::signing_key)
+            .and_then(|k| self.keyring.epoch(k))
+            .is_some()
     }
 
     /// The relay assigned us `session` (first join or reconnect): peers are forgotten (they
     /// will be announced again), a new sender key is drawn and our public key announced.
+    /// Received keys are kept by sender, so replay windows survive.
     pub fn handle_joined(&mut self, session: u64) {
         if self.session.is_some() {
             self.rotate();
         }
         self.session = Some(session);
         self.peers.clear();
+        self.pending.clear();
         self.unwrapped_for.clear();
+        self.requests.clear();
         self.unwraps.clear();
         self.announce = true;
     }
 
-    /// A peer is in the meeting: it needs our public key (re-announced, once per poll).
+    /// A peer is in the meeting (the roster): it needs our public key, and we rotate so that it
+    /// cannot open what was sealed before it came. A public key it announced before the relay
+    /// told us of it is taken now.
     pub fn handle_peer_joined(&mut self, session: u64, user: &str) {
         if Some(session) == self.session {
             return;
         }
         let known = self.peers.get(&session).is_some_and(|p| p.user == user);
         if !known {
-            self.peers.insert(session, Peer::new(user.to_owned()));
-            self.unwrapped_for.remove(&session);
+            let mut peer = Peer::new(user.to_owned());
+            if let Some((announced, identity)) = self.pending.remove(&session)
+                && announced == user
+            {
+                peer.identity = Some(identity);
+            }
+            self.peers.insert(session, peer);
+            self.grant_unwrap_credit();
+            self.rotate();
         }
         self.announce = true;
     }
 
-    /// A peer left: forget its keys and rotate ours, so that it cannot open what we seal next;
+    /// A peer left: forget it and rotate our key, so that it cannot open what we seal next;
     /// the new key is wrapped for everyone still here.
     pub fn handle_peer_left(&mut self, session: u64) {
+        self.pending.remove(&session);
         if self.peers.remove(&session).is_some() {
             self.unwrapped_for.remove(&session);
-            for peer in self.peers.values_mut() {
-                peer.unwrap_credit = (peer.unwrap_credit + 1).min(UNWRAP_CREDIT_MAX);
-            }
+            self.requests.remove(&session);
+            self.grant_unwrap_credit();
             self.rotate();
         }
     }
 
-    /// An RSA_PUB_KEY or AES_KEY packet as the relay delivered it (identity stamped).
+    /// An RSA_PUB_KEY, AES_KEY or KEY_REQUEST packet as the relay delivered it (identity
+    /// stamped).
     ///
     /// Refusals are errors and counted; the packet is then ignored. A key packet never makes us
-    /// send anything but our own sender key to a newly keyed peer.
+    /// send anything but our own sender key to a peer of the roster.
     pub fn handle_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
         let result = match PacketType::try_from(wrapper.packet_type) {
             Ok(PacketType::RsaPubKey) => self.public_key_packet(wrapper),
             Ok(PacketType::AesKey) => self.sender_key_packet(wrapper),
+            Ok(PacketType::KeyRequest) => self.key_request_packet(wrapper),
             _ => Err(E2eeError::NotAKeyPacket(wrapper.packet_type)),
         };
-        if result.is_err() {
+        if let Err(e) = &result {
             self.stats.key_packets_refused += 1;
+            match e {
+                E2eeError::BadSignature(_) | E2eeError::NoIdentity(_) => {
+                    self.stats.unauthenticated_key_packets += 1;
+                }
+                E2eeError::StaleKey { .. } => self.stats.stale_key_packets += 1,
+                E2eeError::OutsideRoster(_) => self.stats.outside_roster += 1,
+                _ => {}
+            }
         }
         result
     }
@@ -322,7 +365,8 @@ impl E2ee {
         }
     }
 
-    /// Opens an envelope already decoded (as `Session` delivers it in `Event::Media`).
+    /// Opens an envelope already decoded (as `Session` delivers it in `Event::Media`). A frame
+    /// under an epoch we hold no key for makes us ask its sender for the key (KEY_REQUEST).
     pub fn open_envelope(
         &mut self,
         from: u64,
@@ -331,59 +375,68 @@ impl E2ee {
         let result = self.open_inner(from, envelope);
         match &result {
             Ok(_) => self.stats.opened += 1,
-            Err(e) => self.stats.dropped.count(e.drop_reason()),
+            Err(e) => {
+                self.stats.dropped.count(e.drop_reason());
+                if let E2eeError::NoKey { from, epoch } = e {
+                    self.missing_key(*from, *epoch);
+                }
+            }
         }
         result
     }
 
-    /// The next key packet to send.
+    /// The next key packet to send (to [`KeyPacket::to`] only, when it is set).
     pub fn poll_transmit(&mut self) -> Option<KeyPacket> {
         // Packets can only be sent once joined; what is pending waits until then.
-        self.session?;
+        let ours = self.session?;
         if std::mem::take(&mut self.announce) {
-            let packet = RsaPacket {
-                public_key_der: Bytes::copy_from_slice(self.identity.public_key_der()),
-                user_id: Bytes::copy_from_slice(self.user.as_bytes()),
-            };
+            let data = key_packets::announce(
+                &self.signer,
+                &self.identity,
+                &self.meeting,
+                ours,
+                &self.user,
+            );
             return Some(KeyPacket {
                 packet_type: PacketType::RsaPubKey,
-                data: packets::encode(&packet),
+                data,
+                to: None,
             });
         }
-        while !self.unwrapped_for.is_empty() {
-            let batch: Vec<u64> = self
-                .unwrapped_for
-                .iter()
-                .take(self.config.max_wraps_per_packet.max(1))
-                .copied()
-                .collect();
-            let secret = self.sending.material().to_secret();
-            let mut keys = Vec::with_capacity(batch.len());
-            for session in batch {
-                self.unwrapped_for.remove(&session);
-                let Some(public_key) = self.peers.get(&session).and_then(|p| p.public_key.as_ref())
-                else {
-                    continue;
-                };
-                // Wrapping under a parsed public key fails only for an over-long secret.
-                if let Ok(wrapped) = public_key.wrap(&mut self.rng, &secret) {
-                    keys.push(WrappedSenderKey {
-                        recipient_session: session,
-                        wrapped: wrapped.into(),
-                    });
-                }
-            }
-            if keys.is_empty() {
+        while let Some(session) = self.unwrapped_for.pop_first() {
+            let Some(public_key) = self
+                .peers
+                .get(&session)
+                .and_then(|p| p.identity.as_ref())
+                .map(|i| &i.public_key)
+            else {
                 continue;
-            }
-            let packet = SenderKeyPacket {
-                version: SENDER_KEY_VERSION,
-                epoch: self.sending.epoch(),
-                keys,
             };
+            let secret = self.sending.material().to_secret();
+            // Wrapping under a parsed public key fails only for an over-long secret.
+            let Ok(wrapped) = public_key.wrap(&mut self.rng, &secret) else {
+                continue;
+            };
+            let data = key_packets::sender_key(
+                &self.signer,
+                &self.meeting,
+                ours,
+                self.sending.epoch(),
+                session,
+                wrapped,
+            );
             return Some(KeyPacket {
                 packet_type: PacketType::AesKey,
-                data: packets::encode(&packet),
+                data,
+                to: Some(session),
+            });
+        }
+        if let Some((session, epoch)) = self.requests.pop_first() {
+            self.stats.key_requests_sent += 1;
+            return Some(KeyPacket {
+                packet_type: PacketType::KeyRequest,
+                data: key_packets::key_request(session, epoch),
+                to: Some(session),
             });
         }
         None
@@ -419,34 +472,91 @@ impl E2ee {
         result
     }
 
-    /// The meeting's safety code over ourselves and every peer whose public key we hold.
+    /// Everyone our sender key is wrapped for (peers of the roster whose signed public key we
+    /// hold), ourselves first: what the safety code commits to.
+    pub fn key_holders(&self) -> Vec<KeyHolder> {
+        let us = KeyHolder {
+            session: self.session.unwrap_or_default(),
+            user: self.user.clone(),
+            fingerprint: safety_code::fingerprint(&self.our_identity()),
+        };
+        let peers = self.peers.iter().filter_map(|(session, p)| {
+            p.identity.as_ref().map(|i| KeyHolder {
+                session: *session,
+                user: p.user.clone(),
+                fingerprint: safety_code::fingerprint(&i.encoded()),
+            })
+        });
+        std::iter::once(us).chain(peers).collect()
+    }
+
+    /// The meeting's safety code: SHA-256 over the sorted set of key holders' (user, RSA key,
+    /// signing key), ourselves included.
     pub fn safety_code(&self) -> SafetyCode {
-        let us = (self.user.as_str(), self.identity.public_key_der());
+        let ours = self.our_identity();
+        let peers: Vec<(&str, Vec<u8>)> = self
+            .peers
+            .values()
+            .filter_map(|p| p.identity.as_ref().map(|i| (p.user.as_str(), i.encoded())))
+            .collect();
         SafetyCode::compute(
-            std::iter::once(us).chain(
-                self.peers
-                    .values()
-                    .filter_map(|p| p.public_key.as_ref().map(|k| (p.user.as_str(), k.der()))),
-            ),
+            std::iter::once((self.user.as_str(), ours.as_slice()))
+                .chain(peers.iter().map(|(u, i)| (*u, i.as_slice()))),
         )
     }
 
-    /// Rotates with nobody leaving, as a misbehaving client could.
+    /// Rotates with nobody joining or leaving, as a misbehaving client could.
     #[cfg(test)]
     pub(crate) fn rotate_for_test(&mut self) {
         self.rotate();
     }
 
+    fn our_identity(&self) -> Vec<u8> {
+        key_packets::encode_identity(self.identity.public_key_der(), &self.signer.public())
+    }
+
+    fn grant_unwrap_credit(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.unwrap_credit = (peer.unwrap_credit + 1).min(UNWRAP_CREDIT_MAX);
+        }
+    }
+
+    /// A new random sender key under the next epoch, wrapped for every keyed peer. Epochs only
+    /// go up: at the last one (never in practice) the current key stays.
     fn rotate(&mut self) {
-        let epoch = self.sending.epoch().wrapping_add(1);
+        let Some(epoch) = self.sending.epoch().checked_add(1) else {
+            return;
+        };
         self.sending = SendingKey::new(KeyMaterial::random(&mut self.rng, epoch));
         self.stats.rotations += 1;
         self.unwrapped_for = self
             .peers
             .iter()
-            .filter(|(_, p)| p.public_key.is_some())
+            .filter(|(_, p)| p.identity.is_some())
             .map(|(s, _)| *s)
             .collect();
+    }
+
+    /// A frame of `from` under `epoch` found no key: ask once per epoch, again after
+    /// [`KEY_REASK_FRAMES`] more such frames.
+    fn missing_key(&mut self, from: u64, epoch: u32) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if peer.identity.is_none() {
+            return;
+        }
+        let ask = match &mut peer.asked {
+            Some((asked, failed)) if *asked == epoch => {
+                *failed += 1;
+                *failed >= KEY_REASK_FRAMES
+            }
+            _ => true,
+        };
+        if ask {
+            peer.asked = Some((epoch, 0));
+            self.requests.insert(from, epoch);
+        }
     }
 
     fn public_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
@@ -454,25 +564,21 @@ impl E2ee {
         if Some(from) == self.session {
             return Ok(());
         }
-        let packet = RsaPacket::decode(wrapper.data.clone())
-            .map_err(|e| E2eeError::Malformed(e.to_string()))?;
-        let key = PeerKey::from_der(&packet.public_key_der)?;
-        // Identity is what the relay stamped, not what the packet claims.
-        let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
-        let peer = match self.peers.get_mut(&from) {
-            Some(peer) if peer.user == user => peer,
-            _ => {
-                self.peers.insert(from, Peer::new(user.clone()));
-                self.peers
-                    .get_mut(&from)
-                    .expect("inserted on the line above")
+        let (user, identity) = key_packets::check_announce(&self.meeting, wrapper)?;
+        let Some(peer) = self.peers.get_mut(&from).filter(|p| p.user == user) else {
+            // Not in the roster: held until the relay announces it, never wrapped for.
+            if self.pending.len() >= PENDING_MAX && !self.pending.contains_key(&from) {
+                return Err(E2eeError::OutsideRoster(from));
             }
+            self.pending.insert(from, (user, identity));
+            self.stats.outside_roster += 1;
+            return Ok(());
         };
-        match &peer.public_key {
-            Some(known) if *known == key => Ok(()),
+        match &peer.identity {
+            Some(known) if *known == identity => Ok(()),
             Some(_) => Err(E2eeError::KeyChanged(from)),
             None => {
-                peer.public_key = Some(key);
+                peer.identity = Some(identity);
                 self.unwrapped_for.insert(from);
                 Ok(())
             }
@@ -481,11 +587,7 @@ impl E2ee {
 
     fn sender_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
         let from = wrapper.session_id;
-        let packet = SenderKeyPacket::decode(wrapper.data.clone())
-            .map_err(|e| E2eeError::Malformed(e.to_string()))?;
-        if packet.version != SENDER_KEY_VERSION {
-            return Err(E2eeError::UnsupportedVersion(packet.version));
-        }
+        let packet = key_packets::decode_sender_key(wrapper)?;
         let Some(ours) = self.session else {
             return Ok(());
         };
@@ -493,14 +595,24 @@ impl E2ee {
             // Addressed to others.
             return Ok(());
         };
-        let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
-        let peer = self.peers.entry(from).or_insert_with(|| Peer::new(user));
+        let Some((peer, sender)) = self
+            .peers
+            .get_mut(&from)
+            .and_then(|p| p.identity.clone().map(|i| (p, i)))
+        else {
+            return Err(E2eeError::NoIdentity(from));
+        };
+        key_packets::check_sender_key(&self.meeting, from, &packet, &sender)?;
         // Only newer epochs are unwrapped: a peer (or relay) cannot make us decrypt the same or
-        // an old epoch again, which bounds the RSA decryptions it can trigger.
-        if let Some(current) = &peer.current
-            && packet.epoch <= current.epoch()
+        // an old epoch again, which bounds the RSA decryptions it can trigger and keeps every
+        // installed key's replay window.
+        if let Some(current) = self.keyring.epoch(&sender.signing_key)
+            && packet.epoch <= current
         {
-            return Ok(());
+            return Err(E2eeError::StaleKey {
+                from,
+                epoch: packet.epoch,
+            });
         }
         if peer.unwrapping.is_some_and(|e| packet.epoch <= e) {
             return Ok(());
@@ -523,6 +635,27 @@ impl E2ee {
         self.install(from, packet.epoch, &secret)
     }
 
+    /// A peer of the roster asks for our current key: wrapped for it alone, once per epoch.
+    fn key_request_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
+        let from = wrapper.session_id;
+        let request = key_packets::decode_key_request(wrapper)?;
+        if Some(request.target_session) != self.session {
+            return Ok(());
+        }
+        let epoch = self.sending.epoch();
+        let peer = self
+            .peers
+            .get_mut(&from)
+            .ok_or(E2eeError::OutsideRoster(from))?;
+        if peer.identity.is_none() || peer.answered == Some(epoch) {
+            return Ok(());
+        }
+        peer.answered = Some(epoch);
+        self.stats.key_requests_answered += 1;
+        self.unwrapped_for.insert(from);
+        Ok(())
+    }
+
     /// Installs `from`'s unwrapped sender key of `epoch`, unless we hold a newer one.
     fn install(&mut self, from: u64, epoch: u32, secret: &[u8]) -> Result<(), E2eeError> {
         let material = KeyMaterial::from_secret(secret)?;
@@ -532,15 +665,21 @@ impl E2ee {
                 material.epoch
             )));
         }
-        let Some(peer) = self.peers.get_mut(&from) else {
+        let Some(sender) = self.peers.get(&from).and_then(Peer::signing_key).copied() else {
             return Ok(());
         };
         // An external unwrap may come back after a newer key was installed.
-        if peer.current.as_ref().is_some_and(|c| c.epoch() >= epoch) {
+        if self.keyring.epoch(&sender).is_some_and(|e| e >= epoch) {
             return Ok(());
         }
-        peer.previous = peer.current.take();
-        peer.current = Some(ReceivingKey::new(&material));
+        let present = self
+            .peers
+            .values()
+            .filter_map(Peer::signing_key)
+            .copied()
+            .collect();
+        self.keyring
+            .install(sender, ReceivingKey::new(&material), &present);
         self.stats.keys_installed += 1;
         Ok(())
     }
@@ -549,8 +688,15 @@ impl E2ee {
         let sealed = envelope.sealed.as_ref().ok_or(E2eeError::NotSealed)?;
         let peer = self
             .peers
-            .get_mut(&from)
+            .get(&from)
             .ok_or(E2eeError::UnknownSender(from))?;
+        let no_key = E2eeError::NoKey {
+            from,
+            epoch: sealed.epoch,
+        };
+        let Some(keys) = peer.signing_key().and_then(|k| self.keyring.get_mut(k)) else {
+            return Err(no_key);
+        };
         let header = FrameHeader {
             packet_type: PacketType::Media as i32,
             media_type: envelope.media_type,
@@ -560,11 +706,11 @@ impl E2ee {
             counter: sealed.counter,
         };
         let grace = self.config.previous_epoch_grace_frames;
-        let plaintext = match (&mut peer.current, &mut peer.previous) {
+        let plaintext = match (&mut keys.current, &mut keys.previous) {
             (Some(current), _) if current.epoch() == sealed.epoch => {
                 let plaintext = current.open(&header, &sealed.ciphertext)?;
                 if current.opened >= grace {
-                    peer.previous = None;
+                    keys.previous = None;
                 }
                 plaintext
             }
@@ -577,12 +723,7 @@ impl E2ee {
                     epoch: sealed.epoch,
                 });
             }
-            _ => {
-                return Err(E2eeError::NoKey {
-                    from,
-                    epoch: sealed.epoch,
-                });
-            }
+            _ => return Err(no_key),
         };
         let inner = MediaPacket::decode(plaintext.as_slice())
             .map_err(|e| E2eeError::Malformed(e.to_string()))?;

@@ -11,20 +11,21 @@ use super::test_keys;
 use super::*;
 
 /// One participant: its state machine, user id and session.
-struct Member {
-    e2ee: E2ee,
-    user: String,
-    session: u64,
+pub(super) struct Member {
+    pub(super) e2ee: E2ee,
+    pub(super) user: String,
+    pub(super) session: u64,
 }
 
-fn member(n: usize, session: u64) -> Member {
+pub(super) fn member(n: usize, session: u64) -> Member {
     let user = format!("user-{n}");
-    let e2ee = E2ee::with_identity(
+    let mut e2ee = E2ee::with_identity(
         E2eeConfig::default(),
         user.clone(),
         test_keys::identity(n),
         test_keys::rng(n as u64),
     );
+    e2ee.set_meeting("m1");
     Member {
         e2ee,
         user,
@@ -33,7 +34,7 @@ fn member(n: usize, session: u64) -> Member {
 }
 
 /// Everything `m` wants to send, as the relay would stamp and deliver it.
-fn outbox(m: &mut Member) -> Vec<PacketWrapper> {
+pub(super) fn outbox(m: &mut Member) -> Vec<PacketWrapper> {
     std::iter::from_fn(|| m.e2ee.poll_transmit())
         .map(|k| PacketWrapper {
             packet_type: k.packet_type as i32,
@@ -44,16 +45,19 @@ fn outbox(m: &mut Member) -> Vec<PacketWrapper> {
         .collect()
 }
 
-/// Delivers key packets among `members` until nobody has anything left to send.
-fn exchange(members: &mut [&mut Member]) {
+/// Delivers key packets among `members` until nobody has anything left to send; returns every
+/// packet delivered (what a relay could record).
+pub(super) fn exchange(members: &mut [&mut Member]) -> Vec<PacketWrapper> {
+    let mut all = Vec::new();
     loop {
         let mut sent = Vec::new();
         for m in members.iter_mut() {
             sent.extend(outbox(m));
         }
         if sent.is_empty() {
-            return;
+            return all;
         }
+        all.extend(sent.iter().cloned());
         for packet in &sent {
             for m in members.iter_mut() {
                 if m.session != packet.session_id {
@@ -65,7 +69,7 @@ fn exchange(members: &mut [&mut Member]) {
 }
 
 /// `new` joins while `present` are in the meeting: each is told of the other, keys flow.
-fn join(new: &mut Member, present: &mut [&mut Member]) {
+pub(super) fn join(new: &mut Member, present: &mut [&mut Member]) -> Vec<PacketWrapper> {
     new.e2ee.handle_joined(new.session);
     for p in present.iter_mut() {
         new.e2ee.handle_peer_joined(p.session, &p.user);
@@ -73,18 +77,18 @@ fn join(new: &mut Member, present: &mut [&mut Member]) {
     }
     let mut all: Vec<&mut Member> = present.iter_mut().map(|p| &mut **p).collect();
     all.push(new);
-    exchange(&mut all);
+    exchange(&mut all)
 }
 
 /// `members` join one after the other.
-fn meeting(members: &mut [&mut Member]) {
+pub(super) fn meeting(members: &mut [&mut Member]) {
     for i in 0..members.len() {
         let (present, rest) = members.split_at_mut(i);
         join(rest[0], present);
     }
 }
 
-fn video(frame: u64, payload: &[u8]) -> MediaPacket {
+pub(super) fn video(frame: u64, payload: &[u8]) -> MediaPacket {
     MediaPacket {
         media_type: MediaType::Video as i32,
         user_id: Bytes::from_static(b"user-0"),
@@ -100,7 +104,14 @@ fn video(frame: u64, payload: &[u8]) -> MediaPacket {
     }
 }
 
-fn pair() -> (Member, Member) {
+/// An RSA_PUB_KEY for `session` and `user` of meeting "m1" with keys of the attacker's own
+/// (`identity` and a fresh signing key): what a key-substituting relay sends.
+pub(super) fn announce_as(identity: &Identity, session: u64, user: &str) -> Bytes {
+    let signer = super::signing::Signer::random(&mut test_keys::rng(session ^ 0x5eed));
+    super::key_packets::announce(&signer, identity, "m1", session, user)
+}
+
+pub(super) fn pair() -> (Member, Member) {
     let (mut a, mut b) = (member(0, 100), member(1, 200));
     meeting(&mut [&mut a, &mut b]);
     (a, b)
@@ -126,7 +137,10 @@ fn the_envelope_keeps_routing_hints_in_clear_and_nothing_else() {
     assert_eq!(clear.frame_type, "key");
     assert!(clear.data.is_empty() && clear.user_id.is_empty() && clear.timestamp == 0.0);
     let sealed = clear.sealed.unwrap();
-    assert_eq!((sealed.stream_id, sealed.epoch, sealed.counter), (0, 0, 0));
+    assert_eq!(
+        (sealed.stream_id, sealed.epoch, sealed.counter),
+        (0, a.e2ee.epoch(), 0)
+    );
 }
 
 #[test]
@@ -262,7 +276,7 @@ fn nonces_never_repeat_across_a_million_frames() {
     for _ in 0..1_000_000 {
         let envelope = a.e2ee.seal_envelope(&media, 0).unwrap();
         let sealed = envelope.sealed.unwrap();
-        assert_eq!(sealed.epoch, 0);
+        assert_eq!(sealed.epoch, a.e2ee.epoch());
         // The nonce is salt ∥ counter under one key: distinct counters are distinct nonces.
         assert!(
             last < Some(sealed.counter),
@@ -286,7 +300,8 @@ fn three_members_one_leaves_and_cannot_open_what_follows() {
         assert!(ms[x].e2ee.has_key_from(ms[y].session));
         assert!(ms[y].e2ee.has_key_from(ms[x].session));
     }
-    // Frames in flight under epoch 0 when c leaves.
+    // Frames in flight under the current epoch when c leaves.
+    let before = a.e2ee.epoch();
     let in_flight: Vec<Bytes> = (0..3)
         .map(|i| a.e2ee.seal(&video(i, b"before")).unwrap())
         .collect();
@@ -297,7 +312,7 @@ fn three_members_one_leaves_and_cannot_open_what_follows() {
     // c leaves: a and b rotate and re-key each other; c hears nothing more.
     a.e2ee.handle_peer_left(c.session);
     b.e2ee.handle_peer_left(c.session);
-    assert_eq!((a.e2ee.epoch(), b.e2ee.epoch()), (1, 1));
+    assert_eq!(a.e2ee.epoch(), before + 1);
     let rekeys: Vec<PacketWrapper> = outbox(&mut a).into_iter().chain(outbox(&mut b)).collect();
     assert!(!rekeys.is_empty());
     for k in &rekeys {
@@ -315,7 +330,7 @@ fn three_members_one_leaves_and_cannot_open_what_follows() {
         receiver.e2ee.handle_key_packet(k).unwrap();
     }
 
-    // No gap for b: the last frame of epoch 0 still opens, then epoch 1 does, frame after frame.
+    // No gap for b: the last frame of the old epoch still opens, then the new one does.
     assert!(b.e2ee.open(a.session, &in_flight[0]).is_ok());
     assert!(b.e2ee.open(a.session, &in_flight[2]).is_ok());
     for i in 3..100 {
@@ -323,22 +338,22 @@ fn three_members_one_leaves_and_cannot_open_what_follows() {
         let from_b = b.e2ee.seal(&video(i, b"after b")).unwrap();
         assert!(b.e2ee.open(a.session, &from_a).is_ok(), "frame {i} of a");
         assert!(a.e2ee.open(b.session, &from_b).is_ok(), "frame {i} of b");
-        // c still holds the epoch-0 keys of a and b and cannot open anything sealed since.
+        // c still holds the old keys of a and b and cannot open anything sealed since.
         assert_eq!(
             c.e2ee.open(a.session, &from_a),
             Err(E2eeError::NoKey {
                 from: a.session,
-                epoch: 1
+                epoch: before + 1
             })
         );
         assert!(c.e2ee.open(b.session, &from_b).is_err());
     }
     assert_eq!(b.e2ee.stats().dropped.total(), 0);
     assert_eq!(a.e2ee.stats().dropped.total(), 0);
-    // c cannot open the epoch-1 frame with a's old key either, even forcing the epoch.
+    // c cannot open the new frame with a's old key either, even forcing the epoch.
     let after = a.e2ee.seal_envelope(&video(200, b"after"), 0).unwrap();
     let mut forced = after.clone();
-    forced.sealed.as_mut().unwrap().epoch = 0;
+    forced.sealed.as_mut().unwrap().epoch = before;
     assert_eq!(
         c.e2ee.open_envelope(a.session, &forced),
         Err(E2eeError::Authentication)
@@ -348,6 +363,7 @@ fn three_members_one_leaves_and_cannot_open_what_follows() {
 #[test]
 fn the_previous_epoch_is_forgotten_after_the_grace() {
     let (mut a, mut b) = pair();
+    let old_epoch = a.e2ee.epoch();
     let old = a.e2ee.seal(&video(0, b"old")).unwrap();
     let mut c = member(2, 300);
     c.e2ee.handle_joined(c.session);
@@ -365,7 +381,7 @@ fn the_previous_epoch_is_forgotten_after_the_grace() {
         b.e2ee.open(a.session, &old),
         Err(E2eeError::StaleEpoch {
             from: a.session,
-            epoch: 0
+            epoch: old_epoch
         })
     );
 }
@@ -374,16 +390,21 @@ fn the_previous_epoch_is_forgotten_after_the_grace() {
 fn a_new_joiner_gets_every_senders_current_key() {
     let (mut a, mut b, mut c) = (member(0, 100), member(1, 200), member(2, 300));
     meeting(&mut [&mut a, &mut b]);
-    // Rotate once before c arrives, so "current" is not the first key.
+    // Rotate before c arrives (d joins and leaves), so "current" is not the first key.
     let mut d = member(3, 400);
     join(&mut d, &mut [&mut a, &mut b]);
     a.e2ee.handle_peer_left(d.session);
     b.e2ee.handle_peer_left(d.session);
     exchange(&mut [&mut a, &mut b]);
+    let epochs = (a.e2ee.epoch(), b.e2ee.epoch());
     join(&mut c, &mut [&mut a, &mut b]);
     assert!(c.e2ee.has_key_from(a.session) && c.e2ee.has_key_from(b.session));
+    // Each rotated once more for c's join.
+    assert_eq!(
+        (a.e2ee.epoch(), b.e2ee.epoch()),
+        (epochs.0 + 1, epochs.1 + 1)
+    );
     for sender in [&mut a, &mut b] {
-        assert_eq!(sender.e2ee.epoch(), 1);
         let f = sender.e2ee.seal(&video(0, b"to c")).unwrap();
         assert!(c.e2ee.open(sender.session, &f).is_ok());
     }
@@ -423,10 +444,7 @@ fn safety_codes_agree_without_substitution_and_differ_with_it() {
             }
             let mut delivered = packet.clone();
             if m.session == 200 && packet.session_id == 300 {
-                delivered.data = packets::encode(&videocall_types::RsaPacket {
-                    public_key_der: Bytes::copy_from_slice(mitm.public_key_der()),
-                    user_id: Bytes::from_static(b"user-2"),
-                });
+                delivered.data = announce_as(&mitm, 300, "user-2");
             }
             m.e2ee.handle_key_packet(&delivered).unwrap();
         }
@@ -441,10 +459,7 @@ fn a_second_different_public_key_for_a_session_is_refused() {
     let other = PacketWrapper {
         packet_type: PacketType::RsaPubKey as i32,
         user_id: Bytes::copy_from_slice(a.user.as_bytes()),
-        data: packets::encode(&videocall_types::RsaPacket {
-            public_key_der: Bytes::copy_from_slice(test_keys::identity(3).public_key_der()),
-            user_id: Bytes::new(),
-        }),
+        data: announce_as(&test_keys::identity(3), a.session, &a.user),
         session_id: a.session,
     };
     let code = b.e2ee.safety_code();
@@ -501,6 +516,7 @@ impl SenderKeyPacketView {
 #[test]
 fn a_participant_with_the_system_rng_seals_for_a_seeded_one() {
     let mut a = E2ee::new(E2eeConfig::default(), "os", OsRng).unwrap();
+    a.set_meeting("m1");
     let mut b = member(1, 200);
     a.handle_joined(100);
     b.e2ee.handle_joined(200);

@@ -10,7 +10,9 @@ use videocall_types::{
     PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, packets,
 };
 
-use crate::e2ee::{E2ee, E2eeConfig, E2eeError, Identity, OsRng, SafetyCode, UnwrapRequest};
+use crate::e2ee::{
+    E2ee, E2eeConfig, E2eeError, Identity, KeyHolder, OsRng, SafetyCode, UnwrapRequest,
+};
 
 mod config;
 mod event;
@@ -108,7 +110,9 @@ impl Session {
     /// and opened before [`Event::Media`]; frames that do not open are dropped and counted
     /// (`e2ee().stats()`), and clear media from peers is refused ([`Event::E2eeMismatch`]).
     /// Heartbeats, RTT probes and keyframe requests stay in clear (the relay reads the last two).
-    pub fn with_e2ee(config: ClientConfig, e2ee: E2ee) -> Self {
+    pub fn with_e2ee(config: ClientConfig, mut e2ee: E2ee) -> Self {
+        // Key packets are signed for this meeting: packets of any other are refused.
+        e2ee.set_meeting(config.meeting_id.as_str());
         Self {
             e2ee: Some(e2ee),
             ..Self::new(config)
@@ -140,6 +144,15 @@ impl Session {
         });
         self.flush_keys();
         result
+    }
+
+    /// Everyone our sender key is wrapped for, ourselves first (E2EE on): what the safety code
+    /// commits to, to show next to it.
+    pub fn key_holders(&self) -> Vec<KeyHolder> {
+        self.e2ee
+            .as_ref()
+            .map(E2ee::key_holders)
+            .unwrap_or_default()
     }
 
     /// The meeting's safety code as last told in [`Event::SafetyCode`] (E2EE on, joined).
@@ -247,7 +260,9 @@ impl Session {
                 self.events.push_back(Event::RelayNotice(notice));
             }
             Ok(PacketType::Media) => self.media(now, wrapper),
-            Ok(PacketType::RsaPubKey | PacketType::AesKey) if self.e2ee.is_some() => {
+            Ok(PacketType::RsaPubKey | PacketType::AesKey | PacketType::KeyRequest)
+                if self.e2ee.is_some() =>
+            {
                 // The relay stamped the sender's identity.
                 let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
                 let result = self.key_change(now, wrapper.session_id, Some(user), |e2ee| {
@@ -619,13 +634,16 @@ impl Session {
         if self.session_id().is_none() {
             return;
         }
+        let mut keyed = false;
         while let Some(key) = self.e2ee.as_mut().and_then(E2ee::poll_transmit) {
-            if key.packet_type == PacketType::AesKey {
-                // Someone can now open our frames (a newcomer, or everyone after a rotation):
-                // a keyframe lets them start decoding without first asking for one.
-                self.events.push_back(Event::KeyframeRequested);
-            }
+            keyed |= key.packet_type == PacketType::AesKey;
+            // AES_KEY and KEY_REQUEST name their one recipient inside; the relay routes them.
             let _ = self.send_packet(key.packet_type, key.data);
+        }
+        if keyed {
+            // Someone can now open our frames (a newcomer, or everyone after a rotation):
+            // a keyframe lets them start decoding without first asking for one.
+            self.events.push_back(Event::KeyframeRequested);
         }
         if let Some(e2ee) = &self.e2ee
             && std::mem::take(&mut self.keys_changed)
