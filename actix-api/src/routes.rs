@@ -3,7 +3,6 @@
 use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use videocall_relay::bus::BusState;
 use videocall_relay::exposition::Exposition;
 
 use crate::{AppState, ws};
