@@ -204,6 +204,9 @@ impl Driver {
                 let packet = RsaPacket {
                     public_key_der: Bytes::copy_from_slice(der),
                     user_id: Bytes::copy_from_slice(from),
+                    // Hostile packets carry whatever signature bytes they like.
+                    signature: Bytes::copy_from_slice(r.short_bytes()),
+                    signing_key: Bytes::copy_from_slice(r.short_bytes()),
                 };
                 let data = packets::encode(&packet);
                 self.packet(wrapper(PacketType::RsaPubKey as i32, from, session, data));
@@ -299,6 +302,7 @@ impl Driver {
             version,
             epoch,
             keys,
+            signature: Bytes::copy_from_slice(r.short_bytes()),
         }
     }
 
