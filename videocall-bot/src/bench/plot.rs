@@ -219,7 +219,7 @@ fn legend(area: &Area<'_>, marks: &[Mark<'_>]) -> DrawResult {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn mark(
@@ -239,12 +239,12 @@ mod tests {
     }
 
     /// plotters writes a `<text>` element's content on a line of its own.
-    pub(super) fn has_text(svg: &str, text: &str) -> bool {
+    pub(crate) fn has_text(svg: &str, text: &str) -> bool {
         svg.lines().any(|line| line == text)
     }
 
     /// The `points` of every polyline stroked in `colour`, as numbers.
-    fn polylines(svg: &str, colour: &str) -> Vec<Vec<(f64, f64)>> {
+    pub(crate) fn polylines(svg: &str, colour: &str) -> Vec<Vec<(f64, f64)>> {
         svg.lines()
             .filter(|l| l.starts_with("<polyline") && l.contains(&format!("stroke=\"{colour}\"")))
             .map(|l| {

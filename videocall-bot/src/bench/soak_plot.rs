@@ -202,6 +202,7 @@ fn panel(area: &Area<'_>, panel: &Panel<'_>, verdict: &Verdict, t_max: f64) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::tests::{has_text, polylines};
 
     fn point(t: f64, rss_mib: f64, delivered_fps: f64) -> Point {
         Point {
@@ -217,27 +218,6 @@ mod tests {
             leaves: 10,
             machine_busy: Some(50.0),
         }
-    }
-
-    /// The vertices of the polylines stroked in `colour` (hex as plotters writes it).
-    fn polylines(svg: &str, colour: &str) -> Vec<Vec<(f64, f64)>> {
-        svg.lines()
-            .filter(|l| l.starts_with("<polyline") && l.contains(&format!("stroke=\"{colour}\"")))
-            .map(|l| {
-                let points = l
-                    .split("points=\"")
-                    .nth(1)
-                    .and_then(|p| p.split('"').next());
-                points
-                    .expect("a polyline has points")
-                    .split_whitespace()
-                    .map(|xy| {
-                        let (x, y) = xy.split_once(',').expect("x,y");
-                        (x.parse().expect("a number"), y.parse().expect("a number"))
-                    })
-                    .collect()
-            })
-            .collect()
     }
 
     #[test]
@@ -271,12 +251,11 @@ mod tests {
         // Two medians per panel, and the offered load dashed (several short segments).
         assert_eq!(polylines(&svg, "#D62728").len(), 4);
         assert!(polylines(&svg, "#7F7F7F").len() > 1);
-        let has_text = |text: &str| svg.lines().any(|line| line == text);
-        assert!(has_text("4800"), "the rate's median is written");
+        assert!(has_text(&svg, "4800"), "the rate's median is written");
         assert!(
-            has_text(&format!("{:.1}", verdict.rss_last / MIB)),
+            has_text(&svg, &format!("{:.1}", verdict.rss_last / MIB)),
             "the RSS median is written"
         );
-        assert!(has_text("node RSS, MiB") && has_text("delivered video frames/s"));
+        assert!(has_text(&svg, "node RSS, MiB") && has_text(&svg, "delivered video frames/s"));
     }
 }
