@@ -70,7 +70,7 @@ impl Unfinished {
         if pending + self.assembled.get() + bytes > self.cap {
             return Err(Overflow::Connection);
         }
-        if !self.limits.inbound.try_take(bytes) {
+        if !self.limits.inbound.try_take(pending, bytes) {
             return Err(Overflow::Node);
         }
         if pending == 0 && bytes > 0 {
@@ -83,7 +83,8 @@ impl Unfinished {
 
     /// The codec yielded a frame: what was pending is no longer unfinished.
     pub(crate) fn frame_done(&self) {
-        self.limits.inbound.give_back(self.pending.replace(0));
+        let pending = self.pending.replace(0);
+        self.limits.inbound.give_back(pending, pending);
         self.since.set(None);
     }
 
@@ -110,7 +111,8 @@ impl Unfinished {
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        self.limits.inbound.give_back(self.pending.get());
+        let pending = self.pending.get();
+        self.limits.inbound.give_back(pending, pending);
     }
 }
 
@@ -152,6 +154,8 @@ mod tests {
     fn limits(node_bytes: usize) -> Arc<NodeLimits> {
         NodeLimits::new(&LimitArgs {
             max_inbound_buffer_bytes: node_bytes,
+            // Every byte from the node's pool, so that a small pool binds.
+            inbound_share_bytes: 0,
             ..LimitArgs::default()
         })
     }

@@ -192,9 +192,14 @@ async fn webtransport_streams_past_a_limit_or_the_deadline_are_stopped_and_count
     // Every byte of the stopped streams was given back.
     assert_eq!(metric(&m, "videocall_inbound_buffer_bytes"), 0, "{m}");
 
-    // The node's budget binds across connections: with 300 KB for the whole node, a second
-    // client's 200 KB stream does not fit beside a first one's.
-    let (_small, http, udp) = single_node(&["--max-inbound-buffer-bytes", "300000"]);
+    // The node's pool binds across connections: with 200 KB beyond the connections' 64 KiB
+    // shares, a second client's 200 KB stream does not fit beside a first one's.
+    let (_small, http, udp) = single_node(&[
+        "--max-inbound-buffer-bytes",
+        "200000",
+        "--inbound-share-bytes",
+        "65536",
+    ]);
     let hash = certificate_hash(http);
     let first = wt_connection(udp, hash, "first", "m").await;
     let second = wt_connection(udp, hash, "second", "m").await;
@@ -555,7 +560,8 @@ async fn fifty_hostile_connections_of_each_kind_leave_the_node_bounded_and_a_mee
     assert_eq!(figures.wt_connected, HOSTILE, "{figures:?}");
 
     // What the limits allow the attackers to hold:
-    // - unfinished inbound messages of both transports: the node budget, INBOUND_BUFFER;
+    // - unfinished inbound messages of both transports: the node's pool, INBOUND_BUFFER, and
+    //   each connection's 64 KiB share (the default `--inbound-share-bytes`);
     // - QUIC's own buffers: at most the connection window (MAX_FRAME + 1 MiB) per hostile
     //   WebTransport connection, though the server reads them as they come;
     // - the non-readers: the relay's queue per session (512 KiB video + 256 KiB control) and
@@ -565,6 +571,7 @@ async fn fifty_hostile_connections_of_each_kind_leave_the_node_bounded_and_a_mee
     //   allocator slack.
     // Without the limits the same attack holds every byte it sends (see docs/RELIABILITY.md).
     let bound = INBOUND_BUFFER as u64
+        + 3 * HOSTILE as u64 * (64 << 10)
         + HOSTILE as u64 * (MAX_FRAME as u64 + (1 << 20))
         + HOSTILE as u64 * (2 << 20)
         + (64 << 20);

@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
 /// node holds. Honest clients hold a few KiB each (a frame is in flight for a round trip), so
 /// this only binds under attack.
 pub const DEFAULT_MAX_INBOUND_BUFFER_BYTES: usize = 256 * 1024 * 1024;
+/// Default for `--inbound-share-bytes`: unfinished bytes every connection may hold whatever
+/// the node's pool holds (three 20 KB video frames in flight; a 1 MB keyframe waits for the
+/// pool like any large message).
+pub const DEFAULT_INBOUND_SHARE_BYTES: usize = 64 * 1024;
 /// Default for `--partial-message-timeout-ms`. A 1 MB keyframe needs 1.6 s at 5 Mbit/s; a
 /// message that takes longer than this is someone holding memory, not sending media.
 pub const DEFAULT_PARTIAL_MESSAGE_TIMEOUT_MS: u64 = 5_000;
@@ -37,11 +41,16 @@ pub struct LimitArgs {
     /// Connections from one IP address at once; more are refused with HTTP 429.
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
-    /// Bytes of inbound messages not yet complete that the node holds, all connections
-    /// together; a message that would pass it is dropped (WebTransport: its stream is
-    /// stopped; WebSocket: the connection is closed).
+    /// Bytes of inbound messages not yet complete that the node holds beyond each
+    /// connection's share (`--inbound-share-bytes`), all connections together; a message
+    /// that would pass it is dropped (WebTransport: its stream is stopped; WebSocket: the
+    /// connection is closed).
     #[arg(long, env = "MAX_INBOUND_BUFFER_BYTES", default_value_t = DEFAULT_MAX_INBOUND_BUFFER_BYTES)]
     pub max_inbound_buffer_bytes: usize,
+    /// Bytes of unfinished inbound messages each connection may hold however full the node's
+    /// buffer is, so that connections holding large messages cannot starve the others.
+    #[arg(long, env = "INBOUND_SHARE_BYTES", default_value_t = DEFAULT_INBOUND_SHARE_BYTES)]
+    pub inbound_share_bytes: usize,
     /// A message (WebSocket frame or fragmented message, WebTransport stream) must be complete
     /// this long after its first byte arrived, or it is dropped as above.
     #[arg(long, env = "PARTIAL_MESSAGE_TIMEOUT_MS", default_value_t = DEFAULT_PARTIAL_MESSAGE_TIMEOUT_MS)]
@@ -58,6 +67,7 @@ impl Default for LimitArgs {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_inbound_buffer_bytes: DEFAULT_MAX_INBOUND_BUFFER_BYTES,
+            inbound_share_bytes: DEFAULT_INBOUND_SHARE_BYTES,
             partial_message_timeout_ms: DEFAULT_PARTIAL_MESSAGE_TIMEOUT_MS,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
@@ -92,7 +102,7 @@ impl NodeLimits {
                 args.max_connections,
                 args.max_connections_per_ip,
             )),
-            inbound: InboundBudget::new(args.max_inbound_buffer_bytes),
+            inbound: InboundBudget::new(args.max_inbound_buffer_bytes, args.inbound_share_bytes),
             partial_message_timeout: Duration::from_millis(args.partial_message_timeout_ms.max(1)),
             handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
             ws_partial_message_timeouts: AtomicU64::new(0),
@@ -129,6 +139,11 @@ impl NodeLimits {
             "videocall_inbound_buffer_bytes",
             "Bytes of unfinished inbound messages held.",
             self.inbound.used() as f64,
+        );
+        e.gauge(
+            "videocall_inbound_buffer_pooled_bytes",
+            "Bytes of unfinished inbound messages held beyond the connections' shares.",
+            self.inbound.pooled() as f64,
         );
         e.counter(
             "videocall_inbound_buffer_full_total",
@@ -264,51 +279,91 @@ impl Drop for ConnectionPermit {
 }
 
 /// Bytes of unfinished inbound messages held by the whole node.
+///
+/// Each connection's first `share` bytes are its own: a connection holding no more than that
+/// is never refused by the node (an honest publisher holds one frame in flight, tens of KiB).
+/// Bytes a connection holds beyond its share come from one node-wide pool of `cap` bytes, so
+/// connections holding large unfinished messages compete with each other, not with the
+/// meeting next to them. The node holds at most `cap` + connections × `share`.
+///
+/// Callers say what the connection held before each change; a connection's changes must be
+/// serialised (one task or one thread per connection), which keeps the pool exact.
 #[derive(Debug)]
 pub struct InboundBudget {
     cap: usize,
+    share: usize,
+    /// Bytes beyond the connections' shares (≤ `cap`).
+    pooled: AtomicUsize,
+    /// All bytes held.
     used: AtomicUsize,
-    /// Times a message was dropped because the budget was spent.
+    /// Times a message was dropped because the pool was spent.
     pub refused: AtomicU64,
 }
 
 impl InboundBudget {
-    /// A budget of `cap` bytes.
-    pub fn new(cap: usize) -> Self {
+    /// A pool of `cap` bytes beyond `share` bytes per connection.
+    pub fn new(cap: usize, share: usize) -> Self {
         Self {
             cap,
+            share,
+            pooled: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
         }
     }
 
-    /// Takes `bytes` from the budget, or counts a refusal and takes nothing.
-    pub fn try_take(&self, bytes: usize) -> bool {
-        let taken = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.cap)
-            })
-            .is_ok();
-        if !taken {
+    /// Bytes of a holding of `held` that come from the pool.
+    fn beyond_share(&self, held: usize) -> usize {
+        held.saturating_sub(self.share)
+    }
+
+    /// A connection holding `held` bytes takes `bytes` more, or a refusal is counted and
+    /// nothing is taken.
+    pub fn try_take(&self, held: usize, bytes: usize) -> bool {
+        let Some(after) = held.checked_add(bytes) else {
             self.refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        let pooled = self.beyond_share(after) - self.beyond_share(held);
+        if pooled > 0 {
+            let taken = self
+                .pooled
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                    used.checked_add(pooled).filter(|&total| total <= self.cap)
+                })
+                .is_ok();
+            if !taken {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
         }
-        taken
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+        true
     }
 
-    /// Returns `bytes` taken earlier.
-    pub fn give_back(&self, bytes: usize) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                Some(used.saturating_sub(bytes))
-            });
+    /// A connection holding `held` bytes gives `bytes` of them back.
+    pub fn give_back(&self, held: usize, bytes: usize) {
+        let bytes = bytes.min(held);
+        let pooled = self.beyond_share(held) - self.beyond_share(held - bytes);
+        saturating_sub(&self.pooled, pooled);
+        saturating_sub(&self.used, bytes);
     }
 
-    /// Bytes taken now.
+    /// Bytes held now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
+
+    /// Bytes held beyond the connections' shares now.
+    pub fn pooled(&self) -> usize {
+        self.pooled.load(Ordering::Relaxed)
+    }
+}
+
+fn saturating_sub(counter: &AtomicUsize, bytes: usize) {
+    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+        Some(used.saturating_sub(bytes))
+    });
 }
 
 #[cfg(test)]
@@ -341,15 +396,40 @@ mod tests {
     }
 
     #[test]
-    fn the_inbound_budget_never_passes_its_cap() {
-        let budget = InboundBudget::new(100);
-        assert!(budget.try_take(60));
-        assert!(!budget.try_take(41));
-        assert!(budget.try_take(40));
-        assert!(!budget.try_take(1));
-        budget.give_back(60);
-        assert_eq!(budget.used(), 40);
-        assert!(!budget.try_take(usize::MAX));
-        assert_eq!(budget.refused.load(Ordering::Relaxed), 3);
+    fn the_inbound_pool_never_passes_its_cap() {
+        // No share: every byte comes from the pool.
+        let budget = InboundBudget::new(100, 0);
+        assert!(budget.try_take(0, 60));
+        assert!(!budget.try_take(0, 41));
+        assert!(budget.try_take(0, 40));
+        assert!(!budget.try_take(40, 1));
+        budget.give_back(60, 60);
+        assert_eq!((budget.used(), budget.pooled()), (40, 40));
+        assert!(!budget.try_take(40, usize::MAX));
+        assert!(!budget.try_take(usize::MAX, 1));
+        assert_eq!(budget.refused.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_connection_within_its_share_gets_through_when_large_holders_spent_the_pool() {
+        let budget = InboundBudget::new(100, 10);
+        // A large holder: its first 10 bytes are its share, the next 100 the whole pool.
+        assert!(budget.try_take(0, 110));
+        assert!(!budget.try_take(110, 1), "the pool is spent");
+        assert!(
+            !budget.try_take(0, 11),
+            "another large message does not fit"
+        );
+        // Small holders still get their share, and only that.
+        assert!(budget.try_take(0, 6));
+        assert!(budget.try_take(6, 4));
+        assert!(!budget.try_take(10, 1));
+        assert_eq!((budget.used(), budget.pooled()), (120, 100));
+        // Bytes given back leave the pool first (they were the last taken).
+        budget.give_back(110, 50);
+        assert_eq!((budget.used(), budget.pooled()), (70, 50));
+        budget.give_back(60, 60);
+        budget.give_back(10, 10);
+        assert_eq!((budget.used(), budget.pooled()), (0, 0));
     }
 }

@@ -260,7 +260,7 @@ impl Charge<'_> {
         if held.saturating_add(bytes) > self.budget.connection_cap {
             return Err(StreamRead::ConnectionBufferFull);
         }
-        if !self.budget.node.try_take(bytes) {
+        if !self.budget.node.try_take(held, bytes) {
             return Err(StreamRead::NodeBufferFull);
         }
         self.budget.connection.fetch_add(bytes, Ordering::Relaxed);
@@ -271,10 +271,11 @@ impl Charge<'_> {
 
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
-        self.budget
+        let held = self
+            .budget
             .connection
             .fetch_sub(self.bytes, Ordering::Relaxed);
-        self.budget.node.give_back(self.bytes);
+        self.budget.node.give_back(held, self.bytes);
     }
 }
 
