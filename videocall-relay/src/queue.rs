@@ -15,7 +15,7 @@
 //! class. The FIFO holds at most one entry per queued packet, and the queue's bytes are bounded.
 
 use std::collections::{HashSet, VecDeque};
-use videocall_types::SessionId;
+use videocall_types::{SessionId, StreamKey};
 
 use crate::classify::Class;
 use crate::config::RelayConfig;
@@ -88,8 +88,8 @@ pub(crate) struct OutQueue {
     control: usize,
     /// Every packet handed out and not yet reported written: (budget, bytes not yet written).
     fifo: VecDeque<(Budget, u32)>,
-    /// Streams (publisher, is-screen) waiting for a keyframe.
-    skipping: HashSet<(SessionId, bool)>,
+    /// Streams waiting for a keyframe.
+    skipping: HashSet<StreamKey>,
 }
 
 impl OutQueue {
@@ -98,21 +98,21 @@ impl OutQueue {
         self.media + self.control
     }
 
-    pub(crate) fn skipping(&self) -> Vec<(SessionId, bool)> {
+    pub(crate) fn skipping(&self) -> Vec<StreamKey> {
         let mut v: Vec<_> = self.skipping.iter().copied().collect();
         v.sort_unstable();
         v
     }
 
     /// Marks a stream as waiting for its next keyframe.
-    pub(crate) fn skip(&mut self, stream: (SessionId, bool)) {
+    pub(crate) fn skip(&mut self, stream: StreamKey) {
         self.skipping.insert(stream);
     }
 
     /// Forgets the streams of a publisher that left.
     pub(crate) fn forget_publisher(&mut self, publisher: SessionId) {
-        self.skipping.remove(&(publisher, false));
-        self.skipping.remove(&(publisher, true));
+        self.skipping.remove(&StreamKey::camera(publisher));
+        self.skipping.remove(&StreamKey::screen(publisher));
     }
 
     /// The congestion policy: whether `len` more bytes of `class` from `publisher` fit, counting
@@ -129,7 +129,7 @@ impl OutQueue {
         let node_room = node.fits(len, class);
         match class {
             Class::Video { screen, key } => {
-                let stream = (publisher, screen);
+                let stream = StreamKey::of_video(publisher, screen);
                 let video_room = self.media + len <= config.queue_video_bytes && node_room;
                 let skipping = self.skipping.contains(&stream);
                 if skipping {

@@ -6,7 +6,7 @@
 //! meeting are ignored (and counted), and what is kept is sorted, deduplicated and shrunk, so
 //! both its memory and the work of building it are bounded by the meeting's size.
 
-use videocall_types::{SessionId, SubscriptionPacket};
+use videocall_types::{SessionId, StreamKey, StreamKind, SubscriptionPacket};
 
 /// The video streams a session wants; sorted ids, looked up by binary search.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -17,9 +17,12 @@ pub(crate) struct Subscription {
 
 impl Subscription {
     /// Whether the session wants `publisher`'s camera (`screen == false`) or screen stream.
-    pub(crate) fn wants(&self, publisher: SessionId, screen: bool) -> bool {
-        let list = if screen { &self.screen } else { &self.video };
-        list.binary_search(&publisher.get()).is_ok()
+    pub(crate) fn wants(&self, stream: StreamKey) -> bool {
+        let list = match stream.kind {
+            StreamKind::Camera => &self.video,
+            StreamKind::Screen => &self.screen,
+        };
+        list.binary_search(&stream.session.get()).is_ok()
     }
 
     /// The subscription `packet` asks for (`None`: every publisher), keeping only ids for which
@@ -49,7 +52,7 @@ impl Subscription {
     }
 
     /// Streams in `self` that `old` did not want (`None`: everything was wanted), in order.
-    pub(crate) fn newly_wanted(&self, old: Option<&Subscription>) -> Vec<(SessionId, bool)> {
+    pub(crate) fn newly_wanted(&self, old: Option<&Subscription>) -> Vec<StreamKey> {
         let Some(old) = old else {
             return Vec::new();
         };
@@ -59,8 +62,9 @@ impl Subscription {
                 let Some(p) = SessionId::from_wire(*raw) else {
                     continue;
                 };
-                if !old.wants(p, screen) {
-                    fresh.push((p, screen));
+                let stream = StreamKey::of_video(p, screen);
+                if !old.wants(stream) {
+                    fresh.push(stream);
                 }
             }
         }
@@ -89,8 +93,8 @@ mod tests {
         assert_eq!(sub.screen, [id(2)]);
         // 99, 98 and the invalid 0.
         assert_eq!(ignored, 3);
-        assert!(sub.wants(SessionId::new(1, 3), false));
-        assert!(!sub.wants(SessionId::new(1, 3), true));
+        assert!(sub.wants(StreamKey::camera(SessionId::new(1, 3))));
+        assert!(!sub.wants(StreamKey::screen(SessionId::new(1, 3))));
     }
 
     #[test]
@@ -110,7 +114,10 @@ mod tests {
         };
         assert_eq!(
             new.newly_wanted(Some(&old)),
-            [(SessionId::new(1, 2), false), (SessionId::new(1, 1), true)]
+            [
+                StreamKey::camera(SessionId::new(1, 2)),
+                StreamKey::screen(SessionId::new(1, 1))
+            ]
         );
         assert!(new.newly_wanted(None).is_empty());
     }

@@ -234,6 +234,16 @@ impl StreamKey {
             kind: StreamKind::Screen,
         }
     }
+
+    /// The stream of `session` a video packet belongs to: the screen for MediaType SCREEN
+    /// (`screen`), else the camera.
+    pub fn of_video(session: SessionId, screen: bool) -> Self {
+        if screen {
+            Self::screen(session)
+        } else {
+            Self::camera(session)
+        }
+    }
 }
 
 #[cfg(test)]

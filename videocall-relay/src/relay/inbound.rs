@@ -361,8 +361,8 @@ impl Relay {
         for stream in &fresh {
             s.queue.skip(*stream);
         }
-        for (publisher, _) in fresh {
-            self.request_keyframe(now, &meeting_id, session, publisher, None);
+        for stream in fresh {
+            self.request_keyframe(now, &meeting_id, session, stream.session, None);
         }
     }
 }

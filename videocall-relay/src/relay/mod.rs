@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use videocall_types::{MeetingId, SessionId, UserId};
+use videocall_types::{MeetingId, SessionId, StreamKey, UserId};
 
 use crate::config::RelayConfig;
 use crate::error::JoinError;
@@ -103,8 +103,8 @@ pub struct SessionInfo {
     pub meeting: MeetingId,
     /// Bytes handed out in `Transmit` and not yet reported written.
     pub queued_bytes: usize,
-    /// Streams (publisher, is-screen) it waits a keyframe for, sorted.
-    pub skipping: Vec<(SessionId, bool)>,
+    /// Streams it waits a keyframe for, sorted.
+    pub skipping: Vec<StreamKey>,
 }
 
 /// One relay node's meetings and sessions. See the crate docs for the run loop.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use videocall_types::{MeetingId, SessionId};
+use videocall_types::{MeetingId, SessionId, StreamKey};
 
 use super::session::Session;
 use super::timer::Timer;
@@ -41,7 +41,7 @@ impl Delivery<'_> {
         class: Class,
     ) -> Verdict {
         if let (Class::Video { screen, .. }, Some(sub)) = (class, &session.subscription)
-            && !sub.wants(publisher, screen)
+            && !sub.wants(StreamKey::of_video(publisher, screen))
         {
             return Verdict::Filtered;
         }
