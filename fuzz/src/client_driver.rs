@@ -13,7 +13,7 @@ use prost::Message;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use videocall_client::e2ee::{E2ee, E2eeConfig, Identity};
-use videocall_client::{Action, ClientConfig, ConnectionState, Session};
+use videocall_client::{Action, ClientConfig, ConnectionState, Session, Subscription};
 use videocall_types::proto::{SealedMedia, SenderKeyPacket, WrappedSenderKey};
 use videocall_types::{
     MediaPacket, MeetingId, MeetingPacket, PacketType, PacketWrapper, RsaPacket, SYSTEM_USER_ID,
@@ -272,10 +272,21 @@ impl Driver {
                 }
                 _ => {
                     let all = r.u8() & 1 == 1;
-                    let ids: Vec<u64> = r.rest().iter().map(|b| session_id(*b)).collect();
+                    let ids: Vec<SessionId> = r
+                        .rest()
+                        .iter()
+                        .filter_map(|b| SessionId::from_wire(session_id(*b)))
+                        .collect();
                     let split = ids.len() / 2;
-                    let video = (!all).then(|| (ids[..split].to_vec(), ids[split..].to_vec()));
-                    self.session.set_subscription(video);
+                    let subscription = if all {
+                        Subscription::All
+                    } else {
+                        Subscription::Only {
+                            video: ids[..split].to_vec(),
+                            screen: ids[split..].to_vec(),
+                        }
+                    };
+                    self.session.subscribe(&subscription);
                 }
             },
         }

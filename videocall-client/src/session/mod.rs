@@ -427,19 +427,6 @@ impl Session {
         self.send_subscription();
     }
 
-    /// [`Session::subscribe`] with bare lists (camera sessions, screen sessions); `None`: from
-    /// everyone. Ids that are no session (0) are ignored.
-    pub fn set_subscription(&mut self, video: Option<(Vec<u64>, Vec<u64>)>) {
-        let ids = |list: Vec<u64>| list.into_iter().filter_map(SessionId::from_wire).collect();
-        self.subscribe(&match video {
-            Some((video, screen)) => Subscription::Only {
-                video: ids(video),
-                screen: ids(screen),
-            },
-            None => Subscription::All,
-        });
-    }
-
     /// The next packet to write to the transport.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.pop_front()

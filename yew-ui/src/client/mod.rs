@@ -12,13 +12,13 @@ mod media;
 mod pump;
 
 use futures_channel::mpsc::{self, UnboundedSender};
-use videocall_client::ClientConfig;
+use videocall_client::{ClientConfig, Subscription};
 use videocall_types::{MeetingId, UserId};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
 use yew::Callback;
 
-use crate::state::{Action, MediaIntent, Subscription};
+use crate::state::{Action, MediaIntent};
 use pump::{Input, Pump};
 
 /// A handle to the running meeting; dropping it leaves.
@@ -57,8 +57,8 @@ impl MeetingClient {
         self.send(Input::Media(want));
     }
 
-    /// Receives the video of these peers only (`None`: everyone's), as the reducer chose.
-    pub(crate) fn set_subscription(&self, subscription: Option<Subscription>) {
+    /// Receives the video the reducer chose.
+    pub(crate) fn set_subscription(&self, subscription: Subscription) {
         self.send(Input::Subscription(subscription));
     }
 

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use gloo_timers::future::TimeoutFuture;
 use videocall_client::e2ee::{Identity, UnwrapRequest};
-use videocall_client::{Action as SessionAction, ClientConfig, Event, Session};
+use videocall_client::{Action as SessionAction, ClientConfig, Event, Session, Subscription};
 use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
@@ -26,7 +26,7 @@ use yew::Callback;
 use super::endpoints;
 use super::media::MediaPipeline;
 use crate::media::{PacketSink, log, now_ms};
-use crate::state::{Action, MediaIntent, Subscription, TransportKind};
+use crate::state::{Action, MediaIntent, TransportKind};
 use crate::transport::{Endpoints, Transport};
 
 /// How often heartbeat state, session timers and statistics are looked at.
@@ -37,7 +37,7 @@ pub(crate) enum Input {
     /// The reducer's wish for our own media.
     Media(MediaIntent),
     /// The reducer's choice of whose video to receive.
-    Subscription(Option<Subscription>),
+    Subscription(Subscription),
     /// Retry pressed after a failed join.
     Retry,
     /// The page left (or went away).
@@ -200,9 +200,7 @@ impl Pump {
                 let joined = self.session.session_id().is_some();
                 self.media.apply(want, joined);
             }
-            Input::Subscription(subscription) => self
-                .session
-                .set_subscription(subscription.as_ref().map(Subscription::to_wire)),
+            Input::Subscription(subscription) => self.session.subscribe(&subscription),
             Input::Retry => match &self.identity {
                 Some(identity) => {
                     self.session =

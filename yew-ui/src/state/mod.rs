@@ -10,7 +10,7 @@ mod lobby;
 mod tiles;
 
 pub use lobby::{LobbyAction, LobbyPhase, LobbyState};
-pub use tiles::{MAX_VISIBLE_VIDEOS, Subscription};
+pub use tiles::MAX_VISIBLE_VIDEOS;
 
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

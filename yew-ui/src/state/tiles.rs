@@ -5,31 +5,13 @@
 //! the camera video of the pinned peer and then of the first camera tiles in grid order; screens
 //! always, since a shared screen is what everyone looks at.
 
+use videocall_client::Subscription;
 use videocall_types::{SessionId, StreamKey};
 
 use super::MeetingState;
 
 /// Most remote camera videos received at once (the visible grid).
 pub const MAX_VISIBLE_VIDEOS: usize = 9;
-
-/// The video the page asks the relay for when it does not take everyone's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    /// Camera video from these sessions, at most [`MAX_VISIBLE_VIDEOS`].
-    pub video: Vec<SessionId>,
-    /// Screens from these sessions.
-    pub screen: Vec<SessionId>,
-}
-
-impl Subscription {
-    /// As `videocall_client::Session::set_subscription` takes it.
-    pub fn to_wire(&self) -> (Vec<u64>, Vec<u64>) {
-        (
-            self.video.iter().map(|s| s.get()).collect(),
-            self.screen.iter().map(|s| s.get()).collect(),
-        )
-    }
-}
 
 impl MeetingState {
     /// The remote tiles in the order the grid draws them: screen shares first (a shared screen
@@ -57,16 +39,16 @@ impl MeetingState {
         pinned.into_iter().chain(cameras).take(max).collect()
     }
 
-    /// What to ask the relay for: `None` (everyone's video) while every peer fits in the grid,
-    /// else the [`visible`](Self::visible) cameras and every screen.
-    pub fn subscription(&self) -> Option<Subscription> {
+    /// What to ask the relay for: everyone's video while every peer fits in the grid, else
+    /// the [`visible`](Self::visible) cameras and every screen.
+    pub fn subscription(&self) -> Subscription {
         if self.peers.len() <= MAX_VISIBLE_VIDEOS {
-            return None;
+            return Subscription::All;
         }
-        Some(Subscription {
+        Subscription::Only {
             video: self.visible(MAX_VISIBLE_VIDEOS),
             screen: self.peers.keys().copied().collect(),
-        })
+        }
     }
 }
 
@@ -74,6 +56,14 @@ impl MeetingState {
 mod tests {
     use super::*;
     use crate::state::{Action, TransportKind};
+
+    /// The camera and screen lists of an `Only` subscription.
+    fn only(subscription: Subscription) -> (Vec<SessionId>, Vec<SessionId>) {
+        match subscription {
+            Subscription::Only { video, screen } => (video, screen),
+            Subscription::All => panic!("everyone's video"),
+        }
+    }
 
     fn sid(n: u32) -> SessionId {
         SessionId::new(0, n)
@@ -105,13 +95,13 @@ mod tests {
         let mut want = sids([11]);
         want.extend(sids(1..=8));
         assert_eq!(s.visible(MAX_VISIBLE_VIDEOS), want);
-        let subscription = s.subscription().expect("12 peers do not fit the grid");
-        assert_eq!(subscription.video, want);
-        assert_eq!(subscription.screen, sids(1..=12), "screens always");
+        let (video, screen) = only(s.subscription());
+        assert_eq!(video, want);
+        assert_eq!(screen, sids(1..=12), "screens always");
+        // The wire carries the same streams (as a sorted set).
         assert_eq!(
-            subscription.to_wire().0,
-            [11, 1, 2, 3, 4, 5, 6, 7, 8],
-            "the wire carries the same order"
+            s.subscription().to_packet().video,
+            [1, 2, 3, 4, 5, 6, 7, 8, 11]
         );
     }
 
@@ -124,12 +114,16 @@ mod tests {
         let s = s.reduce(Action::PeerLeft { session: sid(1) });
         assert_eq!(s.visible(MAX_VISIBLE_VIDEOS), sids(2..=10));
         assert_eq!(
-            s.subscription().map(|sub| sub.video),
-            Some(sids(2..=10)),
+            only(s.subscription()).0,
+            sids(2..=10),
             "ten peers left: the tenth tile has no video"
         );
         let s = s.reduce(Action::PeerLeft { session: sid(2) });
-        assert_eq!(s.subscription(), None, "nine fit: everyone's video");
+        assert_eq!(
+            s.subscription(),
+            Subscription::All,
+            "nine fit: everyone's video"
+        );
     }
 
     #[test]
@@ -155,13 +149,13 @@ mod tests {
     #[test]
     fn nine_peers_take_everyone_s_video() {
         let s = meeting_of(9).reduce(Action::Pin(sid(3)));
-        assert_eq!(s.subscription(), None);
+        assert_eq!(s.subscription(), Subscription::All);
         let s = s.reduce(Action::PeerJoined {
             session: sid(10),
             user: "late".into(),
         });
-        let sub = s.subscription().expect("ten peers");
-        assert_eq!(sub.video.first(), Some(&sid(3)));
-        assert!(!sub.video.contains(&sid(10)), "the tenth tile has no video");
+        let (video, _) = only(s.subscription());
+        assert_eq!(video.first(), Some(&sid(3)));
+        assert!(!video.contains(&sid(10)), "the tenth tile has no video");
     }
 }
