@@ -275,8 +275,16 @@ fn an_ended_meeting_ends_every_session_for_good() {
 
 #[test]
 fn a_session_replaced_by_a_newer_connection_of_its_user_does_not_take_it_back() {
-    // The close code alone (4012: no in-band event) ends the older session.
+    for close_codes_lost in [false, true] {
+        // The in-band SESSION_REPLACED ends the older session even where the transport does
+        // not show the close code (4012): a browser's WebTransport.
+        replaced(close_codes_lost);
+    }
+}
+
+fn replaced(close_codes_lost: bool) {
     let mut w = meeting(&["alice", "bob"]);
+    w.close_codes_lost = close_codes_lost;
     let newer = w.add(session("alice"));
     w.run_for(Duration::from_millis(10));
     assert_eq!(ended(&w, 0), [FinalClose::Replaced]);

@@ -493,6 +493,11 @@ impl Session {
                 self.end(FinalClose::Removed);
             }
             Ok(MeetingEventType::MeetingEnded) => self.end(FinalClose::MeetingEnded),
+            Ok(MeetingEventType::SessionReplaced)
+                if Some(event.session_id) == self.session_id().map(SessionId::get) =>
+            {
+                self.end(FinalClose::Replaced);
+            }
             Ok(MeetingEventType::ParticipantJoined) => {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;

@@ -64,6 +64,9 @@ pub(crate) struct Net {
     pub(crate) conditions: Conditions,
     /// Whether the relay accepts connections (false: every attempt is refused).
     pub(crate) up: bool,
+    /// Whether a close reaches the client without its code (a browser's WebTransport): the
+    /// session only hears that the connection ended.
+    pub(crate) close_codes_lost: bool,
     /// Client → (its connection's number, its relay session).
     links: HashMap<usize, (u64, SessionId)>,
     next_link: u64,
@@ -89,6 +92,7 @@ impl Net {
             events: Vec::new(),
             conditions,
             up: true,
+            close_codes_lost: false,
             links: HashMap::new(),
             next_link: 0,
             in_flight: BinaryHeap::new(),
@@ -182,7 +186,12 @@ impl Net {
                 (_, Carried::Close(reason)) => {
                     self.links.remove(&hop.client);
                     let code = u32::from(reason.close_code());
-                    self.clients[hop.client].handle_closed(self.now, code, reason.as_str());
+                    let client = &mut self.clients[hop.client];
+                    if self.close_codes_lost {
+                        client.handle_disconnected(self.now, "connection closed");
+                    } else {
+                        client.handle_closed(self.now, code, reason.as_str());
+                    }
                 }
             }
         }

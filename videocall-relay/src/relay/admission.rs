@@ -223,6 +223,15 @@ impl Relay {
         }
         let id = self.join_session(now, join)?;
         for old in replaced {
+            // Said in band too: not every transport shows the client the close code.
+            let event = MeetingPacket {
+                event_type: MeetingEventType::SessionReplaced as i32,
+                room_id: meeting_id.as_str().to_owned(),
+                message: CloseReason::Replaced.as_str().to_owned(),
+                session_id: old.get(),
+                ..Default::default()
+            };
+            self.send_to(old, packets::encode(&packets::meeting_event(&event)));
             self.close(now, old, CloseReason::Replaced);
         }
         if let Some(meeting) = self.meetings.get_mut(&meeting_id) {
