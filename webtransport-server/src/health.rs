@@ -1,20 +1,37 @@
-//! A minimal HTTP/1.1 endpoint for the standalone WebTransport server: `GET /healthz` (200 only
+//! The standalone WebTransport server's HTTP/1.1 endpoint (hyper): `GET /healthz` (200 only
 //! while the bus is connected and the node is not draining; `NodeHandle::health`), `GET
-//! /metrics` (Prometheus text) and `GET /api/v1/webtransport/certificate_hash`. One request per
-//! connection.
+//! /metrics` (Prometheus text) and `GET /api/v1/webtransport/certificate_hash`.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{debug, info};
 use videocall_relay::node::NodeHandle;
 
 use crate::WtMetrics;
 use crate::admission::Gatekeeper;
 use crate::limits::NodeLimits;
+
+/// What the endpoint reads to answer.
+#[derive(Clone)]
+struct State {
+    node: NodeHandle,
+    metrics: Arc<WtMetrics>,
+    limits: Arc<NodeLimits>,
+    gatekeeper: Arc<Gatekeeper>,
+    certificate_hash: [u8; 32],
+}
 
 /// Serves until `shutdown` turns true.
 pub async fn serve(
@@ -28,76 +45,86 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     info!("health and metrics on http://{listen}");
+    let state = State {
+        node,
+        metrics,
+        limits,
+        gatekeeper,
+        certificate_hash,
+    };
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
-        let (node, metrics, limits) = (node.clone(), metrics.clone(), limits.clone());
-        let gatekeeper = gatekeeper.clone();
+        let state = state.clone();
         tokio::spawn(async move {
-            // A client that never finishes its request is dropped after the handshake timeout.
-            let deadline = limits.handshake_timeout;
-            let answered = answer(
-                stream,
-                &node,
-                (&metrics, &limits, &gatekeeper),
-                certificate_hash,
-            );
-            let _ = tokio::time::timeout(deadline, answered).await;
+            // A client that keeps a connection open without finishing its request is dropped
+            // after the handshake timeout; a scrape or probe takes milliseconds.
+            let deadline = state.limits.handshake_timeout;
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(answer(&state, &request).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(deadline, connection).await {
+                Ok(Err(e)) => debug!("health endpoint: {e}"),
+                Err(_) => debug!("health endpoint: request not finished in {deadline:?}"),
+                Ok(Ok(())) => {}
+            }
         });
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    node: &NodeHandle,
-    (metrics, limits, gatekeeper): (&WtMetrics, &NodeLimits, &Gatekeeper),
-    certificate_hash: [u8; 32],
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    // Read the request head (bounded); only the request line matters.
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < buf.len() {
-        let n = stream.read(&mut buf[len..]).await?;
-        if n == 0 {
-            break;
-        }
-        len += n;
+async fn answer(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let (status, content_type, body) = match path {
-        "/healthz" => match node.health() {
-            Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
-            Err(reason) => (
-                "503 Service Unavailable",
+    match request.uri().path() {
+        "/healthz" => match state.node.health() {
+            Ok(()) => text(StatusCode::OK, "text/plain", "ok\n"),
+            Err(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 format!("{reason}\n"),
             ),
         },
-        "/metrics" => match node.render_metrics().await {
-            Ok(mut text) => {
-                metrics.render(&mut text);
-                limits.render(&mut text);
-                gatekeeper.render(&mut text);
-                ("200 OK", "text/plain; version=0.0.4", text)
+        "/metrics" => match state.node.render_metrics().await {
+            Ok(mut body) => {
+                state.metrics.render(&mut body);
+                state.limits.render(&mut body);
+                state.gatekeeper.render(&mut body);
+                text(StatusCode::OK, "text/plain; version=0.0.4", body)
             }
-            Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{e}\n"),
+            ),
         },
-        "/api/v1/webtransport/certificate_hash" => (
-            "200 OK",
+        "/api/v1/webtransport/certificate_hash" => text(
+            StatusCode::OK,
             "application/json",
-            certificate_hash_json(&certificate_hash),
+            certificate_hash_json(&state.certificate_hash),
         ),
-        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    response
 }
 
 /// `{"algorithm":"sha-256","value":[..32 bytes..],"hex":"…"}`: `value` goes straight into
