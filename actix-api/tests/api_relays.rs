@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use videocall_testkit::client::TestClient;
-use videocall_testkit::packets::is_joined;
-use videocall_testkit::process::single_node;
+use videocall_testkit::nats::NatsServer;
+use videocall_testkit::packets::{audio, is_audio, is_joined};
+use videocall_testkit::postgres::Postgres;
+use videocall_testkit::process::{Service, binary, certificate_hash, single_node, wait_for_status};
+use videocall_testkit::{free_tcp_port, free_udp_port};
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
 
@@ -68,6 +71,14 @@ fn guest(port: u16, name: &str) -> (String, String) {
     assert_eq!(reply.status, 200, "{reply:?}");
     let id = reply.json["id"].as_str().expect("the user's id").to_owned();
     (reply.cookie.expect("a login cookie"), id)
+}
+
+/// How a WebTransport session to `url` was refused: the CONNECT error, or the close after it.
+async fn wt_refusal(url: &str, hash: [u8; 32]) -> String {
+    match TestClient::webtransport(url, hash).await {
+        Err(e) => format!("{e:#}"),
+        Ok(mut client) => client.closed().await,
+    }
 }
 
 /// The status of a refused WebSocket upgrade (panics if it is accepted).
@@ -172,4 +183,109 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
     assert!(ended.status < 300, "{ended:?}");
     let reason = host_client.closed().await;
     assert!(reason.contains("ended"), "{reason}");
+}
+
+/// The scale-out shape of docker compose and the Helm chart: actix-api and a standalone
+/// webtransport-server on one nats-server, both given the same PostgreSQL in DATABASE_URL. A
+/// meeting made protected through the API is protected on the WebTransport relay too: a plain
+/// `/lobby/{user}/{meeting}` there is refused (4403), its room token gets in; an open meeting
+/// takes plain joins on both relays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_webtransport_server_keeps_protected_meetings_shut_to_plain_joins() {
+    let pg = Postgres::start();
+    let nats = NatsServer::start();
+    let env = [
+        ("DATABASE_URL", pg.url.clone()),
+        ("JWT_SECRET", SECRET.to_owned()),
+    ];
+    let http = free_tcp_port();
+    let api_args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--nats-url".to_owned(),
+        nats.url(),
+    ];
+    let _api = Service::start(&binary("actix-api"), &api_args, &env, "Ctrl-C stops.");
+    let (health, udp) = (free_tcp_port(), free_udp_port());
+    let wt_args = vec![
+        "--webtransport-listen".to_owned(),
+        format!("[::]:{udp}"),
+        "--health-listen".to_owned(),
+        format!("127.0.0.1:{health}"),
+        "--nats-url".to_owned(),
+        nats.url(),
+    ];
+    let _wt = Service::start(
+        &binary("webtransport-server"),
+        &wt_args,
+        &env,
+        "webtransport-server:",
+    );
+    wait_for_status(health, "/healthz", 200);
+    let hash = certificate_hash(health);
+    let wt = |path: &str| format!("https://127.0.0.1:{udp}{path}");
+
+    let (host, _) = guest(http, "Host");
+    for (id, access) in [("shut", "protected"), ("ajar", "open")] {
+        let created = call(
+            http,
+            "POST",
+            "/api/v1/meetings",
+            Some(&host),
+            Some(json!({ "id": id, "access": access })),
+        );
+        assert_eq!(created.status, 201, "{created:?}");
+    }
+    let joined = call(
+        http,
+        "POST",
+        "/api/v1/meetings/shut/join",
+        Some(&host),
+        Some(json!({})),
+    );
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let host_token = joined.json["token"].as_str().expect("a room token");
+    let mut host_client =
+        TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby?token={host_token}"))
+            .await
+            .expect("the host's token opens the meeting on actix-api");
+
+    // No token, protected meeting: refused by the WebTransport relay as by the WebSocket one.
+    let refused = wt_refusal(&wt("/lobby/mallory/shut"), hash).await;
+    assert!(refused.contains("4403"), "{refused}");
+    assert_eq!(
+        ws_refusal(&format!("ws://127.0.0.1:{http}/lobby/mallory/shut")).await,
+        403
+    );
+
+    // A guest's room token opens it on the WebTransport relay; the host on the other relay
+    // sees them and hears them (across NATS).
+    let (guest_cookie, guest_id) = guest(http, "Guest");
+    let joined = call(
+        http,
+        "POST",
+        "/api/v1/meetings/shut/join",
+        Some(&guest_cookie),
+        Some(json!({})),
+    );
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let guest_token = joined.json["token"].as_str().expect("a room token");
+    let guest_client = TestClient::webtransport(&wt(&format!("/lobby?token={guest_token}")), hash)
+        .await
+        .expect("the guest's token opens the meeting on webtransport-server");
+    host_client.recv_until(|w| is_joined(w, &guest_id)).await;
+    guest_client.send(audio("guest-over-wt"));
+    host_client
+        .recv_until(|w| is_audio(w, "guest-over-wt"))
+        .await;
+
+    // An open meeting takes plain joins on the WebTransport relay.
+    let mut walker = TestClient::webtransport(&wt("/lobby/walker/ajar"), hash)
+        .await
+        .expect("an open meeting takes a plain join");
+    let mut other = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/other/ajar"))
+        .await
+        .expect("an open meeting takes a plain join");
+    walker.recv_until(|w| is_joined(w, "other")).await;
+    other.recv_until(|w| is_joined(w, "walker")).await;
 }
