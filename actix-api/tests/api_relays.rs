@@ -1,10 +1,12 @@
 //! The meeting API and the relays of one real node together: what a host decides through
 //! `/api/v1/` is what the relay enforces, on real sockets. A joiner still waiting is refused by
-//! the relay; once admitted its room token opens the meeting; a removal closes its connection
-//! within a second; ending the meeting closes everyone's.
+//! the relay; once admitted its room token opens the meeting; a host's ask-to-mute reaches it;
+//! a removal closes its connection within a second; ending the meeting closes everyone's. The
+//! standalone webtransport-server keeps protected meetings shut to plain joins (DATABASE_URL).
 
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use serde_json::{Value, json};
 use videocall_testkit::client::TestClient;
 use videocall_testkit::nats::NatsServer;
@@ -12,6 +14,7 @@ use videocall_testkit::packets::{audio, is_audio, is_joined};
 use videocall_testkit::postgres::Postgres;
 use videocall_testkit::process::{Service, binary, certificate_hash, single_node, wait_for_status};
 use videocall_testkit::{free_tcp_port, free_udp_port};
+use videocall_types::{MeetingEventType, MeetingPacket, PacketType};
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
 
@@ -96,7 +99,7 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
     let ws = |path: &str| format!("ws://127.0.0.1:{http}{path}");
 
     // The host creates a protected meeting with a waiting room and joins it.
-    let (host, _) = guest(http, "Host");
+    let (host, host_id) = guest(http, "Host");
     let created = call(
         http,
         "POST",
@@ -152,6 +155,37 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
         .await
         .expect("the guest's token opens the meeting");
     host_client.recv_until(|w| is_joined(w, &guest_id)).await;
+
+    // The host asks the guest to mute: the request reaches the guest's connection; an
+    // attendee asking is refused (403) and nothing reaches the host.
+    let mute = call(
+        http,
+        "POST",
+        &format!("/api/v1/meetings/guarded/participants/{guest_id}/mute"),
+        Some(&host),
+        None,
+    );
+    assert_eq!(mute.status, 202, "{mute:?}");
+    guest_client
+        .recv_until(|w| {
+            w.packet_type == PacketType::Meeting as i32
+                && MeetingPacket::decode(w.data.clone()).is_ok_and(|m| {
+                    m.event_type == MeetingEventType::MuteRequested as i32
+                        && m.target_user_id == guest_id.as_bytes()
+                })
+        })
+        .await;
+    let not_host = call(
+        http,
+        "POST",
+        &format!("/api/v1/meetings/guarded/participants/{host_id}/mute"),
+        Some(&guest_cookie),
+        None,
+    );
+    assert_eq!(
+        (not_host.status, &not_host.json["code"]),
+        (403, &json!("forbidden"))
+    );
 
     // The host removes the guest: its connection closes within a second, and it stays out.
     let asked = Instant::now();
