@@ -22,7 +22,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/webtransport/certificate_hash",
                 web::get().to(certificate_hash),
             )
-            .route("/api/v1/config", web::get().to(client_config));
+            .route("/api/v1/config", web::get().to(client_config))
+            // Every other path under /api/v1/ (the meeting API registers its own before this).
+            .service(web::resource(["/api/v1", "/api/v1/{tail:.*}"]).to(crate::api::no_such_route));
         if let Some(dir) = ui_dir {
             let index = dir.join("index.html");
             // Client-side routes (`/meeting/...`) get the app's index; files are served as is.

@@ -1,5 +1,6 @@
-//! Hostile input to the meeting API gets a 4xx JSON error with a code, never a 500; the OpenAPI
-//! file describes every route; a wrong database stops the node at start-up with one clear error.
+//! Hostile input to the meeting API gets a 4xx JSON error with a code, never a 500 (on
+//! PostgreSQL and on SQLite); the OpenAPI file describes every route; unknown API paths and
+//! methods are JSON errors too; a wrong database stops a relay at start-up with one clear error.
 
 mod api_support;
 
@@ -11,9 +12,10 @@ use actix_web::test::TestRequest;
 use api_support::{Kind, api, call, guest, send, service};
 use serde_json::json;
 
-#[actix_web::test]
-async fn hostile_input_gets_a_json_error_with_a_code_and_never_a_500() {
-    let (api, _relay, _db) = api(Kind::Sqlite).await;
+on_both_backends!(hostile_input_gets_a_json_error_with_a_code_and_never_a_500);
+
+async fn hostile_input_gets_a_json_error_with_a_code_and_never_a_500(kind: Kind) {
+    let (api, _relay, _db) = api(kind).await;
     let app = service(api).await;
     let (host, _) = guest(&app, "Host").await;
     let created = send(
@@ -227,28 +229,115 @@ fn the_openapi_file_describes_every_route_and_only_those() {
 }
 
 #[test]
-fn an_unreachable_database_stops_the_start_with_one_clear_error() {
+fn an_unreachable_or_wrong_database_stops_the_start_with_one_clear_error() {
     let port = videocall_testkit::free_tcp_port();
-    let out = std::process::Command::new(videocall_testkit::process::binary("actix-api"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{}", videocall_testkit::free_tcp_port()),
-        ])
-        .env(
-            "DATABASE_URL",
-            format!("postgres://app:hunter2@127.0.0.1:{port}/meet"),
-        )
-        .env("JWT_SECRET", "0123456789abcdef0123")
-        .output()
-        .expect("actix-api runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "cannot open the meeting database postgres://app:***@127.0.0.1:{port}/meet"
-        )),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let unreachable = format!("postgres://app:hunter2@127.0.0.1:{port}/meet");
+    let shown = format!("postgres://app:***@127.0.0.1:{port}/meet");
+    for (bin, url, expected) in [
+        (
+            "actix-api",
+            unreachable.clone(),
+            format!("cannot open the meeting database {shown}"),
+        ),
+        (
+            // The standalone WebTransport relay opens the same store (DATABASE_URL).
+            "webtransport-server",
+            unreachable.clone(),
+            format!("cannot open the meeting database {shown}"),
+        ),
+        (
+            "actix-api",
+            "mysql://app:hunter2@127.0.0.1/meet".to_owned(),
+            "is not supported: use postgres://… or sqlite://path".to_owned(),
+        ),
+        (
+            "actix-api",
+            "sqlite:///proc/no-such-dir/meetings.db?mode=rwc".to_owned(),
+            "cannot create its directory".to_owned(),
+        ),
+    ] {
+        let out = std::process::Command::new(videocall_testkit::process::binary(bin))
+            .args(if bin == "actix-api" {
+                vec![
+                    "--listen".to_owned(),
+                    format!("127.0.0.1:{}", videocall_testkit::free_tcp_port()),
+                ]
+            } else {
+                vec![
+                    "--health-listen".to_owned(),
+                    format!("127.0.0.1:{}", videocall_testkit::free_tcp_port()),
+                    "--webtransport-listen".to_owned(),
+                    format!("127.0.0.1:{}", videocall_testkit::free_udp_port()),
+                ]
+            })
+            .env("DATABASE_URL", &url)
+            .env("JWT_SECRET", "0123456789abcdef0123")
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bin} {url}: {stderr}");
+        assert!(stderr.contains(&expected), "{bin} {url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{bin} {url}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bin} {url}: {stderr}");
+    }
+}
+
+/// One request to a real node: status, content type, JSON body (Null when not JSON).
+fn http(port: u16, method: &str, path: &str) -> (u16, String, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/json")
+        .body("{}".to_owned())
+        .expect("a valid request");
+    let mut response = agent.run(request).expect("the node answers");
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (response.status().as_u16(), kind, json)
+}
+
+#[test]
+fn unknown_api_paths_and_methods_get_a_json_error_on_a_real_node() {
+    let (_node, port, _udp) = videocall_testkit::process::single_node(&[]);
+    for (method, path, status, code) in [
+        ("GET", "/api/v1/nope", 404, "no_such_route"),
+        (
+            "POST",
+            "/api/v1/meetings/m1/join/extra",
+            404,
+            "no_such_route",
+        ),
+        ("GET", "/api/v1", 404, "no_such_route"),
+        ("PUT", "/api/v1/meetings", 405, "method_not_allowed"),
+        ("DELETE", "/api/v1/meetings/m1", 405, "method_not_allowed"),
+        ("GET", "/api/v1/meetings/m1/join", 405, "method_not_allowed"),
+    ] {
+        let (got, kind, json) = http(port, method, path);
+        assert_eq!(
+            (got, json["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {kind} {json}"
+        );
+        assert!(
+            kind.starts_with("application/json"),
+            "{method} {path}: {kind}"
+        );
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // The node's own /api/v1 routes still answer.
+    let (got, _, json) = http(port, "GET", "/api/v1/config");
+    assert_eq!(got, 200, "{json}");
+    let (got, _, json) = http(port, "GET", "/api/v1/meetings/m1");
+    assert_eq!((got, &json["meeting_id"]), (200, &json!("m1")));
 }

@@ -1,14 +1,20 @@
 //! The meeting API and the relays of one real node together: what a host decides through
 //! `/api/v1/` is what the relay enforces, on real sockets. A joiner still waiting is refused by
-//! the relay; once admitted its room token opens the meeting; a removal closes its connection
-//! within a second; ending the meeting closes everyone's.
+//! the relay; once admitted its room token opens the meeting; a host's ask-to-mute reaches it;
+//! a removal closes its connection within a second; ending the meeting closes everyone's. The
+//! standalone webtransport-server keeps protected meetings shut to plain joins (DATABASE_URL).
 
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use serde_json::{Value, json};
 use videocall_testkit::client::TestClient;
-use videocall_testkit::packets::is_joined;
-use videocall_testkit::process::single_node;
+use videocall_testkit::nats::NatsServer;
+use videocall_testkit::packets::{audio, is_audio, is_joined};
+use videocall_testkit::postgres::Postgres;
+use videocall_testkit::process::{Service, binary, certificate_hash, single_node, wait_for_status};
+use videocall_testkit::{free_tcp_port, free_udp_port};
+use videocall_types::{MeetingEventType, MeetingPacket, PacketType};
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
 
@@ -70,6 +76,14 @@ fn guest(port: u16, name: &str) -> (String, String) {
     (reply.cookie.expect("a login cookie"), id)
 }
 
+/// How a WebTransport session to `url` was refused: the CONNECT error, or the close after it.
+async fn wt_refusal(url: &str, hash: [u8; 32]) -> String {
+    match TestClient::webtransport(url, hash).await {
+        Err(e) => format!("{e:#}"),
+        Ok(mut client) => client.closed().await,
+    }
+}
+
 /// The status of a refused WebSocket upgrade (panics if it is accepted).
 async fn ws_refusal(url: &str) -> u16 {
     match tokio_tungstenite::connect_async(url).await {
@@ -85,7 +99,7 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
     let ws = |path: &str| format!("ws://127.0.0.1:{http}{path}");
 
     // The host creates a protected meeting with a waiting room and joins it.
-    let (host, _) = guest(http, "Host");
+    let (host, host_id) = guest(http, "Host");
     let created = call(
         http,
         "POST",
@@ -142,6 +156,37 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
         .expect("the guest's token opens the meeting");
     host_client.recv_until(|w| is_joined(w, &guest_id)).await;
 
+    // The host asks the guest to mute: the request reaches the guest's connection; an
+    // attendee asking is refused (403) and nothing reaches the host.
+    let mute = call(
+        http,
+        "POST",
+        &format!("/api/v1/meetings/guarded/participants/{guest_id}/mute"),
+        Some(&host),
+        None,
+    );
+    assert_eq!(mute.status, 202, "{mute:?}");
+    guest_client
+        .recv_until(|w| {
+            w.packet_type == PacketType::Meeting as i32
+                && MeetingPacket::decode(w.data.clone()).is_ok_and(|m| {
+                    m.event_type == MeetingEventType::MuteRequested as i32
+                        && m.target_user_id == guest_id.as_bytes()
+                })
+        })
+        .await;
+    let not_host = call(
+        http,
+        "POST",
+        &format!("/api/v1/meetings/guarded/participants/{host_id}/mute"),
+        Some(&guest_cookie),
+        None,
+    );
+    assert_eq!(
+        (not_host.status, &not_host.json["code"]),
+        (403, &json!("forbidden"))
+    );
+
     // The host removes the guest: its connection closes within a second, and it stays out.
     let asked = Instant::now();
     let removed = call(
@@ -172,4 +217,109 @@ async fn what_a_host_decides_through_the_api_the_relay_enforces_at_once() {
     assert!(ended.status < 300, "{ended:?}");
     let reason = host_client.closed().await;
     assert!(reason.contains("ended"), "{reason}");
+}
+
+/// The scale-out shape of docker compose and the Helm chart: actix-api and a standalone
+/// webtransport-server on one nats-server, both given the same PostgreSQL in DATABASE_URL. A
+/// meeting made protected through the API is protected on the WebTransport relay too: a plain
+/// `/lobby/{user}/{meeting}` there is refused (4403), its room token gets in; an open meeting
+/// takes plain joins on both relays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_webtransport_server_keeps_protected_meetings_shut_to_plain_joins() {
+    let pg = Postgres::start();
+    let nats = NatsServer::start();
+    let env = [
+        ("DATABASE_URL", pg.url.clone()),
+        ("JWT_SECRET", SECRET.to_owned()),
+    ];
+    let http = free_tcp_port();
+    let api_args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--nats-url".to_owned(),
+        nats.url(),
+    ];
+    let _api = Service::start(&binary("actix-api"), &api_args, &env, "Ctrl-C stops.");
+    let (health, udp) = (free_tcp_port(), free_udp_port());
+    let wt_args = vec![
+        "--webtransport-listen".to_owned(),
+        format!("[::]:{udp}"),
+        "--health-listen".to_owned(),
+        format!("127.0.0.1:{health}"),
+        "--nats-url".to_owned(),
+        nats.url(),
+    ];
+    let _wt = Service::start(
+        &binary("webtransport-server"),
+        &wt_args,
+        &env,
+        "webtransport-server:",
+    );
+    wait_for_status(health, "/healthz", 200);
+    let hash = certificate_hash(health);
+    let wt = |path: &str| format!("https://127.0.0.1:{udp}{path}");
+
+    let (host, _) = guest(http, "Host");
+    for (id, access) in [("shut", "protected"), ("ajar", "open")] {
+        let created = call(
+            http,
+            "POST",
+            "/api/v1/meetings",
+            Some(&host),
+            Some(json!({ "id": id, "access": access })),
+        );
+        assert_eq!(created.status, 201, "{created:?}");
+    }
+    let joined = call(
+        http,
+        "POST",
+        "/api/v1/meetings/shut/join",
+        Some(&host),
+        Some(json!({})),
+    );
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let host_token = joined.json["token"].as_str().expect("a room token");
+    let mut host_client =
+        TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby?token={host_token}"))
+            .await
+            .expect("the host's token opens the meeting on actix-api");
+
+    // No token, protected meeting: refused by the WebTransport relay as by the WebSocket one.
+    let refused = wt_refusal(&wt("/lobby/mallory/shut"), hash).await;
+    assert!(refused.contains("4403"), "{refused}");
+    assert_eq!(
+        ws_refusal(&format!("ws://127.0.0.1:{http}/lobby/mallory/shut")).await,
+        403
+    );
+
+    // A guest's room token opens it on the WebTransport relay; the host on the other relay
+    // sees them and hears them (across NATS).
+    let (guest_cookie, guest_id) = guest(http, "Guest");
+    let joined = call(
+        http,
+        "POST",
+        "/api/v1/meetings/shut/join",
+        Some(&guest_cookie),
+        Some(json!({})),
+    );
+    assert_eq!(joined.status, 200, "{joined:?}");
+    let guest_token = joined.json["token"].as_str().expect("a room token");
+    let guest_client = TestClient::webtransport(&wt(&format!("/lobby?token={guest_token}")), hash)
+        .await
+        .expect("the guest's token opens the meeting on webtransport-server");
+    host_client.recv_until(|w| is_joined(w, &guest_id)).await;
+    guest_client.send(audio("guest-over-wt"));
+    host_client
+        .recv_until(|w| is_audio(w, "guest-over-wt"))
+        .await;
+
+    // An open meeting takes plain joins on the WebTransport relay.
+    let mut walker = TestClient::webtransport(&wt("/lobby/walker/ajar"), hash)
+        .await
+        .expect("an open meeting takes a plain join");
+    let mut other = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/other/ajar"))
+        .await
+        .expect("an open meeting takes a plain join");
+    walker.recv_until(|w| is_joined(w, "other")).await;
+    other.recv_until(|w| is_joined(w, "walker")).await;
 }

@@ -400,3 +400,64 @@ async fn a_host_removes_a_participant_on_another_node_within_a_second() {
     );
     drop(nodes);
 }
+
+/// Tokens that are not tokens and ids that are not ids: each refused before the upgrade with its
+/// 4xx (WebTransport: the session closed with 4000 + status), never accepted, never a 5xx; a
+/// user id that reads like SQL is only a name; the node carries on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_tokens_and_ids_on_the_lobby_get_a_4xx_on_both_relays_and_the_node_carries_on() {
+    let (_node, http, udp) = secured(&[]);
+    let hash = certificate_hash(http);
+    let long = "x".repeat(6000);
+    for (path, status) in [
+        ("/lobby?token=".to_owned(), 401),
+        ("/lobby?token=garbage".to_owned(), 401),
+        ("/lobby?token=a.b.c".to_owned(), 401),
+        ("/lobby?token=%00%FF%FE".to_owned(), 401),
+        (format!("/lobby?token={long}"), 401),
+        ("/lobby".to_owned(), 401),
+        ("/lobby/alice/%E4%BC%9A%E8%AD%B0".to_owned(), 400),
+        (format!("/lobby/alice/{}", "m".repeat(65)), 400),
+        ("/lobby/al%00ice/m1".to_owned(), 400),
+        (format!("/lobby/{}/m1", "u".repeat(300)), 400),
+    ] {
+        let (got, body) = ws_refusal(&format!("ws://127.0.0.1:{http}{path}")).await;
+        assert_eq!(got, status, "WebSocket {path:.60}: {body}");
+        let wt = wt_refusal(&format!("https://127.0.0.1:{udp}{path}"), hash).await;
+        if path.len() > 4096 {
+            // A CONNECT this large is turned away by HTTP/3 itself (H3_EXCESSIVE_LOAD).
+            assert!(wt.contains("closed"), "WebTransport {path:.60}: {wt}");
+        } else if status == 400 {
+            // A bad path is answered on the CONNECT itself (404: wtransport has no 400).
+            assert!(wt.contains("rejected"), "WebTransport {path:.60}: {wt}");
+        } else {
+            assert!(
+                wt.contains(&format!("4{status}")),
+                "WebTransport {path:.60}: {wt}"
+            );
+        }
+    }
+    // A user id that reads like SQL is a printable name like any other.
+    let sql = "'; DROP TABLE meetings;--";
+    let mut watcher = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/watcher/m1"))
+        .await
+        .unwrap();
+    let _odd = TestClient::webtransport(
+        &format!("https://127.0.0.1:{udp}/lobby/%27%3B%20DROP%20TABLE%20meetings%3B--/m1"),
+        hash,
+    )
+    .await
+    .unwrap();
+    watcher.recv_until(|w| is_joined(w, sql)).await;
+    // Still serving, the meeting store included: a token join and a new open meeting meet.
+    let mut a = TestClient::websocket(&format!(
+        "ws://127.0.0.1:{http}/lobby?token={}",
+        token("alice", "fine", ALL)
+    ))
+    .await
+    .unwrap();
+    let _b = TestClient::webtransport(&format!("https://127.0.0.1:{udp}/lobby/bob/fine"), hash)
+        .await
+        .unwrap();
+    a.recv_until(|w| is_joined(w, "bob")).await;
+}

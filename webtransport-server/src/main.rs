@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use tracing::info;
+use tracing::{info, warn};
+use videocall_auth::MeetingGate;
+use videocall_meetings::{Store, StoreConfig};
 use videocall_relay::cli::RelayArgs;
 use videocall_relay::node::NodeHandle;
 use videocall_service::cert;
@@ -26,6 +28,15 @@ struct Config {
     /// TCP address for /healthz, /metrics and the certificate hash.
     #[arg(long, env = "HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     health_listen: SocketAddr,
+    /// The meeting database actix-api keeps (`postgres://…`): with it, a plain
+    /// `/lobby/{user}/{meeting}` join is allowed only to meetings that are open, as on actix-api.
+    /// Unset: every plain join is allowed (no meeting is protected here without --require-tokens).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// With DATABASE_URL: a plain join to an unknown meeting creates it as an open meeting, as
+    /// actix-api's flag of the same name (set both alike).
+    #[arg(long, env = "OPEN_MEETINGS", default_value_t = true, action = clap::ArgAction::Set)]
+    open_meetings: bool,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `webtransport_server=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -49,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let node_limits = NodeLimits::new(&config.limits);
     let gatekeeper = Arc::new(Gatekeeper::new(
         config.relay.token_key()?,
-        config.relay.meeting_gate(),
+        meeting_gate(&config).await?,
     ));
     let node = NodeHandle::spawn(relay_config, bus);
     let identity = cert::identity(&config.webtransport.tls).await?;
@@ -107,4 +118,33 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Who may join without a room token: nobody (--require-tokens), the meeting store's answer
+/// (DATABASE_URL: open meetings only), else everyone. A wrong database stops the start with one
+/// clear error.
+async fn meeting_gate(config: &Config) -> anyhow::Result<Arc<dyn MeetingGate>> {
+    if config.relay.require_tokens {
+        return Ok(config.relay.meeting_gate());
+    }
+    match &config.database_url {
+        Some(url) => {
+            let store = Store::open(
+                url,
+                StoreConfig {
+                    allow_open: config.open_meetings,
+                    ..StoreConfig::default()
+                },
+            )
+            .await?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            warn!(
+                "neither DATABASE_URL nor --require-tokens is set: plain /lobby/{{user}}/{{meeting}} \
+                 joins are allowed to every meeting, also to meetings protected through the API"
+            );
+            Ok(config.relay.meeting_gate())
+        }
+    }
 }

@@ -131,6 +131,7 @@ fn register(cfg: &mut web::ServiceConfig) -> Vec<(Method, &'static str)> {
     let mut r = Registrar {
         cfg,
         seen: Vec::new(),
+        resources: Vec::new(),
     };
     r.add(Method::POST, "/api/v1/login/guest", login::guest);
     r.add(Method::GET, "/api/v1/login/oauth", oauth::start);
@@ -194,12 +195,14 @@ fn register(cfg: &mut web::ServiceConfig) -> Vec<(Method, &'static str)> {
         "/api/v1/meetings/{meeting_id}/participants/{user_id}/mute",
         participants::mute,
     );
-    r.seen
+    r.finish()
 }
 
 struct Registrar<'a> {
     cfg: &'a mut web::ServiceConfig,
     seen: Vec<(Method, &'static str)>,
+    /// The routes of each path, in registration order.
+    resources: Vec<(&'static str, Vec<actix_web::Route>)>,
 }
 
 impl Registrar<'_> {
@@ -210,8 +213,47 @@ impl Registrar<'_> {
         F::Output: Responder + 'static,
     {
         self.seen.push((method.clone(), path));
-        self.cfg.route(path, web::method(method).to(handler));
+        let route = web::method(method).to(handler);
+        match self.resources.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => self.resources.push((path, vec![route])),
+        }
     }
+
+    /// Registers one resource per path: another method on it is a 405 JSON error.
+    fn finish(self) -> Vec<(Method, &'static str)> {
+        for (path, routes) in self.resources {
+            let mut resource = web::resource(path);
+            for route in routes {
+                resource = resource.route(route);
+            }
+            self.cfg
+                .service(resource.default_service(web::to(method_not_allowed)));
+        }
+        self.seen
+    }
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// The answer to any other path under `/api/v1/`: 404 JSON (never the UI's index.html nor an
+/// empty body). Registered by the app after every `/api/v1/` route (`crate::configure`).
+pub async fn no_such_route(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "no_such_route",
+        format!(
+            "{} {} is not part of the API (docs/openapi.yaml)",
+            req.method(),
+            req.path()
+        ),
+    ))
 }
 
 /// A meeting id from the path, or 400 JSON.
