@@ -108,6 +108,26 @@ if [ "${ARM64_CLI:-}" = 1 ]; then
   scripts/docker-image-cli-arm64.sh
 fi
 say "images ready in $((SECONDS - t)) s"
+# What the images promise (docs/DEPLOY.md): a non-root user, a health check on the servers, and
+# no secret inside (no such variable, an empty /certs: certificates come from a volume).
+images=(actix-api webtransport-server videocall-cli videocall-bot)
+[ "${ARM64_CLI:-}" = 1 ] && images+=("videocall-cli:${VIDEOCALL_TAG:-latest}-arm64")
+for image in "${images[@]}"; do
+  [[ "$image" == *:* ]] || image=$image:${VIDEOCALL_TAG:-latest}
+  image=videocall/$image
+  read -r user health <<<"$(docker image inspect -f '{{ .Config.User }} {{ if .Config.Healthcheck }}{{ index .Config.Healthcheck.Test 0 }}{{ end }}' "$image")"
+  [ "$user" = 10001:10001 ] || fail "$image runs as '$user', not 10001:10001"
+  case "$image" in
+    */actix-api:* | */webtransport-server:*) [ "$health" = CMD ] || fail "$image has no HEALTHCHECK" ;;
+    *) [ "$health" = NONE ] || fail "$image: a client's health check should be NONE, is '$health'" ;;
+  esac
+  if docker image inspect -f '{{ range .Config.Env }}{{ println . }}{{ end }}' "$image" | grep -E '^[A-Z_]*(SECRET|PASSWORD|TOKEN|DATABASE_URL|KEY)[A-Z_]*=' >"$work/env"; then
+    fail "$image has a secret in its environment: $(cut -d= -f1 "$work/env" | paste -sd' ')"
+  fi
+  left=$(docker run --rm --platform "linux/$(docker image inspect -f '{{ .Architecture }}' "$image")" --entrypoint ls "$image" -A /certs)
+  [ -z "$left" ] || fail "$image holds files in /certs: $left"
+done
+say "images: uid 10001, health checks on the servers, no secret in the environment or /certs (${#images[@]} images)"
 
 # 3. Up, on free ports of 127.0.0.1.
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=="tcp" else socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
