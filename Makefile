@@ -9,9 +9,9 @@ UI_DIST := yew-ui/dist
 # perf test runs; the production build (`make ui`) leaves it out.
 E2E_UI_DIST := $(TARGET_DIR)/ui-e2e
 
-.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check images up down test-compose compose
+.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check docker-lint images image-cli-arm64 up down test-compose compose
 
-test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check compose
+test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check docker-lint compose
 	@echo "[test] all checks passed"
 
 deps:
@@ -122,6 +122,13 @@ helm-check:
 	@scripts/ensure-deps.sh helm
 	scripts/helm-check.sh
 
+# The Docker files without an engine (scripts/docker-lint.sh): hadolint on both Dockerfiles (the
+# multi-stage one needs a registry and is not built here), their runtime stages alike, the compose
+# files valid. A few seconds.
+docker-lint:
+	@scripts/ensure-deps.sh docker hadolint
+	scripts/docker-lint.sh
+
 # Docker images (docker/Dockerfile.prebuilt) from this checkout's binaries, on base images made
 # from Debian's packages (cached under ~/.cache/videocall): no registry needed. A running Docker
 # engine is needed (scripts/test-compose.sh starts one when none answers). IMAGE_PROFILE=debug
@@ -131,6 +138,13 @@ images: ui
 	@scripts/ensure-deps.sh docker
 	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-service -p videocall-cli -p videocall-bot
 	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/docker-images.sh
+
+# The Raspberry Pi image videocall/videocall-cli:latest-arm64 (linux/arm64) from the cross-built
+# binary, on an arm64 Debian base made with debootstrap; its RUN step and the check that it
+# starts run under qemu (scripts/docker-image-cli-arm64.sh).
+image-cli-arm64: cli-aarch64
+	@scripts/ensure-deps.sh docker arm64
+	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/docker-image-cli-arm64.sh
 
 # The compose stack from this checkout (docker-compose.yaml with the local base images).
 # Users with a registry type `docker compose up` instead.
@@ -142,17 +156,19 @@ up: images
 down:
 	$(COMPOSE) down
 
-# The compose test (scripts/test-compose.sh): images, up, health, the CLI and two browsers across
-# the compose network, a restart of actix-api, down -v. Starts dockerd if none answers.
-test-compose: ui
-	@scripts/ensure-deps.sh docker chromium e2e
+# The compose test (scripts/test-compose.sh): images, up, health, the CLI (and the arm64 CLI image,
+# under qemu) and two browsers across the compose network, a restart of actix-api that must drain,
+# down -v. Starts dockerd if none answers.
+test-compose: ui cli-aarch64
+	@scripts/ensure-deps.sh docker arm64 chromium e2e
 	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) -p actix-api -p webtransport-server -p videocall-service -p videocall-cli -p videocall-bot
-	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) scripts/test-compose.sh
+	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=$(IMAGE_PROFILE) UI_DIST=$(UI_DIST) ARM64_CLI=1 scripts/test-compose.sh
 
 # The compose test inside `make test`: the debug binaries `bins` built and the UI `e2e` built,
 # so no release build. Starts dockerd if none answers; skips (saying so) only outside CI when no
-# engine can run at all. About 3 min warm (images from debug binaries ≈ 1 min), plus the base
-# images once per machine (debootstrap, 1–4 min).
-compose: ui bins
-	@scripts/ensure-deps.sh docker chromium e2e
-	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=debug UI_DIST=$(UI_DIST) scripts/test-compose.sh
+# engine can run at all. About 2 min warm (images from debug binaries ≈ 30 s), plus the base
+# images once per machine (debootstrap: 2–4 min for the three, up to 11 min for the arm64 one
+# under qemu, made alongside them).
+compose: ui bins cli-aarch64
+	@scripts/ensure-deps.sh docker arm64 chromium e2e
+	CARGO_TARGET_DIR=$(TARGET_DIR) PROFILE=debug UI_DIST=$(UI_DIST) ARM64_CLI=1 scripts/test-compose.sh

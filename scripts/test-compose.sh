@@ -13,6 +13,10 @@
 #  7. `docker-compose down -v` leaves no container, network or volume of the project
 #  5b. a protected meeting needs its token: a guest logs in and creates one through the API; the
 #     CLI without a token is refused (403), with the room token the join returns it streams
+#  5c. ARM64_CLI=1 (make compose / test-compose): the Raspberry Pi image
+#     (videocall/videocall-cli:latest-arm64, scripts/docker-image-cli-arm64.sh) streams over
+#     WebTransport to a receiver on the compose network, the arm64 binary emulated by qemu
+#     (registered with binfmt_misc for the test when it is not, and removed at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +33,7 @@ work=$(mktemp -d)
 dockerd_pid=
 receiver=$project-receiver
 stack_up=0
+emulation=
 
 cleanup() {
   local rc=$?
@@ -40,6 +45,10 @@ cleanup() {
     fi
     docker rm -f "$receiver" >/dev/null 2>&1 || true
     compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+  fi
+  if [ "$emulation" = registered ]; then
+    say "removing the qemu-aarch64 binfmt handler this test registered"
+    scripts/binfmt-arm64.sh unregister || true
   fi
   if [ -n "$dockerd_pid" ]; then
     say "stopping the dockerd this test started (pid $dockerd_pid)"
@@ -85,8 +94,40 @@ fi
 
 # 2. Images.
 t=$SECONDS
+if [ "${ARM64_CLI:-}" = 1 ]; then
+  emulation=$(scripts/binfmt-arm64.sh register)
+  [ "$emulation" = registered ] && say "registered qemu-aarch64 with binfmt_misc for the arm64 image (removed at the end)"
+  # The arm64 base (debootstrap under qemu: minutes, once) alongside the others.
+  scripts/docker-base-images.sh arm64 >"$work/base-arm64.log" 2>&1 &
+  arm64_base=$!
+fi
 scripts/docker-images.sh
+if [ "${ARM64_CLI:-}" = 1 ]; then
+  wait "$arm64_base" || { cat "$work/base-arm64.log" >&2; fail "the arm64 base image"; }
+  cat "$work/base-arm64.log"
+  scripts/docker-image-cli-arm64.sh
+fi
 say "images ready in $((SECONDS - t)) s"
+# What the images promise (docs/DEPLOY.md): a non-root user, a health check on the servers, and
+# no secret inside (no such variable, an empty /certs: certificates come from a volume).
+images=(actix-api webtransport-server videocall-cli videocall-bot)
+[ "${ARM64_CLI:-}" = 1 ] && images+=("videocall-cli:${VIDEOCALL_TAG:-latest}-arm64")
+for image in "${images[@]}"; do
+  [[ "$image" == *:* ]] || image=$image:${VIDEOCALL_TAG:-latest}
+  image=videocall/$image
+  read -r user health <<<"$(docker image inspect -f '{{ .Config.User }} {{ if .Config.Healthcheck }}{{ index .Config.Healthcheck.Test 0 }}{{ end }}' "$image")"
+  [ "$user" = 10001:10001 ] || fail "$image runs as '$user', not 10001:10001"
+  case "$image" in
+    */actix-api:* | */webtransport-server:*) [ "$health" = CMD ] || fail "$image has no HEALTHCHECK" ;;
+    *) [ "$health" = NONE ] || fail "$image: a client's health check should be NONE, is '$health'" ;;
+  esac
+  if docker image inspect -f '{{ range .Config.Env }}{{ println . }}{{ end }}' "$image" | grep -E '^[A-Z_]*(SECRET|PASSWORD|TOKEN|DATABASE_URL|KEY)[A-Z_]*=' >"$work/env"; then
+    fail "$image has a secret in its environment: $(cut -d= -f1 "$work/env" | paste -sd' ')"
+  fi
+  left=$(docker run --rm --platform "linux/$(docker image inspect -f '{{ .Architecture }}' "$image")" --entrypoint ls "$image" -A /certs)
+  [ -z "$left" ] || fail "$image holds files in /certs: $left"
+done
+say "images: uid 10001, health checks on the servers, no secret in the environment or /certs (${#images[@]} images)"
 
 # 3. Up, on free ports of 127.0.0.1.
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=="tcp" else socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
@@ -123,28 +164,52 @@ served_hex=$(curl -fsS --max-time 5 "$base/api/v1/webtransport/certificate_hash"
 database_url=$(compose exec -T actix-api printenv DATABASE_URL)
 compose exec -T postgres psql "${database_url/@postgres:/@127.0.0.1:}" -tAc 'select 1' | grep -qx 1 \
   || fail "PostgreSQL does not accept the relays' DATABASE_URL"
-say "/healthz 200, /metrics (NATS connected), /api/v1/config (port $VIDEOCALL_WT_PORT, certificate ${cert_hex:0:16}…), PostgreSQL accepts DATABASE_URL"
+# What a user of `docker compose up` is told to open (the container's port: 8080 by default).
+# (Through a file: grep -q closing the pipe early would fail the pipeline under pipefail.)
+compose logs --no-color actix-api >"$work/actix-api.log" 2>&1
+grep -q 'open      http://localhost:8080/meeting/<your-name>/<meeting-id>' "$work/actix-api.log" \
+  || fail "actix-api did not print the URL to open: $(grep -A3 'videocall is running' "$work/actix-api.log")"
+say "/healthz 200, /metrics (NATS connected), /api/v1/config (port $VIDEOCALL_WT_PORT, certificate ${cert_hex:0:16}…), PostgreSQL accepts DATABASE_URL, the URL to open printed"
+
+# cli_across WHAT MEETING FRAMES FPS STREAMER...: a receiver (the cli service, over WebSocket to
+# actix-api) joins MEETING, then STREAMER... (a command taking videocall-cli's stream arguments)
+# sends FRAMES test-pattern frames as user `pi` over WebTransport to webtransport-server;
+# >= 90 % of them must be sent and decoded across the relays.
+cli_across() {
+  local what=$1 meeting=$2 frames=$3 fps=$4
+  shift 4
+  local t=$SECONDS
+  compose run -d --name "$receiver" cli receive --user-id rec --meeting-id "$meeting" \
+    --transport websocket --url http://actix-api:8080 --out /tmp/rec --print-frames >/dev/null
+  wait_for "receiver joined" 30 bash -c "docker logs '$receiver' 2>&1 | grep -q 'joined meeting'"
+  "$@" stream --user-id pi --meeting-id "$meeting" --test-pattern \
+    --resolution 320x240 --fps "$fps" --frames "$frames" >"$work/stream.out" 2>"$work/stream.err" \
+    || { cat "$work/stream.err" >&2; fail "$what: videocall-cli stream failed"; }
+  local sent received transport
+  sent=$(sed -n 's/^sent \([0-9]*\) frames.*/\1/p' "$work/stream.out")
+  wait_for "receiver saw the stream end" 30 bash -c "docker logs '$receiver' 2>&1 | grep -qE '^(frame pi $((frames - 1)) |left pi)'"
+  docker stop -t 15 "$receiver" >/dev/null
+  docker logs "$receiver" >"$work/receive.out" 2>/dev/null
+  received=$(sed -n 's/^received from pi: \([0-9]*\) frames.*/\1/p' "$work/receive.out")
+  transport=$(grep -m1 '^joined meeting' "$work/stream.out" || true)
+  say "$what: sent ${sent:-0}, decoded ${received:-0} across the relays ($transport; $((SECONDS - t)) s)"
+  [ -n "$sent" ] && [ -n "$received" ] && [ "$sent" -ge $((frames * 9 / 10)) ] && [ $((received * 10)) -ge $((sent * 9)) ] \
+    || fail "$what: too few frames (stream: $(tail -n3 "$work/stream.err"))"
+  grep -q "via webtransport" <<<"$transport" || fail "$what: the streamer did not use WebTransport: $transport"
+  docker rm "$receiver" >/dev/null
+}
 
 # 5. CLI across the compose network: stream over WebTransport, receive over WebSocket.
-t=$SECONDS
-compose run -d --name "$receiver" cli receive --user-id rec --meeting-id compose-cli \
-  --transport websocket --url http://actix-api:8080 --out /tmp/rec --print-frames >/dev/null
-wait_for "receiver joined" 30 bash -c "docker logs '$receiver' 2>&1 | grep -q 'joined meeting'"
-frames=60
-compose run --rm -T cli stream --user-id pi --meeting-id compose-cli --test-pattern \
-  --resolution 320x240 --fps 15 --frames "$frames" >"$work/stream.out" 2>"$work/stream.err" \
-  || { cat "$work/stream.err" >&2; fail "videocall-cli stream failed"; }
-sent=$(sed -n 's/^sent \([0-9]*\) frames.*/\1/p' "$work/stream.out")
-wait_for "receiver saw the stream end" 30 bash -c "docker logs '$receiver' 2>&1 | grep -qE '^(frame pi $((frames - 1)) |left pi)'"
-docker stop -t 15 "$receiver" >/dev/null
-docker logs "$receiver" >"$work/receive.out" 2>/dev/null
-received=$(sed -n 's/^received from pi: \([0-9]*\) frames.*/\1/p' "$work/receive.out")
-transport=$(grep -m1 '^joined meeting' "$work/stream.out" || true)
-say "cli: sent ${sent:-0}, decoded ${received:-0} across the relays ($transport; $((SECONDS - t)) s)"
-[ -n "$sent" ] && [ -n "$received" ] && [ "$sent" -ge $((frames * 9 / 10)) ] && [ $((received * 10)) -ge $((sent * 9)) ] \
-  || fail "too few frames (stream: $(tail -n3 "$work/stream.err"))"
-grep -q "via webtransport" <<<"$transport" || fail "the streamer did not use WebTransport: $transport"
-docker rm "$receiver" >/dev/null
+cli_across cli compose-cli 60 15 compose run --rm -T cli
+
+# 5c. The Raspberry Pi image on the same network (the cli service's settings; qemu here).
+if [ "${ARM64_CLI:-}" = 1 ]; then
+  network=$(docker inspect -f '{{ range $name, $_ := .NetworkSettings.Networks }}{{ $name }}{{ end }}' "$(compose ps -q actix-api)")
+  cli_across "cli linux/arm64" compose-arm64 50 10 \
+    docker run --rm --platform linux/arm64 --network "$network" \
+    -e VIDEOCALL_URL=https://webtransport-server:4433 -e VIDEOCALL_WEBSOCKET_URL=http://actix-api:8080 \
+    "videocall/videocall-cli:${VIDEOCALL_TAG:-latest}-arm64"
+fi
 
 # 5b. A protected meeting needs its token.
 t=$SECONDS
@@ -163,7 +228,7 @@ if compose run --rm -T cli stream --user-id pi --meeting-id compose-protected --
   >"$work/denied.out" 2>"$work/denied.err"; then
   fail "a streamer without a token got into the protected meeting"
 fi
-cat "$work/denied.out" "$work/denied.err" | grep -q 403 \
+grep -q 403 "$work/denied.out" "$work/denied.err" \
   || fail "the refusal does not say 403: $(tail -n3 "$work/denied.out" "$work/denied.err")"
 compose run --rm -T cli stream --token "$token" --test-pattern --resolution 320x240 --fps 15 \
   --frames 15 --transport websocket --url http://actix-api:8080 >"$work/token.out" 2>"$work/token.err" \
@@ -174,12 +239,21 @@ say "protected meeting: refused without a token (403), streamed with the room to
 # 6. Browsers, and the actix-api restart.
 t=$SECONDS
 scripts/ensure-deps.sh chromium e2e
+# No -t: the restart stops actix-api within the compose file's stop_grace_period, as users' do.
 restart=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \
-  docker-compose -p "$project" "${files[@]}" restart -t 10 actix-api)
+  docker-compose -p "$project" "${files[@]}" restart actix-api)
 (cd e2e && VIDEOCALL_BASE_URL=$base COMPOSE_RESTART_CMD=$restart \
   timeout -k 10 300 node --test --test-concurrency=1 compose/)
 say "browsers: met across the relays and recovered from the restart ($((SECONDS - t)) s)"
 wait_for "actix-api healthy after the restart" 60 healthy actix-api
+# The restart's SIGTERM drained the node and it exited by itself, inside stop_grace_period
+# (a SIGKILL at the end of the grace period would leave no `stopped`).
+compose logs --no-color actix-api >"$work/actix-api.log" 2>&1
+grep -q 'draining: clients are told' "$work/actix-api.log" || fail "actix-api did not drain on the restart's SIGTERM"
+grep -qE 'INFO actix_api: stopped$' "$work/actix-api.log" \
+  || fail "actix-api did not exit by itself within its stop_grace_period: $(grep -E 'drain|shutting|clients still' "$work/actix-api.log" | tail -n 3)"
+drained=$(grep -oE 'drained in [^:]*|clients still connected after [^:]*' "$work/actix-api.log" | head -n 1)
+say "restart: actix-api drained (${drained:-?}) and exited by itself before its stop_grace_period"
 
 # 7. Down: nothing of the project is left.
 t=$SECONDS
