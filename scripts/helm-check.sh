@@ -41,6 +41,11 @@ for scenario in "${scenarios[@]}"; do
   say "$name: lint ok, $kinds manifests valid for Kubernetes ${kube_versions[*]}$(grep -q WARN "$out/validate.txt" && echo " ($(grep -c WARN "$out/validate.txt") without a bundled schema: $(grep -o 'kind [A-Za-z]*' "$out/validate.txt" | sort -u | cut -d' ' -f2 | paste -sd,))")"
 done
 
+# Protected meetings by default (the meetings issue): the relays get OPEN_MEETINGS=false.
+grep -q 'OPEN_MEETINGS: "false"' "$out/defaults.yaml" \
+  || { echo "[helm-check] the default release allows open meetings by URL" >&2; exit 1; }
+say "protected meetings by default (OPEN_MEETINGS=false)"
+
 # Values the chart must refuse.
 if "$helm" template videocall "$chart" --set nats.enabled=false >/dev/null 2>"$out/refused.txt"; then
   echo "[helm-check] the chart rendered without any NATS; it must refuse" >&2
