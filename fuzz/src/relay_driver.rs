@@ -481,8 +481,10 @@ mod tests {
             include_bytes!("../corpus/relay_bus/remote_peer"),
             BUS_ACTIONS,
         );
-        // Two local joins, the roster replies to the remote joiner, our local leaves.
-        assert!(m.bus_published >= 6, "{m:?}");
+        // Two local joins (alice, bob), the roster reply to the remote joiner, our local
+        // leaves. The seed's remote joiner is a user "bob" too: since the graceful drain that
+        // is bob moving to the other node, so his session here is not announced to it again.
+        assert!(m.bus_published >= 5, "{m:?}");
         assert_eq!(m.bus_received, 5, "{m:?}");
     }
 }
