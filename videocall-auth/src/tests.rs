@@ -19,6 +19,7 @@ fn claims(exp: i64) -> RoomClaims {
             subscribe: true,
             host: false,
         },
+        true,
         exp,
     )
 }
@@ -84,11 +85,12 @@ fn bad_tokens_are_refused_with_their_reason() {
 }
 
 #[test]
-fn the_original_backends_token_without_typ_is_accepted() {
-    // The payload the original videocall-rs meeting backend signs (no `typ`, observer absent).
+fn the_original_backends_claim_set_without_typ_is_accepted_with_e2ee() {
+    // The payload the original videocall-rs meeting backend signs (no `typ`, observer absent),
+    // plus the `e2ee` claim every token must now carry.
     let json = format!(
         r#"{{"sub":"bob@example.com","room":"room-1","room_join":true,"is_host":true,
-            "display_name":"Bob","exp":{},"iss":"videocall-meeting-backend"}}"#,
+            "display_name":"Bob","exp":{},"iss":"videocall-meeting-backend","e2ee":false}}"#,
         now() + 60
     );
     let original: RoomClaims = serde_json::from_str(&json).unwrap();
@@ -96,6 +98,34 @@ fn the_original_backends_token_without_typ_is_accepted() {
     let token = key.verify(&key.sign(&original), Some("room-1")).unwrap();
     assert!(token.grants.host && token.grants.publish);
     assert!(token.claims.end_on_host_leave);
+}
+
+#[test]
+fn a_token_without_the_e2ee_claim_is_refused_and_the_claim_is_signed() {
+    let key = TokenKey::new(SECRET).unwrap();
+    // Exactly what the original backend signs: no `e2ee`.
+    let original = serde_json::json!({
+        "sub": "bob", "room": "room-1", "room_join": true, "is_host": false,
+        "display_name": "Bob", "exp": now() + 60, "iss": ISSUER,
+    });
+    let secret = jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &original, &secret).unwrap();
+    assert!(matches!(
+        key.verify(&token, Some("room-1")),
+        Err(TokenError::Malformed(m)) if m.contains("e2ee")
+    ));
+    // The claim round-trips, and flipping it in transit breaks the signature.
+    let signed = key.sign(&claims(now() + 60));
+    assert!(key.verify(&signed, None).unwrap().claims.e2ee);
+    let mut clear = claims(now() + 60);
+    clear.e2ee = false;
+    let clear = key.sign(&clear);
+    let (signed, clear): (Vec<&str>, Vec<&str>) =
+        (signed.split('.').collect(), clear.split('.').collect());
+    // alice's signed token with the payload of a clear one: what a meddler in transit can make.
+    let tampered = format!("{}.{}.{}", signed[0], clear[1], signed[2]);
+    assert!(!RoomClaims::peek(&tampered).unwrap().e2ee);
+    assert_eq!(key.verify(&tampered, None), Err(TokenError::BadSignature));
 }
 
 #[test]

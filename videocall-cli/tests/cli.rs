@@ -596,6 +596,7 @@ async fn a_room_token_lets_the_streamer_into_a_protected_meeting_as_the_tokens_u
             &MeetingId::new("protected").unwrap(),
             user,
             grants,
+            false,
             exp,
         );
         key.sign(&claims)

@@ -171,6 +171,7 @@ impl Gatekeeper {
                     user: token.user,
                     meeting: token.meeting,
                     grants: token.grants,
+                    e2ee: token.claims.e2ee,
                     proof: Proof::Token,
                 })
             }
@@ -191,11 +192,13 @@ impl Gatekeeper {
                     OpenJoin::Allowed {
                         grants,
                         display_name,
+                        e2ee,
                     } => Ok(Join {
                         user,
                         meeting,
                         display_name,
                         grants,
+                        e2ee,
                         proof: param("reconnect").map_or(Proof::None, Proof::Reconnect),
                     }),
                     OpenJoin::TokenRequired => Err(Refusal::new(
