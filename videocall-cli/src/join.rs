@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use videocall_auth::RoomClaims;
-use videocall_client::e2ee::{Identity, OsRng};
+use videocall_client::e2ee::{Identity, KeyHolder, OsRng};
 use videocall_client::http::{meeting_settings, served_certificate_hash};
 use videocall_client::native::{Client, ServerVerification, Status, TransportKind, Update};
 use videocall_client::{ClientConfig, Event};
@@ -149,6 +149,15 @@ pub fn report_e2ee(event: &Event) {
             println!("refusing media of {user}: it is not end-to-end encrypted")
         }
         _ => {}
+    }
+}
+
+/// Prints, under each `safety code` line, every key holder the code commits to (ourselves
+/// first): `key holder <user> <fingerprint>`, the fingerprint being the first 16 bytes of
+/// SHA-256 over the holder's (user id, RSA key, Ed25519 key), as the browser lists them.
+pub fn report_key_holders(holders: &[KeyHolder]) {
+    for holder in holders {
+        println!("key holder {} {}", holder.user, holder.fingerprint);
     }
 }
 

@@ -129,6 +129,9 @@ pub enum Update {
         /// driver does not fall back to another transport to it).
         error: TransportError,
     },
+    /// E2EE: the key holders the safety code commits to (ourselves first, user + fingerprint),
+    /// sent right after every [`Event::SafetyCode`] so that they can be shown next to it.
+    KeyHolders(Vec<crate::e2ee::KeyHolder>),
 }
 
 /// A snapshot of the driver's state.
@@ -398,7 +401,13 @@ impl Driver {
                 Event::Joined { .. } => joined += 1,
                 _ => {}
             }
+            let code = matches!(event, Event::SafetyCode(_));
             let _ = self.updates.send(Update::Session(event));
+            if code {
+                let _ = self
+                    .updates
+                    .send(Update::KeyHolders(self.session.key_holders()));
+            }
         }
         let state = self.session.state();
         let transport = self.link.as_ref().map(|l| l.kind);

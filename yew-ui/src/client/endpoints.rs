@@ -33,7 +33,7 @@ pub(crate) fn token_e2ee(token: &str) -> Option<bool> {
             c => c,
         })
         .collect();
-    while base64.len() % 4 != 0 {
+    while !base64.len().is_multiple_of(4) {
         base64.push('=');
     }
     let json = web_sys::window()?.atob(&base64).ok()?;
