@@ -308,9 +308,10 @@ async fn a_nats_user_cannot_add_a_hidden_key_holder_forge_alices_key_or_replay_h
 
     // Nobody wrapped a key for the ghost: no AES_KEY for its session crossed the bus (alice's
     // and bob's keys for each other do), and it is in no key-holder list or code.
-    let recorded = recorded.lock().unwrap();
     let wraps_for = |session: u64| {
         recorded
+            .lock()
+            .unwrap()
             .iter()
             .filter(|(_, w)| w.packet_type == PacketType::AesKey as i32)
             .filter_map(|(_, w)| SenderKeyPacket::decode(w.data.clone()).ok())
@@ -327,7 +328,6 @@ async fn a_nats_user_cannot_add_a_hidden_key_holder_forge_alices_key_or_replay_h
         0,
         "a key was wrapped for the ghost"
     );
-    drop(recorded);
     alice.drain().await;
     for shown in [&alice, &bob] {
         let mut users: Vec<&str> = shown.holders.iter().map(|h| h.user.as_str()).collect();
