@@ -74,11 +74,24 @@ async fn a_meeting_goes_from_creation_through_joins_to_its_end(kind: Kind) {
     assert!(token.grants.host && token.grants.publish);
     assert!(token.claims.is_guest);
     assert!(
+        token.claims.e2ee == Some(false),
+        "the token carries the meeting's E2EE setting (patched to clear above), signed"
+    );
+    assert!(
         keys.verify(joined.json["token"].as_str().unwrap(), Some("other"))
             .is_err(),
         "a token opens its own meeting only"
     );
 
+    let encrypted = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/meetings/standup",
+        Some(&host),
+        Some(json!({"e2ee_required": true})),
+    )
+    .await;
+    assert_eq!(encrypted.status, 200, "{encrypted:?}");
     let (viewer, viewer_id) = guest(&app, "Vic").await;
     let watching = send(
         &app,
@@ -94,6 +107,10 @@ async fn a_meeting_goes_from_creation_through_joins_to_its_end(kind: Kind) {
         .unwrap();
     assert!(!token.grants.publish && token.grants.subscribe && !token.grants.host);
     assert_eq!(token.claims.display_name, "Vic (watching)");
+    assert!(
+        token.claims.e2ee == Some(true),
+        "tokens issued after the change say encrypted"
+    );
 
     let list = send(
         &app,

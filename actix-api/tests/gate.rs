@@ -1,5 +1,5 @@
 //! Admission through both relays on real sockets: room tokens (also the original's form and
-//! claim set), refusals with their status, observers, no takeover, and host removal across two
+//! claim set, plus `e2ee`), refusals with their status, observers, no takeover, and host removal across two
 //! nodes on a real nats-server.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +38,7 @@ fn claims(user: &str, meeting: &str, grants: Grants, exp: i64) -> RoomClaims {
         &MeetingId::new(meeting).unwrap(),
         format!("{user} (display)"),
         grants,
+        false,
         exp,
     )
 }
@@ -133,10 +134,11 @@ async fn bad_tokens_are_refused_with_their_status_on_both_relays_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_originals_token_opens_a_protected_meeting_and_names_its_user_from_the_token() {
+async fn the_originals_claim_set_opens_a_protected_meeting_and_names_its_user_from_the_token() {
     let (_node, http, udp) = secured(&["--require-tokens"]);
     let hash = certificate_hash(http);
-    // The payload the original videocall-rs meeting backend signs: no `typ`, no `observer`.
+    // The payload the original videocall-rs meeting backend signs: no `typ`, no `observer`, no
+    // `e2ee` (its clients do not use ours; no setting is enforced for such a join).
     let original = format!(
         r#"{{"sub":"bob@example.com","room":"m1","room_join":true,"is_host":false,
             "display_name":"Bob","exp":{},"iss":"videocall-meeting-backend"}}"#,
@@ -460,4 +462,123 @@ async fn hostile_tokens_and_ids_on_the_lobby_get_a_4xx_on_both_relays_and_the_no
         .await
         .unwrap();
     a.recv_until(|w| is_joined(w, "bob")).await;
+}
+
+/// An audio envelope carrying `tag`: `sealed` set, as the E2EE core sends (the relay never opens
+/// it; the tag only identifies it here).
+fn sealed_audio(tag: &str) -> Bytes {
+    use videocall_types::proto::SealedMedia;
+    PacketWrapper {
+        packet_type: PacketType::Media as i32,
+        data: videocall_types::MediaPacket {
+            media_type: videocall_types::MediaType::Audio as i32,
+            data: Bytes::copy_from_slice(tag.as_bytes()),
+            sealed: Some(SealedMedia::default()),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into()
+}
+
+/// The next audio packet `client` receives (other packets skipped).
+async fn next_audio(client: &mut TestClient) -> PacketWrapper {
+    client
+        .recv_until(|w| {
+            videocall_testkit::packets::media_of(w)
+                .is_some_and(|m| m.media_type == videocall_types::MediaType::Audio as i32)
+        })
+        .await
+}
+
+/// Issue #16, no downgrade: a meeting whose room tokens say `e2ee` is enforced by the relay on
+/// every node: media in clear (from a token holder, or from a plain join that gets into the same
+/// meeting) is dropped at ingress and counted as `cleartext_in_e2ee_meeting`; sealed media flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_drop_clear_media_in_a_meeting_whose_tokens_say_e2ee_and_count_it() {
+    let nats = NatsServer::start();
+    let (a, b) = (free_tcp_port(), free_tcp_port());
+    let mut nodes = Vec::new();
+    for http in [a, b] {
+        let args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{http}"),
+            "--nats-url".to_owned(),
+            nats.url(),
+            "--jwt-secret".to_owned(),
+            SECRET.to_owned(),
+        ];
+        nodes.push(Service::start(
+            &binary("actix-api"),
+            &args,
+            &[],
+            "Ctrl-C stops.",
+        ));
+        wait_for_status(http, "/healthz", 200);
+    }
+    let key = TokenKey::new(SECRET.as_bytes()).unwrap();
+    let encrypted = |user: &str| {
+        let mut c = claims(user, "secret-m", ALL, now() + 600);
+        c.e2ee = Some(true);
+        key.sign(&c)
+    };
+    let mut alice = TestClient::websocket(&format!(
+        "ws://127.0.0.1:{a}/lobby?token={}",
+        encrypted("alice")
+    ))
+    .await
+    .unwrap();
+    let mut bob = TestClient::websocket(&format!(
+        "ws://127.0.0.1:{b}/lobby?token={}",
+        encrypted("bob")
+    ))
+    .await
+    .unwrap();
+    alice.recv_until(|w| is_joined(w, "bob")).await;
+    // A plain join (no token, no stored record) into the same meeting on node b.
+    let mut carol = TestClient::websocket(&format!("ws://127.0.0.1:{b}/lobby/carol/secret-m"))
+        .await
+        .unwrap();
+    alice.recv_until(|w| is_joined(w, "carol")).await;
+    bob.recv_until(|w| is_joined(w, "carol")).await;
+
+    // Clear first, then sealed, on one connection: the first audio each receiver gets is the
+    // sealed one, so the clear packet was dropped (not merely late).
+    alice.send(audio("clear-from-alice"));
+    alice.send(sealed_audio("sealed-from-alice"));
+    for receiver in [&mut bob, &mut carol] {
+        let got = next_audio(receiver).await;
+        assert!(is_audio(&got, "sealed-from-alice"));
+    }
+    carol.send(audio("clear-from-carol"));
+    carol.send(sealed_audio("sealed-from-carol"));
+    for receiver in [&mut alice, &mut bob] {
+        let got = next_audio(receiver).await;
+        assert!(is_audio(&got, "sealed-from-carol"));
+    }
+    let name = "videocall_dropped_packets_total{reason=\"cleartext_in_e2ee_meeting\"}";
+    for http in [a, b] {
+        let (_, metrics) = http_get(http, "/metrics");
+        assert_eq!(metric(&metrics, name), 1, "node {http}: {name}");
+    }
+
+    // A meeting whose tokens say clear is not touched: clear audio flows.
+    let mut dave = TestClient::websocket(&format!(
+        "ws://127.0.0.1:{a}/lobby?token={}",
+        token("dave", "clear-m", ALL)
+    ))
+    .await
+    .unwrap();
+    let mut erin = TestClient::websocket(&format!(
+        "ws://127.0.0.1:{b}/lobby?token={}",
+        token("erin", "clear-m", ALL)
+    ))
+    .await
+    .unwrap();
+    dave.recv_until(|w| is_joined(w, "erin")).await;
+    dave.send(audio("clear-from-dave"));
+    assert!(is_audio(&next_audio(&mut erin).await, "clear-from-dave"));
 }

@@ -5,9 +5,10 @@
 //! and take the user id, display name and [`Grants`] from it, never from the URL.
 //!
 //! The claim set is the original videocall-rs meeting backend's (`sub`, `room`, `room_join`,
-//! `is_host`, `is_guest`, `display_name`, `observer`, `end_on_host_leave`, `exp`, `iss`, `typ`),
-//! so tokens its backend issues with the same secret open our relays, and its clients can join
-//! protected meetings here. A token without `typ` (older original tokens) is accepted; a token of
+//! `is_host`, `is_guest`, `display_name`, `observer`, `end_on_host_leave`, `exp`, `iss`, `typ`)
+//! plus the required `e2ee` (issue #16: the meeting's end-to-end encryption setting, signed, so
+//! that it cannot be downgraded in transit). Tokens its backend issues lack `e2ee` and are
+//! refused as malformed; its clients join open meetings by path. A token without `typ` (older original tokens) is accepted; a token of
 //! another type (`"session"`) is refused.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -47,6 +48,16 @@ pub struct RoomClaims {
     /// The meeting ends for everyone when the host leaves (original's default: true).
     #[serde(default = "default_true")]
     pub end_on_host_leave: bool,
+    /// The meeting is end-to-end encrypted (issue #16): clients that join with this token never
+    /// send media in clear, and relays drop clear media in the meeting (counted as
+    /// `cleartext_in_e2ee_meeting`). Every token our API issues carries it. It is signed like
+    /// every claim: changing or removing it in transit breaks the signature, so a client that
+    /// takes its setting from the token it joins with gets the setting the relay enforces.
+    /// Absent only in the original videocall-rs backend's tokens (its clients do not use our
+    /// E2EE): those still open protected meetings, the relay enforces no E2EE setting for
+    /// them, and our clients holding one ask the meeting's settings as a token-less join does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2ee: Option<bool>,
     /// Expiry, Unix seconds.
     pub exp: i64,
     /// Issuer; [`ISSUER`].
@@ -78,9 +89,11 @@ impl RoomClaims {
         meeting: &MeetingId,
         display_name: impl Into<String>,
         grants: Grants,
+        e2ee: bool,
         exp: i64,
     ) -> Self {
         Self {
+            e2ee: Some(e2ee),
             sub: user.as_str().to_owned(),
             room: meeting.as_str().to_owned(),
             room_join: grants.subscribe,
@@ -269,6 +282,10 @@ pub enum OpenJoin {
         grants: Grants,
         /// Name shown to others.
         display_name: String,
+        /// The meeting was created end-to-end encrypted through the meeting API: the relay
+        /// drops clear media in it. False for meetings with no such record (then only the
+        /// clients' own setting protects them).
+        e2ee: bool,
     },
     /// The meeting is protected: only a room token opens it.
     TokenRequired,
@@ -308,6 +325,7 @@ impl MeetingGate for AllowOpen {
                     host: false,
                 },
                 display_name,
+                e2ee: false,
             })
         })
     }

@@ -19,6 +19,7 @@ fn claims(exp: i64) -> RoomClaims {
             subscribe: true,
             host: false,
         },
+        true,
         exp,
     )
 }
@@ -84,18 +85,42 @@ fn bad_tokens_are_refused_with_their_reason() {
 }
 
 #[test]
-fn the_original_backends_token_without_typ_is_accepted() {
-    // The payload the original videocall-rs meeting backend signs (no `typ`, observer absent).
-    let json = format!(
-        r#"{{"sub":"bob@example.com","room":"room-1","room_join":true,"is_host":true,
-            "display_name":"Bob","exp":{},"iss":"videocall-meeting-backend"}}"#,
-        now() + 60
-    );
-    let original: RoomClaims = serde_json::from_str(&json).unwrap();
+fn the_original_backends_claim_set_is_accepted_without_an_e2ee_setting() {
     let key = TokenKey::new(SECRET).unwrap();
-    let token = key.verify(&key.sign(&original), Some("room-1")).unwrap();
+    // Exactly what the original videocall-rs meeting backend signs: no `typ`, no `observer`,
+    // no `e2ee`.
+    let original = serde_json::json!({
+        "sub": "bob@example.com", "room": "room-1", "room_join": true, "is_host": true,
+        "display_name": "Bob", "exp": now() + 60, "iss": "videocall-meeting-backend",
+    });
+    let secret = jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &original, &secret).unwrap();
+    let token = key.verify(&token, Some("room-1")).unwrap();
     assert!(token.grants.host && token.grants.publish);
     assert!(token.claims.end_on_host_leave);
+    assert_eq!(
+        token.claims.e2ee, None,
+        "no setting: the relay enforces none"
+    );
+}
+
+#[test]
+fn the_e2ee_claim_is_signed() {
+    let key = TokenKey::new(SECRET).unwrap();
+    // The claim round-trips, and flipping or removing it in transit breaks the signature.
+    let signed = key.sign(&claims(now() + 60));
+    assert_eq!(key.verify(&signed, None).unwrap().claims.e2ee, Some(true));
+    for setting in [Some(false), None] {
+        let mut changed = claims(now() + 60);
+        changed.e2ee = setting;
+        let changed = key.sign(&changed);
+        let (signed, changed): (Vec<&str>, Vec<&str>) =
+            (signed.split('.').collect(), changed.split('.').collect());
+        // alice's signed token with another payload: what a meddler in transit can make.
+        let tampered = format!("{}.{}.{}", signed[0], changed[1], signed[2]);
+        assert_eq!(RoomClaims::peek(&tampered).unwrap().e2ee, setting);
+        assert_eq!(key.verify(&tampered, None), Err(TokenError::BadSignature));
+    }
 }
 
 #[test]

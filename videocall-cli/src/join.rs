@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use videocall_client::e2ee::{Identity, OsRng};
+use videocall_auth::RoomClaims;
+use videocall_client::e2ee::{Identity, KeyHolder, OsRng};
 use videocall_client::http::{meeting_settings, served_certificate_hash};
 use videocall_client::native::{Client, ServerVerification, Status, TransportKind, Update};
 use videocall_client::{ClientConfig, Event};
@@ -83,23 +84,39 @@ pub async fn join(args: &ConnectArgs) -> anyhow::Result<(Client, SessionId, Tran
     anyhow::bail!("the client stopped before joining")
 }
 
-/// Whether to encrypt, from `--e2ee` and what the node says of the meeting; a mode that
-/// contradicts the meeting is one clear error.
+/// Whether to encrypt, from `--e2ee` and the meeting's setting; a mode that contradicts the
+/// meeting is one clear error. With `--token` the setting is the token's signed `e2ee` claim
+/// (issue #16: the relay verifies that very token, so a token altered in transit to say "clear"
+/// is refused); only a token-less join asks the node's unauthenticated
+/// `GET /api/v1/meetings/{id}` (see docs/SECURITY.md, "Downgrade").
 /// Also returns why the setting is unknown when `auto` had to guess.
 async fn encrypt(
     args: &ConnectArgs,
     meeting: &MeetingId,
 ) -> anyhow::Result<(bool, Option<String>)> {
-    let setting = meeting_settings(args.http_url(), meeting).await;
+    // A token of the original backend carries no setting: asked like a token-less join.
+    let signed = match &args.token {
+        Some(token) => RoomClaims::peek(token)
+            .map(|claims| claims.e2ee)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
+    };
+    let setting = match signed {
+        Ok(Some(e2ee)) => Ok(e2ee),
+        Err(why) => Err(why),
+        Ok(None) => meeting_settings(args.http_url(), meeting)
+            .await
+            .map(|s| s.e2ee),
+    };
     let encrypt = match (args.e2ee, setting) {
-        (E2eeMode::Auto, Ok(s)) => s.e2ee,
+        (E2eeMode::Auto, Ok(e2ee)) => e2ee,
         // Said once joined: an unreachable node is reported by the join itself.
         (E2eeMode::Auto, Err(why)) => return Ok((true, Some(why))),
-        (E2eeMode::On, Ok(s)) if !s.e2ee => anyhow::bail!(
+        (E2eeMode::On, Ok(e2ee)) if !e2ee => anyhow::bail!(
             "meeting {meeting} is set to travel in clear (not end-to-end encrypted); join it \
              with --e2ee auto or off"
         ),
-        (E2eeMode::Off, Ok(s)) if s.e2ee => anyhow::bail!(
+        (E2eeMode::Off, Ok(e2ee)) if e2ee => anyhow::bail!(
             "meeting {meeting} is end-to-end encrypted: --e2ee off cannot join it (use --e2ee \
              auto or on)"
         ),
@@ -138,6 +155,15 @@ pub fn report_e2ee(event: &Event) {
             println!("refusing media of {user}: it is not end-to-end encrypted")
         }
         _ => {}
+    }
+}
+
+/// Prints, under each `safety code` line, every key holder the code commits to (ourselves
+/// first): `key holder <user> <fingerprint>`, the fingerprint being the first 16 bytes of
+/// SHA-256 over the holder's (user id, RSA key, Ed25519 key), as the browser lists them.
+pub fn report_key_holders(holders: &[KeyHolder]) {
+    for holder in holders {
+        println!("key holder {} {}", holder.user, holder.fingerprint);
     }
 }
 

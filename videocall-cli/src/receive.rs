@@ -11,7 +11,9 @@ use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey, UserId, Vide
 
 use crate::args::ReceiveArgs;
 use crate::codec::H264Decoder;
-use crate::join::{e2ee_status, join, report_e2ee, shutdown_signal, unix_millis};
+use crate::join::{
+    e2ee_status, join, report_e2ee, report_key_holders, shutdown_signal, unix_millis,
+};
 use crate::y4m::Y4mWriter;
 
 /// One participant's recording.
@@ -79,6 +81,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
                     eprintln!("videocall-cli: connection lost ({reason}); reconnecting in {:?}", retry_in.unwrap_or_default());
                 }
                 Some(Update::Session(event)) => report_e2ee(&event),
+                Some(Update::KeyHolders(holders)) => report_key_holders(&holders),
                 Some(_) => {}
                 None => break Err(anyhow::anyhow!("the client stopped")),
             },

@@ -11,7 +11,9 @@ use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, VideoCodec, Vid
 
 use crate::args::StreamArgs;
 use crate::codec::{EncoderSettings, H264Encoder};
-use crate::join::{e2ee_status, join, report_e2ee, shutdown_signal, unix_millis};
+use crate::join::{
+    e2ee_status, join, report_e2ee, report_key_holders, shutdown_signal, unix_millis,
+};
 use crate::{camera, pattern};
 
 #[derive(Debug, Default)]
@@ -114,6 +116,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
                     eprintln!("videocall-cli: the relay says: {}", notice.message);
                 }
                 Some(Update::Session(event)) => report_e2ee(&event),
+                Some(Update::KeyHolders(holders)) => report_key_holders(&holders),
                 Some(_) => {}
                 None => break Err(anyhow::anyhow!("the client stopped")),
             },

@@ -596,6 +596,7 @@ async fn a_room_token_lets_the_streamer_into_a_protected_meeting_as_the_tokens_u
             &MeetingId::new("protected").unwrap(),
             user,
             grants,
+            false,
             exp,
         );
         key.sign(&claims)
@@ -623,4 +624,62 @@ async fn a_room_token_lets_the_streamer_into_a_protected_meeting_as_the_tokens_u
     viewer
         .recv_until(|w| video_from(w, "pi-device").is_some())
         .await;
+}
+
+/// The first `safety code` line followed by `want` `key holder <user> <fingerprint>` lines:
+/// the code and the holders (user, fingerprint) in the order printed.
+fn code_with_holders(
+    lines: &mpsc::Receiver<String>,
+    want: usize,
+) -> (String, Vec<(String, String)>) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut current: Option<(String, Vec<(String, String)>)> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no code with {want} key holders: {e}"));
+        if let Some(code) = line.strip_prefix("safety code ") {
+            current = Some((code.to_owned(), Vec::new()));
+        } else if let (Some(rest), Some((_, holders))) =
+            (line.strip_prefix("key holder "), current.as_mut())
+        {
+            let (user, fingerprint) = rest.split_once(' ').expect("user and fingerprint");
+            holders.push((user.to_owned(), fingerprint.to_owned()));
+            if holders.len() == want {
+                return current.expect("set above");
+            }
+        } else {
+            current = None;
+        }
+    }
+}
+
+/// Issue #16: the CLI lists every key holder (user + fingerprint) under its safety code, and
+/// two participants see the same code over the same holders.
+#[test]
+fn the_cli_prints_the_key_holders_under_the_safety_code_and_both_sides_agree() {
+    let (_node, http, udp) = single_node();
+    let meeting = format!("m{}", free_tcp_port());
+    let out = out_dir("holders");
+    let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
+    receiver_args.extend(["--out".to_owned(), out.display().to_string()]);
+    let receiver = cli("receive", receiver_args);
+    let mut streamer_args = connect_args(Via::WebSocket, http, udp, "pi", &meeting);
+    streamer_args.extend(["--test-pattern", "--resolution", "320x240"].map(String::from));
+    let streamer = cli("stream", streamer_args);
+    let (code_r, holders_r) = code_with_holders(&receiver.stdout, 2);
+    let (code_s, holders_s) = code_with_holders(&streamer.stdout, 2);
+    assert_eq!(code_r, code_s, "both sides show the same safety code");
+    assert_eq!(holders_r[0].0, "rec", "ourselves first: {holders_r:?}");
+    assert_eq!(holders_s[0].0, "pi", "ourselves first: {holders_s:?}");
+    let (mut r, mut s) = (holders_r.clone(), holders_s.clone());
+    r.sort();
+    s.sort();
+    assert_eq!(r, s, "the same holders with the same fingerprints");
+    assert_ne!(r[0].1, r[1].1, "each holder has its own fingerprint");
+    // A 16-byte fingerprint in hex groups: 32 hex digits.
+    let digits = r[0].1.chars().filter(char::is_ascii_hexdigit).count();
+    assert_eq!(digits, 32, "{:?}", r[0].1);
+    let _ = std::fs::remove_dir_all(out);
 }

@@ -45,6 +45,9 @@ impl Store {
             return Ok(OpenJoin::TokenRequired);
         }
         Ok(OpenJoin::Allowed {
+            // Only a meeting an owner created (the API's record) is enforced as encrypted; one
+            // made by a plain join follows the node's policy, which the clients ask for.
+            e2ee: meeting.owner_id.is_some() && meeting.e2ee_required,
             grants: Role::Attendee.grants(),
             display_name: known.map_or_else(|| user.as_str().to_owned(), |p| p.display_name),
         })

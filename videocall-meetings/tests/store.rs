@@ -322,11 +322,16 @@ async fn plain_relay_joins_follow_the_meetings_access(kind: Kind) {
     let OpenJoin::Allowed {
         grants,
         display_name,
+        e2ee,
     } = store.open_join(&mid(&open.id), &user).await.unwrap()
     else {
         panic!("an open meeting lets a plain join in")
     };
     assert!(grants.publish && grants.subscribe && !grants.host);
+    assert!(
+        e2ee,
+        "created encrypted (the default) through the API: enforced"
+    );
     assert_eq!(display_name, "visitor");
     store.end_meeting(&owner.id, &mid(&open.id)).await.unwrap();
     assert_eq!(
@@ -336,7 +341,7 @@ async fn plain_relay_joins_follow_the_meetings_access(kind: Kind) {
     // Unknown meetings are created open on a plain join when the node allows open meetings.
     assert!(matches!(
         store.open_join(&mid("hallway"), &user).await.unwrap(),
-        OpenJoin::Allowed { .. }
+        OpenJoin::Allowed { e2ee: false, .. }
     ));
     let created = store.meeting("hallway").await.unwrap().unwrap();
     assert_eq!((created.access, created.owner_id), (Access::Open, None));

@@ -53,6 +53,23 @@ pub(crate) fn classify(packet_type: PacketType, data: &Bytes) -> Class {
     }
 }
 
+/// Whether a MEDIA payload is video, screen or audio **in clear**: a readable `MediaPacket` of
+/// those types without a sealed envelope (field 16). Sealed envelopes, heartbeats, RTT probes,
+/// keyframe requests and payloads the relay cannot read are not.
+pub(crate) fn is_clear_media(packet_type: PacketType, data: &Bytes) -> bool {
+    if packet_type != PacketType::Media {
+        return false;
+    }
+    let Ok(media) = MediaPacket::decode(data.clone()) else {
+        return false;
+    };
+    media.sealed.is_none()
+        && matches!(
+            MediaType::try_from(media.media_type),
+            Ok(MediaType::Video | MediaType::Screen | MediaType::Audio)
+        )
+}
+
 /// The one session an E2EE key packet is for: an AES_KEY carrying exactly one wrap (its
 /// recipient), or a KEY_REQUEST (its target). Such packets go to that session only, so a wrap
 /// never travels to anyone else. `None`: not such a packet (it is fanned out as before).
@@ -108,6 +125,30 @@ mod tests {
         assert_eq!(c(MediaType::Heartbeat, ""), Class::Control);
         assert_eq!(c(MediaType::KeyframeRequest, ""), Class::KeyframeRequest);
         assert_eq!(c(MediaType::Rtt, ""), Class::Rtt);
+    }
+
+    #[test]
+    fn clear_media_is_video_screen_or_audio_without_an_envelope() {
+        let clear = |t| is_clear_media(PacketType::Media, &media(t, "key"));
+        assert!(clear(MediaType::Video) && clear(MediaType::Screen) && clear(MediaType::Audio));
+        assert!(!clear(MediaType::Heartbeat) && !clear(MediaType::Rtt));
+        let sealed: Bytes = MediaPacket {
+            media_type: MediaType::Video as i32,
+            frame_type: "key".into(),
+            sealed: Some(Default::default()),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into();
+        assert!(!is_clear_media(PacketType::Media, &sealed));
+        assert!(!is_clear_media(
+            PacketType::AesKey,
+            &media(MediaType::Audio, "")
+        ));
+        assert!(!is_clear_media(
+            PacketType::Media,
+            &Bytes::from_static(&[0xff; 4])
+        ));
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub enum InboundError {
     /// Media from a session whose grants do not include publishing (an observer).
     #[error("this session may not publish media")]
     NotPublisher,
+    /// Video or audio in clear in an end-to-end encrypted meeting.
+    #[error("media in clear is not accepted in an end-to-end encrypted meeting")]
+    CleartextInE2eeMeeting,
     /// A host request (remove, mute, end) from a session without the host grant.
     #[error("only a host may remove participants, ask them to mute or end the meeting")]
     NotHost,

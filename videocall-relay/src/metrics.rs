@@ -52,11 +52,14 @@ pub enum DropReason {
     /// An E2EE key packet addressed to one session (AES_KEY of one wrap, KEY_REQUEST) that is
     /// not in the sender's meeting.
     KeyTargetUnknown,
+    /// Video, screen or audio in clear (no sealed envelope) in a meeting that is end-to-end
+    /// encrypted by its room token or stored record: from a local session, or over the bus.
+    CleartextInE2eeMeeting,
 }
 
 impl DropReason {
     /// Every reason, in rendering order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Oversize,
         DropReason::Malformed,
         DropReason::UnknownType,
@@ -78,6 +81,7 @@ impl DropReason {
         DropReason::ObserverMedia,
         DropReason::NotHost,
         DropReason::KeyTargetUnknown,
+        DropReason::CleartextInE2eeMeeting,
     ];
 
     /// The label value used on `/metrics`.
@@ -104,6 +108,7 @@ impl DropReason {
             DropReason::ObserverMedia => "observer_media",
             DropReason::NotHost => "not_host",
             DropReason::KeyTargetUnknown => "key_target_unknown",
+            DropReason::CleartextInE2eeMeeting => "cleartext_in_e2ee_meeting",
         }
     }
 }

@@ -171,6 +171,8 @@ impl Gatekeeper {
                     user: token.user,
                     meeting: token.meeting,
                     grants: token.grants,
+                    // The original backend's tokens say nothing: no setting to enforce.
+                    e2ee: token.claims.e2ee.unwrap_or(false),
                     proof: Proof::Token,
                 })
             }
@@ -191,11 +193,13 @@ impl Gatekeeper {
                     OpenJoin::Allowed {
                         grants,
                         display_name,
+                        e2ee,
                     } => Ok(Join {
                         user,
                         meeting,
                         display_name,
                         grants,
+                        e2ee,
                         proof: param("reconnect").map_or(Proof::None, Proof::Reconnect),
                     }),
                     OpenJoin::TokenRequired => Err(Refusal::new(

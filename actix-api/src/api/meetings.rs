@@ -97,14 +97,20 @@ pub(super) async fn end(
     Ok(HttpResponse::Ok().json(view(&api, &meeting)))
 }
 
-/// The JSON of a stored meeting. `e2ee` is the meeting's setting when an owner made it through
-/// the API, else (a meeting created by an open join) the node's policy.
-fn view(api: &Api, meeting: &Meeting) -> serde_json::Value {
-    let e2ee = if meeting.owner_id.is_some() {
+/// Whether `meeting` is end-to-end encrypted: its setting when an owner made it through the
+/// API, else (a meeting created by an open join) the node's policy. Room tokens carry it, signed.
+pub(super) fn e2ee(api: &Api, meeting: &Meeting) -> bool {
+    if meeting.owner_id.is_some() {
         meeting.e2ee_required
     } else {
         api.policy.e2ee(&meeting.id)
-    };
+    }
+}
+
+/// The JSON of a stored meeting. `e2ee` is the meeting's setting when an owner made it through
+/// the API, else (a meeting created by an open join) the node's policy.
+fn view(api: &Api, meeting: &Meeting) -> serde_json::Value {
+    let e2ee = e2ee(api, meeting);
     serde_json::json!({
         "meeting_id": meeting.id,
         "e2ee": e2ee,

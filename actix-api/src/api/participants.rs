@@ -41,11 +41,18 @@ pub(super) async fn join(
             api.metrics.joins_admitted.fetch_add(1, Ordering::Relaxed);
             let exp =
                 now_secs() + i64::try_from(api.token_ttl.as_secs()).unwrap_or(i64::from(u32::MAX));
+            // The token carries the meeting's E2EE setting, signed: clients take it from there
+            // (not from the unauthenticated GET) and relays enforce it (issue #16).
+            let e2ee = match api.store.meeting(id.as_str()).await? {
+                Some(meeting) => super::meetings::e2ee(&api, &meeting),
+                None => api.policy.e2ee(id.as_str()),
+            };
             let mut claims = RoomClaims::new(
                 &user_id(&p.user_id)?,
                 &id,
                 p.display_name.clone(),
                 p.role.grants(),
+                e2ee,
                 exp,
             );
             claims.is_guest = user.provider == "guest";

@@ -129,6 +129,9 @@ pub enum Update {
         /// driver does not fall back to another transport to it).
         error: TransportError,
     },
+    /// E2EE: the key holders the safety code commits to (ourselves first, user + fingerprint),
+    /// sent right after every [`Event::SafetyCode`] so that they can be shown next to it.
+    KeyHolders(Vec<crate::e2ee::KeyHolder>),
 }
 
 /// A snapshot of the driver's state.
@@ -158,6 +161,9 @@ pub struct Status {
     pub e2ee_dropped: u64,
     /// Media dropped because a peer and we disagree on encryption.
     pub mismatch_drops: u64,
+    /// E2EE: every counter of the core (refused key packets by kind, drops by reason, keys
+    /// held aside from outside the roster, …), while E2EE is on.
+    pub e2ee_stats: Option<crate::e2ee::E2eeStats>,
 }
 
 // As for `Update`: the media variant is the common one.
@@ -398,23 +404,27 @@ impl Driver {
                 Event::Joined { .. } => joined += 1,
                 _ => {}
             }
+            let code = matches!(event, Event::SafetyCode(_));
             let _ = self.updates.send(Update::Session(event));
+            if code {
+                let _ = self
+                    .updates
+                    .send(Update::KeyHolders(self.session.key_holders()));
+            }
         }
         let state = self.session.state();
         let transport = self.link.as_ref().map(|l| l.kind);
         let relay = self.link.as_ref().map(|l| l.relay);
-        let e2ee = self.session.e2ee().map(|e| {
-            let stats = e.stats();
-            (stats.opened, stats.dropped.total())
-        });
+        let e2ee = self.session.e2ee().map(|e| *e.stats());
         let safety_code = self.session.safety_code();
         let mismatch_drops = self.session.mismatch_drops();
         self.status.send_if_modified(|s| {
             let before = s.clone();
             s.safety_code = safety_code;
-            if let Some((opened, dropped)) = e2ee {
-                s.e2ee_opened = opened;
-                s.e2ee_dropped = dropped;
+            if let Some(stats) = e2ee {
+                s.e2ee_opened = stats.opened;
+                s.e2ee_dropped = stats.dropped.total();
+                s.e2ee_stats = Some(stats);
             }
             s.mismatch_drops = mismatch_drops;
             s.state = Some(state);

@@ -55,6 +55,10 @@ pub struct Join {
     pub display_name: String,
     /// What the participant may do.
     pub grants: Grants,
+    /// The meeting is end-to-end encrypted by a signed or stored record (the room token's
+    /// `e2ee` claim, the meeting store): clear media from this session is dropped and counted
+    /// (`cleartext_in_e2ee_meeting`), and from then on in the whole meeting on this node.
+    pub e2ee: bool,
     /// What proves this connection is the user's own client.
     pub proof: Proof,
 }
@@ -71,6 +75,7 @@ impl Join {
                 subscribe: true,
                 host: false,
             },
+            e2ee: false,
             proof: Proof::None,
         }
     }

@@ -14,7 +14,7 @@ use super::admission::display_name;
 use super::host::HostAction;
 use super::roster::participant_event;
 use super::timer::Timer;
-use crate::classify::{Class, classify};
+use crate::classify::{Class, classify, is_clear_media};
 use crate::metrics::DropReason;
 use crate::subject;
 
@@ -51,6 +51,7 @@ impl Relay {
             .get_mut(&meeting_id)
             .expect("looked up above; nothing removed it since");
         let origin = parsed.origin;
+        let e2ee = meeting.e2ee;
         // Whether this message taught us a participant we did not know.
         let mut learned = false;
         let mut joined_event = false;
@@ -194,6 +195,14 @@ impl Relay {
         }
         let class = match classify(packet_type, &wrapper.data) {
             Class::Rtt => return, // probes are answered by the sender's own node
+            Class::Video { .. } | Class::Audio
+                if e2ee && is_clear_media(packet_type, &wrapper.data) =>
+            {
+                // Published by a node that did not know the meeting is encrypted, or by
+                // anyone else on the bus: not for our sessions.
+                self.metrics.drop(DropReason::CleartextInE2eeMeeting);
+                return;
+            }
             class => class,
         };
         self.fan_out(now, &meeting_id, origin, &payload, class, &wrapper.user_id);

@@ -12,7 +12,7 @@ use videocall_types::{
 
 use super::host::HostAction;
 use super::{CloseReason, Relay, SECOND};
-use crate::classify::{Class, classify, key_target};
+use crate::classify::{Class, classify, is_clear_media, key_target};
 use crate::config::max_subscription_bytes;
 use crate::error::InboundError;
 use crate::metrics::DropReason;
@@ -105,6 +105,14 @@ impl Relay {
                 // An observer: its keys, heartbeats and requests flow, its media does not.
                 self.metrics.drop(DropReason::ObserverMedia);
                 return Err(InboundError::NotPublisher);
+            }
+            Class::Video { .. } | Class::Audio
+                if self.meetings.get(&s.meeting).is_some_and(|m| m.e2ee)
+                    && is_clear_media(packet_type, &wrapper.data) =>
+            {
+                // Never let media in clear into an encrypted meeting (issue #16, downgrade).
+                self.metrics.drop(DropReason::CleartextInE2eeMeeting);
+                return Err(InboundError::CleartextInE2eeMeeting);
             }
             Class::Control if !s.inbound_control.take(now, len as u64) => {
                 self.metrics.drop(DropReason::ControlRateLimited);

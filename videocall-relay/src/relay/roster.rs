@@ -48,6 +48,9 @@ pub(super) struct Meeting {
     /// Whether a [`Timer::RemoteExpiry`] is armed for this meeting.
     remote_timer_armed: bool,
     pub(super) pending_leaves: Vec<PendingLeave>,
+    /// End-to-end encrypted by a signed or stored record (a join with [`Join::e2ee`]); once
+    /// set it stays set while the node serves the meeting: clear media is dropped.
+    pub(super) e2ee: bool,
 }
 
 impl Meeting {
@@ -59,6 +62,7 @@ impl Meeting {
             by_user: HashMap::new(),
             remote_timer_armed: false,
             pending_leaves: Vec::new(),
+            e2ee: false,
         }
     }
 
@@ -242,6 +246,7 @@ impl Relay {
             meeting: meeting_id,
             display_name,
             grants,
+            e2ee,
             ..
         } = join;
         if self.stopping {
@@ -291,10 +296,12 @@ impl Relay {
         self.timers
             .push(now + self.config.idle_timeout, Timer::Idle(id));
         self.metrics.joins += 1;
-        self.meetings
+        let meeting = self
+            .meetings
             .get_mut(&meeting_id)
-            .expect("inserted above when missing")
-            .add_local(id, user_bytes.clone());
+            .expect("inserted above when missing");
+        meeting.add_local(id, user_bytes.clone());
+        meeting.e2ee |= e2ee;
 
         self.send_to(id, packets::encode(&packets::session_assigned(id)));
         let meeting = &self.meetings[&meeting_id];

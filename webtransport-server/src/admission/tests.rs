@@ -17,6 +17,7 @@ fn token(user: &str, meeting: &str, grants: Grants, exp_in: i64) -> String {
         &MeetingId::new(meeting).unwrap(),
         "Alice A.",
         grants,
+        false,
         now + exp_in,
     );
     TokenKey::new(SECRET).unwrap().sign(&claims)
@@ -80,6 +81,7 @@ async fn bad_tokens_are_refused_with_their_status_and_counted() {
         &MeetingId::new("m1").unwrap(),
         "A",
         ALL,
+        false,
         now + 60,
     ));
     let mut no_join = RoomClaims::new(
@@ -87,6 +89,7 @@ async fn bad_tokens_are_refused_with_their_status_and_counted() {
         &MeetingId::new("m1").unwrap(),
         "A",
         ALL,
+        false,
         now + 60,
     );
     no_join.room_join = false;

@@ -93,7 +93,13 @@ fn send(inputs: &UnboundedSender<Input>, input: Input) {
 fn prepare(config: ClientConfig, inputs: UnboundedSender<Input>) {
     spawn_local(async move {
         let endpoints = endpoints::fetch_endpoints().await;
-        let identity = if endpoints::meeting_is_encrypted(&config.meeting_id).await {
+        // A room token's signed claim decides; a token that does not say (the relay refuses
+        // it anyway) means encrypted. Only a token-less join asks the node.
+        let encrypted = match config.token.as_deref() {
+            Some(token) => endpoints::token_e2ee(token).unwrap_or(true),
+            None => endpoints::meeting_is_encrypted(&config.meeting_id).await,
+        };
+        let identity = if encrypted {
             let started = now_ms();
             match crate::e2ee::identity().await {
                 Ok(identity) => {
