@@ -308,6 +308,7 @@ fn e2ee_key_packets() -> Seeds {
         version: 1,
         epoch: 2,
         keys: vec![],
+        signature: Default::default(),
     }
     .encode_to_vec();
     let mut body = vec![1, 0];
