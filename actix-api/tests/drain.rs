@@ -20,7 +20,7 @@ use videocall_testkit::process::{Service, binary, http_get, single_node, wait_fo
 use videocall_testkit::{PATIENCE, free_tcp_port};
 use videocall_types::{
     AudioMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket, PacketType,
-    PacketWrapper, UserId,
+    PacketWrapper, SessionId, UserId,
 };
 
 /// `--drain-seconds` of the nodes: how long a stopping node waits for its clients to move.
@@ -89,9 +89,9 @@ async fn until_status(client: &Client, what: &str, done: impl Fn(&Status) -> boo
 #[derive(Debug, Default)]
 struct Heard {
     /// (arrival, audio sequence, sender session) of every packet opened.
-    media: Vec<(Instant, u64, u64)>,
+    media: Vec<(Instant, u64, SessionId)>,
     /// The publisher's sessions joining (true) and leaving (false), in order.
-    roster: Vec<(Instant, bool, u64)>,
+    roster: Vec<(Instant, bool, SessionId)>,
     /// The receiver's own connection dropped (it must not).
     disconnects: Vec<String>,
 }
@@ -209,8 +209,8 @@ async fn a_client_on_a_draining_node_moves_to_the_other_and_its_meeting_goes_on(
     let received: std::collections::HashSet<u64> = heard.media.iter().map(|m| m.1).collect();
     let missing = (first..=last).filter(|s| !received.contains(s)).count() as u32;
     let missing_time = PACKET_INTERVAL * missing;
-    let sessions: Vec<u64> = {
-        let mut s: Vec<u64> = heard.media.iter().map(|m| m.2).collect();
+    let sessions: Vec<SessionId> = {
+        let mut s: Vec<SessionId> = heard.media.iter().map(|m| m.2).collect();
         s.dedup();
         s
     };
@@ -228,8 +228,9 @@ async fn a_client_on_a_draining_node_moves_to_the_other_and_its_meeting_goes_on(
             .roster
             .iter()
             .map(|(at, joined, s)| format!(
-                "{} {s:x} at {:+} ms",
+                "{} {:x} at {:+} ms",
                 if *joined { "joined" } else { "left" },
+                s.get(),
                 ms_since(terminated, *at)
             ))
             .collect::<Vec<_>>(),
@@ -256,7 +257,7 @@ async fn a_client_on_a_draining_node_moves_to_the_other_and_its_meeting_goes_on(
     assert!(heard.disconnects.is_empty(), "{:?}", heard.disconnects);
     // The receiver saw the publisher's first session replaced by its second — the client
     // core's PeerLeft + PeerJoined of one JOINED — and never a departure of its own.
-    let roster: Vec<(bool, u64)> = heard.roster.iter().map(|r| (r.1, r.2)).collect();
+    let roster: Vec<(bool, SessionId)> = heard.roster.iter().map(|r| (r.1, r.2)).collect();
     assert_eq!(
         roster,
         [

@@ -186,7 +186,7 @@ async fn session(
     let started = Instant::now();
     let mut client = Client::start(config, seat.native.clone());
     let handle = client.handle().clone();
-    let mut publishers_seen: Vec<(usize, u64)> = Vec::new();
+    let mut publishers_seen: Vec<(usize, SessionId)> = Vec::new();
     let mut video = tokio::time::interval(profile.frame_interval());
     let mut audio = tokio::time::interval(profile.audio_interval());
     video.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -273,7 +273,7 @@ async fn session(
                         publishers_seen.retain(|(other, _)| *other != k);
                         publishers_seen.push((k, session));
                         publishers_seen.sort_unstable();
-                        let shown = publishers_seen.iter().take(visible).filter_map(|(_, s)| SessionId::from_wire(*s));
+                        let shown = publishers_seen.iter().take(visible).map(|(_, s)| *s);
                         handle.subscribe(Subscription::only(shown.map(StreamKey::camera)));
                     }
                 }
@@ -284,9 +284,9 @@ async fn session(
                     match MediaType::try_from(media.packet.media_type) {
                         Ok(MediaType::Video) => {
                             totals.frames_delivered.fetch_add(1, Ordering::Relaxed);
-                            if let (Some(from), Some(meta)) = (SessionId::from_wire(media.session), media.packet.video_metadata) {
+                            if let Some(meta) = media.packet.video_metadata {
                                 let key = media.packet.frame_type == "key";
-                                reorder.handle_frame(StreamKey::camera(from), meta.sequence, key, ());
+                                reorder.handle_frame(StreamKey::camera(media.session), meta.sequence, key, ());
                             }
                             if !first_frame {
                                 first_frame = true;

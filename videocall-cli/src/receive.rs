@@ -19,7 +19,7 @@ use crate::y4m::Y4mWriter;
 /// One participant's recording.
 #[allow(missing_debug_implementations)] // holds an openh264 decoder
 struct Track {
-    session: u64,
+    session: SessionId,
     decoder: H264Decoder,
     writer: Option<Y4mWriter>,
     path: PathBuf,
@@ -128,10 +128,7 @@ impl Recorder {
             *count += 1;
             return Ok(());
         }
-        let Some(session) = SessionId::from_wire(from.session) else {
-            return Ok(());
-        };
-        let stream = StreamKey::camera(session);
+        let stream = StreamKey::camera(from.session);
         let track = match self.tracks.entry(from.user.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Track {
@@ -146,9 +143,7 @@ impl Recorder {
         };
         if track.session != from.session {
             // The participant reconnected: a new stream, which starts at a keyframe.
-            if let Some(old) = SessionId::from_wire(track.session) {
-                self.reorder.remove_session(old);
-            }
+            self.reorder.remove_session(track.session);
             track.session = from.session;
             track.decoder = H264Decoder::new()?;
         }
@@ -212,8 +207,9 @@ impl Recorder {
             if let Some(writer) = &mut track.writer {
                 writer.finish()?;
             }
-            let (late, skipped) = SessionId::from_wire(track.session)
-                .and_then(|s| self.reorder.stream(&StreamKey::camera(s)))
+            let (late, skipped) = self
+                .reorder
+                .stream(&StreamKey::camera(track.session))
                 .map_or((0, 0), |r| (r.late, r.skipped));
             println!(
                 "received from {user}: {} frames -> {} (late {}, skipped {}, resized {}, decode errors {})",

@@ -54,7 +54,7 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaFrom {
     /// The sender's session.
-    pub session: u64,
+    pub session: SessionId,
     /// The sender's user id.
     pub user: String,
     /// The packet.
@@ -73,14 +73,14 @@ pub enum Event {
     /// Someone is in the meeting (sent for everyone present when we join).
     PeerJoined {
         /// Their session.
-        session: u64,
+        session: SessionId,
         /// Their user id.
         user: String,
     },
     /// Someone left.
     PeerLeft {
         /// Their session.
-        session: u64,
+        session: SessionId,
         /// Their user id.
         user: String,
     },
@@ -110,7 +110,7 @@ pub enum Event {
     /// session; its media is dropped and counted.
     E2eeMismatch {
         /// Their session.
-        session: u64,
+        session: SessionId,
         /// Their user id.
         user: String,
         /// Whether the peer seals its media.

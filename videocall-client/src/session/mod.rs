@@ -50,7 +50,7 @@ pub struct Session {
     /// The relay's reconnect secret for our session (MEETING `RECONNECT_SECRET`), presented
     /// when we reconnect so the relay lets us replace our old session (no takeover otherwise).
     reconnect_secret: Option<String>,
-    peers: HashMap<u64, String>,
+    peers: HashMap<SessionId, String>,
     keyframe_asked: HashMap<String, Duration>,
     transmit: VecDeque<Bytes>,
     events: VecDeque<Event>,
@@ -61,7 +61,7 @@ pub struct Session {
     /// Peers or keys changed since the safety code was last computed.
     keys_changed: bool,
     /// Peer sessions already reported in an [`Event::E2eeMismatch`].
-    mismatched: HashSet<u64>,
+    mismatched: HashSet<SessionId>,
     /// Media dropped because of an E2EE mismatch (clear media while we encrypt, or sealed
     /// media while we do not).
     mismatch_drops: u64,
@@ -142,7 +142,7 @@ impl Session {
         request: &UnwrapRequest,
         secret: Option<&[u8]>,
     ) -> Result<(), SessionError> {
-        let user = self.peers.get(&request.from).cloned();
+        let user = SessionId::from_wire(request.from).and_then(|s| self.peers.get(&s).cloned());
         let result = self.key_change(now, request.from, user, |e2ee| {
             e2ee.handle_unwrapped(request, secret)
         });
@@ -188,7 +188,7 @@ impl Session {
     }
 
     /// Peers known now: session → user id.
-    pub fn peers(&self) -> &HashMap<u64, String> {
+    pub fn peers(&self) -> &HashMap<SessionId, String> {
         &self.peers
     }
 
@@ -502,12 +502,16 @@ impl Session {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;
                 }
+                // A JOINED names a session (0 is none: nothing to learn).
+                let Some(joined) = SessionId::from_wire(event.session_id) else {
+                    return;
+                };
                 // A JOINED for a user already present with another session is a reconnect:
                 // the new session replaces the old one.
-                let replaced: Vec<u64> = self
+                let replaced: Vec<SessionId> = self
                     .peers
                     .iter()
-                    .filter(|(s, u)| **u == user && **s != event.session_id)
+                    .filter(|(s, u)| **u == user && **s != joined)
                     .map(|(s, _)| *s)
                     .collect();
                 for session in replaced {
@@ -518,22 +522,25 @@ impl Session {
                         user: user.clone(),
                     });
                 }
-                if self.peers.insert(event.session_id, user.clone()).is_none() {
-                    self.e2ee_peer_joined(event.session_id, &user);
+                if self.peers.insert(joined, user.clone()).is_none() {
+                    self.e2ee_peer_joined(joined, &user);
                     self.events.push_back(Event::PeerJoined {
-                        session: event.session_id,
+                        session: joined,
                         user,
                     });
                 }
             }
-            Ok(MeetingEventType::ParticipantLeft)
-                if self.peers.remove(&event.session_id).is_some() =>
-            {
-                self.e2ee_peer_left(event.session_id);
-                self.events.push_back(Event::PeerLeft {
-                    session: event.session_id,
-                    user,
-                });
+            Ok(MeetingEventType::ParticipantLeft) => {
+                let Some(left) = SessionId::from_wire(event.session_id) else {
+                    return;
+                };
+                if self.peers.remove(&left).is_some() {
+                    self.e2ee_peer_left(left);
+                    self.events.push_back(Event::PeerLeft {
+                        session: left,
+                        user,
+                    });
+                }
             }
             _ => {}
         }
@@ -560,20 +567,24 @@ impl Session {
                 }
             }
             _ => {
+                // The relay stamps every packet with its sender's session; 0 is none.
+                let Some(from) = SessionId::from_wire(wrapper.session_id) else {
+                    return;
+                };
                 let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
-                if !self.peers.contains_key(&wrapper.session_id) && !ours {
-                    self.peers.insert(wrapper.session_id, user.clone());
-                    self.e2ee_peer_joined(wrapper.session_id, &user);
+                if !self.peers.contains_key(&from) && !ours {
+                    self.peers.insert(from, user.clone());
+                    self.e2ee_peer_joined(from, &user);
                     self.events.push_back(Event::PeerJoined {
-                        session: wrapper.session_id,
+                        session: from,
                         user: user.clone(),
                     });
                 }
-                let Some(packet) = self.open(wrapper.session_id, &user, media) else {
+                let Some(packet) = self.open(from, &user, media) else {
                     return;
                 };
                 self.events.push_back(Event::Media(MediaFrom {
-                    session: wrapper.session_id,
+                    session: from,
                     user,
                     packet,
                 }));
@@ -583,12 +594,12 @@ impl Session {
 
     /// E2EE on a media packet from a peer: opens sealed frames, refuses clear private media
     /// while we encrypt and sealed media while we do not. `None`: dropped (and counted).
-    fn open(&mut self, session: u64, user: &str, media: MediaPacket) -> Option<MediaPacket> {
+    fn open(&mut self, session: SessionId, user: &str, media: MediaPacket) -> Option<MediaPacket> {
         let sealed = media.sealed.is_some();
         match &mut self.e2ee {
             // Failures are counted by the E2EE core; a missing key is on its way (a keyframe
             // is asked for once it is installed).
-            Some(e2ee) if sealed => e2ee.open_envelope(session, &media).ok(),
+            Some(e2ee) if sealed => e2ee.open_envelope(session.get(), &media).ok(),
             Some(_) if is_private(media.media_type) => {
                 self.mismatch(session, user, false);
                 None
@@ -601,7 +612,7 @@ impl Session {
         }
     }
 
-    fn mismatch(&mut self, session: u64, user: &str, peer_encrypts: bool) {
+    fn mismatch(&mut self, session: SessionId, user: &str, peer_encrypts: bool) {
         self.mismatch_drops += 1;
         if self.mismatched.insert(session) {
             self.events.push_back(Event::E2eeMismatch {
@@ -634,17 +645,17 @@ impl Session {
         result.map_err(SessionError::from)
     }
 
-    fn e2ee_peer_joined(&mut self, session: u64, user: &str) {
+    fn e2ee_peer_joined(&mut self, session: SessionId, user: &str) {
         if let Some(e2ee) = &mut self.e2ee {
-            e2ee.handle_peer_joined(session, user);
+            e2ee.handle_peer_joined(session.get(), user);
             self.keys_changed = true;
         }
     }
 
-    fn e2ee_peer_left(&mut self, session: u64) {
+    fn e2ee_peer_left(&mut self, session: SessionId) {
         self.mismatched.remove(&session);
         if let Some(e2ee) = &mut self.e2ee {
-            e2ee.handle_peer_left(session);
+            e2ee.handle_peer_left(session.get());
             self.keys_changed = true;
         }
     }

@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(session.state(), ConnectionState::Connecting { attempt: 1 });
         let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
         assert!(events.contains(&Event::PeerLeft {
-            session: SessionId::new(2, 1).get(),
+            session: SessionId::new(2, 1),
             user: "bob".into()
         }));
         assert!(events.iter().any(|e| matches!(

@@ -396,22 +396,16 @@ impl Pump {
                 self.media.handle_joined();
             }
             Event::PeerJoined { session, user } => {
-                if let Some(session) = SessionId::from_wire(session) {
-                    dispatch.emit(Action::PeerJoined { session, user });
-                    // A newcomer needs a keyframe to start decoding us.
-                    self.media.request_camera_keyframe();
-                }
+                dispatch.emit(Action::PeerJoined { session, user });
+                // A newcomer needs a keyframe to start decoding us.
+                self.media.request_camera_keyframe();
             }
             Event::PeerLeft { session, .. } => {
-                if let Some(session) = SessionId::from_wire(session) {
-                    self.media.remove_peer(session);
-                    dispatch.emit(Action::PeerLeft { session });
-                }
+                self.media.remove_peer(session);
+                dispatch.emit(Action::PeerLeft { session });
             }
             Event::Media(media) => {
-                if let Some(session) = SessionId::from_wire(media.session) {
-                    self.handle_media(session, &media.user, media.packet);
-                }
+                self.handle_media(media.session, &media.user, media.packet);
             }
             Event::KeyframeRequested => self.media.request_keyframes(),
             Event::Congestion { .. } => dispatch.emit(Action::Congestion),
@@ -442,9 +436,7 @@ impl Pump {
                         "it does not encrypt"
                     }
                 ));
-                if let Some(session) = SessionId::from_wire(session) {
-                    dispatch.emit(Action::PeerUnencrypted { session });
-                }
+                dispatch.emit(Action::PeerUnencrypted { session });
             }
             Event::Rtt(rtt) => {
                 let t = now_ms();
