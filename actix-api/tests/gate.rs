@@ -308,9 +308,8 @@ async fn a_takeover_attempt_is_refused_and_the_real_participant_keeps_its_tile_a
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_removes_a_participant_on_another_node_within_a_second() {
-    let nats = NatsServer::start();
+/// Two actix-api nodes on `nats` sharing [`SECRET`]: their HTTP ports, and the processes.
+fn two_nodes(nats: &NatsServer) -> ((u16, u16), Vec<Service>) {
     let (a, b) = (free_tcp_port(), free_tcp_port());
     let mut nodes = Vec::new();
     for http in [a, b] {
@@ -330,6 +329,13 @@ async fn a_host_removes_a_participant_on_another_node_within_a_second() {
         ));
         wait_for_status(http, "/healthz", 200);
     }
+    ((a, b), nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_removes_a_participant_on_another_node_within_a_second() {
+    let nats = NatsServer::start();
+    let ((a, b), nodes) = two_nodes(&nats);
     let host_grants = Grants { host: true, ..ALL };
     let mut host = TestClient::websocket(&format!(
         "ws://127.0.0.1:{a}/lobby?token={}",
@@ -500,25 +506,7 @@ async fn next_audio(client: &mut TestClient) -> PacketWrapper {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_drop_clear_media_in_a_meeting_whose_tokens_say_e2ee_and_count_it() {
     let nats = NatsServer::start();
-    let (a, b) = (free_tcp_port(), free_tcp_port());
-    let mut nodes = Vec::new();
-    for http in [a, b] {
-        let args = vec![
-            "--listen".to_owned(),
-            format!("127.0.0.1:{http}"),
-            "--nats-url".to_owned(),
-            nats.url(),
-            "--jwt-secret".to_owned(),
-            SECRET.to_owned(),
-        ];
-        nodes.push(Service::start(
-            &binary("actix-api"),
-            &args,
-            &[],
-            "Ctrl-C stops.",
-        ));
-        wait_for_status(http, "/healthz", 200);
-    }
+    let ((a, b), _nodes) = two_nodes(&nats);
     let key = TokenKey::new(SECRET.as_bytes()).unwrap();
     let encrypted = |user: &str| {
         let mut c = claims(user, "secret-m", ALL, now() + 600);
