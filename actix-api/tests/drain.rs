@@ -16,11 +16,11 @@ use videocall_client::native::{Client, NativeConfig, RelayUrls, Status, Update};
 use videocall_client::{ClientConfig, ConnectionState, Event};
 use videocall_testkit::client::TestClient;
 use videocall_testkit::nats::NatsServer;
+use videocall_testkit::packets::numbered_audio;
 use videocall_testkit::process::{Service, binary, http_get, single_node, wait_for_status};
 use videocall_testkit::{PATIENCE, free_tcp_port};
 use videocall_types::{
-    AudioMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, MeetingPacket, PacketType,
-    PacketWrapper, SessionId, UserId,
+    MeetingEventType, MeetingId, MeetingPacket, PacketType, PacketWrapper, SessionId, UserId,
 };
 
 /// `--drain-seconds` of the nodes: how long a stopping node waits for its clients to move.
@@ -149,16 +149,7 @@ async fn a_client_on_a_draining_node_moves_to_the_other_and_its_meeting_goes_on(
         let mut tick = tokio::time::interval(PACKET_INTERVAL);
         for sequence in 0.. {
             tick.tick().await;
-            handle.send_media(MediaPacket {
-                media_type: MediaType::Audio as i32,
-                data: vec![0x5a; 160].into(),
-                frame_type: "key".into(),
-                audio_metadata: Some(AudioMetadata {
-                    sequence,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            handle.send_media(numbered_audio(sequence));
         }
     });
     // Steady state: the receiver opens the publisher's audio (keys exchanged).

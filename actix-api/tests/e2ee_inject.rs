@@ -23,12 +23,11 @@ use videocall_client::e2ee::{E2ee, E2eeConfig, E2eeStats, Identity, KeyHolder, O
 use videocall_client::native::{Client, NativeConfig, RelayUrls, Status, Update};
 use videocall_client::{ClientConfig, ConnectionState, Event};
 use videocall_testkit::nats::NatsServer;
+use videocall_testkit::packets::numbered_audio;
 use videocall_testkit::process::{Service, binary, wait_for_status};
 use videocall_testkit::{PATIENCE, free_tcp_port};
 use videocall_types::proto::{SenderKeyPacket, WrappedSenderKey};
-use videocall_types::{
-    AudioMetadata, MediaPacket, MediaType, MeetingId, PacketType, PacketWrapper, SessionId, UserId,
-};
+use videocall_types::{MediaPacket, MeetingId, PacketType, PacketWrapper, SessionId, UserId};
 
 const MEETING: &str = "inj";
 
@@ -184,16 +183,7 @@ async fn a_nats_user_cannot_add_a_hidden_key_holder_forge_alices_key_or_replay_h
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for sequence in 0.. {
             tick.tick().await;
-            handle.send_media(MediaPacket {
-                media_type: MediaType::Audio as i32,
-                data: vec![0x5a; 160].into(),
-                frame_type: "key".into(),
-                audio_metadata: Some(AudioMetadata {
-                    sequence,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            handle.send_media(numbered_audio(sequence));
         }
     });
     bob.until("bob opens alice's audio", |_, e| e.opened >= 20)

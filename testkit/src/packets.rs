@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType, PacketWrapper,
+    AudioMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType,
+    PacketWrapper,
 };
 
 /// A MEDIA wrapper whose identity fields claim to be someone else (the relay must overwrite
@@ -29,6 +30,21 @@ pub fn media(media_type: MediaType, frame_type: &str, data: Vec<u8>) -> Bytes {
 /// An audio packet carrying `tag`.
 pub fn audio(tag: &str) -> Bytes {
     media(MediaType::Audio, "key", tag.as_bytes().to_vec())
+}
+
+/// The `sequence`-th 20 ms audio frame a client core sends (160 bytes; the sequence number in
+/// its metadata lets a receiver see every gap).
+pub fn numbered_audio(sequence: u64) -> MediaPacket {
+    MediaPacket {
+        media_type: MediaType::Audio as i32,
+        data: vec![0x5a; 160].into(),
+        frame_type: "key".into(),
+        audio_metadata: Some(AudioMetadata {
+            sequence,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A video frame whose payload starts with `seq` (big-endian) and has `size` bytes.
