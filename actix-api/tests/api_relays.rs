@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use serde_json::{Value, json};
 use videocall_testkit::client::TestClient;
+use videocall_testkit::free_tcp_port;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, is_audio, is_joined};
 use videocall_testkit::postgres::Postgres;
-use videocall_testkit::process::{Service, binary, certificate_hash, single_node, wait_for_status};
-use videocall_testkit::{free_tcp_port, free_udp_port};
+use videocall_testkit::process::{
+    Service, binary, certificate_hash, single_node, webtransport_server_on,
+};
 use videocall_types::{MeetingEventType, MeetingPacket, PacketType};
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
@@ -240,22 +242,7 @@ async fn the_standalone_webtransport_server_keeps_protected_meetings_shut_to_pla
         nats.url(),
     ];
     let _api = Service::start(&binary("actix-api"), &api_args, &env, "Ctrl-C stops.");
-    let (health, udp) = (free_tcp_port(), free_udp_port());
-    let wt_args = vec![
-        "--webtransport-listen".to_owned(),
-        format!("[::]:{udp}"),
-        "--health-listen".to_owned(),
-        format!("127.0.0.1:{health}"),
-        "--nats-url".to_owned(),
-        nats.url(),
-    ];
-    let _wt = Service::start(
-        &binary("webtransport-server"),
-        &wt_args,
-        &env,
-        "webtransport-server:",
-    );
-    wait_for_status(health, "/healthz", 200);
+    let (_wt, health, udp) = webtransport_server_on(&nats.url(), &env);
     let hash = certificate_hash(health);
     let wt = |path: &str| format!("https://127.0.0.1:{udp}{path}");
 

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use videocall_testkit::client::TestClient;
+use videocall_testkit::free_tcp_port;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, is_audio, is_joined, media, video, video_seq};
 use videocall_testkit::process::{
     Service, binary, certificate_hash, http_get, single_node, wait_for_status,
+    webtransport_server_on,
 };
-use videocall_testkit::{free_tcp_port, free_udp_port};
 use videocall_types::framing::Deframer;
 use videocall_types::{MediaType, PacketType, SYSTEM_USER_ID};
 
@@ -23,27 +24,6 @@ fn api_on_nats(nats: &NatsServer) -> (Service, u16) {
     ];
     let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
     (service, http)
-}
-
-/// A standalone webtransport-server on NATS: (process, health port, udp port).
-fn wt_on_nats(nats: &NatsServer) -> (Service, u16, u16) {
-    let (health, udp) = (free_tcp_port(), free_udp_port());
-    let args = vec![
-        "--webtransport-listen".to_owned(),
-        format!("[::]:{udp}"),
-        "--health-listen".to_owned(),
-        format!("127.0.0.1:{health}"),
-        "--nats-url".to_owned(),
-        nats.url(),
-    ];
-    let service = Service::start(
-        &binary("webtransport-server"),
-        &args,
-        &[],
-        "webtransport-server:",
-    );
-    wait_for_status(health, "/healthz", 200);
-    (service, health, udp)
 }
 
 async fn ws(http: u16, user: &str, meeting: &str) -> TestClient {
@@ -132,7 +112,7 @@ async fn two_websocket_nodes_and_a_webtransport_node_on_nats_form_one_meeting() 
     let nats = NatsServer::start();
     let (_api1, http1) = api_on_nats(&nats);
     let (_api2, http2) = api_on_nats(&nats);
-    let (_wt, health, udp) = wt_on_nats(&nats);
+    let (_wt, health, udp) = webtransport_server_on(&nats.url(), &[]);
     let hash = certificate_hash(health);
     wait_for_status(http1, "/healthz", 200);
     wait_for_status(http2, "/healthz", 200);
@@ -244,7 +224,7 @@ async fn bad_clients_are_cut_off_or_counted_while_the_meeting_goes_on_without_a_
 async fn both_services_ride_out_a_nats_restart() {
     let mut nats = NatsServer::start();
     let (_api, http) = api_on_nats(&nats);
-    let (_wt, health, udp) = wt_on_nats(&nats);
+    let (_wt, health, udp) = webtransport_server_on(&nats.url(), &[]);
     let hash = certificate_hash(health);
     wait_for_status(http, "/healthz", 200);
     let mut on_ws = ws(http, "ws-user", "m1").await;

@@ -147,6 +147,28 @@ pub fn single_node(extra: &[&str]) -> (Service, u16, u16) {
     (single_node_on(http, udp, extra), http, udp)
 }
 
+/// A standalone webtransport-server on the NATS at `nats_url`, with `env`, ready (its
+/// `/healthz` answers 200): (process, health port, udp port).
+pub fn webtransport_server_on(nats_url: &str, env: &[(&str, String)]) -> (Service, u16, u16) {
+    let (health, udp) = (crate::free_tcp_port(), crate::free_udp_port());
+    let args = vec![
+        "--webtransport-listen".to_owned(),
+        format!("[::]:{udp}"),
+        "--health-listen".to_owned(),
+        format!("127.0.0.1:{health}"),
+        "--nats-url".to_owned(),
+        nats_url.to_owned(),
+    ];
+    let service = Service::start(
+        &binary("webtransport-server"),
+        &args,
+        env,
+        "webtransport-server:",
+    );
+    wait_for_status(health, "/healthz", 200);
+    (service, health, udp)
+}
+
 /// `GET http://127.0.0.1:{port}{path}`: status code and body, whatever the status (a refusal's
 /// body says why). Panics when nothing answers within [`PATIENCE`]: a test cannot go on.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
