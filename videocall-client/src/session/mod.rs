@@ -35,6 +35,8 @@ pub const RECONNECT_BACKOFF: [Duration; 4] = [
 
 /// Least time between two keyframe requests to the same peer.
 const KEYFRAME_REQUEST_SPACING: Duration = Duration::from_millis(500);
+/// Departed peer sessions remembered so that their late media is not taken for a newcomer.
+const RETIRED_CAP: usize = 256;
 
 /// The client protocol of one participant.
 #[derive(Debug)]
@@ -62,6 +64,10 @@ pub struct Session {
     keys_changed: bool,
     /// Peer sessions already reported in an [`Event::E2eeMismatch`].
     mismatched: HashSet<SessionId>,
+    /// Peer sessions that left or were replaced, newest last (at most [`RETIRED_CAP`]): media
+    /// still in flight from them (a node that was draining, another node's bus) must not bring
+    /// them back as peers.
+    retired: VecDeque<SessionId>,
     /// Media dropped because of an E2EE mismatch (clear media while we encrypt, or sealed
     /// media while we do not).
     mismatch_drops: u64,
@@ -91,6 +97,7 @@ impl Session {
             safety_code: None,
             keys_changed: false,
             mismatched: HashSet::new(),
+            retired: VecDeque::new(),
             mismatch_drops: 0,
             ended: None,
         }
@@ -514,7 +521,9 @@ impl Session {
                     .filter(|(s, u)| **u == user && **s != joined)
                     .map(|(s, _)| *s)
                     .collect();
+                self.retired.retain(|s| *s != joined);
                 for session in replaced {
+                    self.retire(session);
                     self.peers.remove(&session);
                     self.e2ee_peer_left(session);
                     self.events.push_back(Event::PeerLeft {
@@ -535,6 +544,7 @@ impl Session {
                     return;
                 };
                 if self.peers.remove(&left).is_some() {
+                    self.retire(left);
                     self.e2ee_peer_left(left);
                     self.events.push_back(Event::PeerLeft {
                         session: left,
@@ -571,6 +581,9 @@ impl Session {
                 let Some(from) = SessionId::from_wire(wrapper.session_id) else {
                     return;
                 };
+                if self.retired.contains(&from) {
+                    return;
+                }
                 let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
                 if !self.peers.contains_key(&from) && !ours {
                     self.peers.insert(from, user.clone());
@@ -643,6 +656,14 @@ impl Session {
             let _ = self.request_keyframe(now, &user);
         }
         result.map_err(SessionError::from)
+    }
+
+    /// Remembers that `session` left (see `retired`).
+    fn retire(&mut self, session: SessionId) {
+        if self.retired.len() == RETIRED_CAP {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(session);
     }
 
     fn e2ee_peer_joined(&mut self, session: SessionId, user: &str) {

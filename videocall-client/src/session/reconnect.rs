@@ -155,6 +155,58 @@ mod tests {
     }
 
     #[test]
+    fn late_media_from_a_replaced_session_does_not_bring_it_back() {
+        let mut session = joined();
+        let event = |kind, seq| {
+            let e = packets::participant_event(
+                kind,
+                "m1",
+                2,
+                bytes::Bytes::from_static(b"bob"),
+                SessionId::new(2, seq),
+            );
+            packets::encode(&packets::meeting_event(&e))
+        };
+        let media_from = |seq| {
+            let media = videocall_types::MediaPacket {
+                media_type: videocall_types::MediaType::Audio as i32,
+                ..Default::default()
+            };
+            packets::encode(&PacketWrapper {
+                packet_type: videocall_types::PacketType::Media as i32,
+                user_id: bytes::Bytes::from_static(b"bob"),
+                data: packets::encode(&media),
+                session_id: SessionId::new(2, seq).get(),
+            })
+        };
+        // Bob moves from session 1 to session 2 (a drain), then audio his old node still had
+        // in flight arrives.
+        for packet in [
+            event(MeetingEventType::ParticipantJoined, 1),
+            event(MeetingEventType::ParticipantJoined, 2),
+            media_from(1),
+        ] {
+            session.handle_packet(Duration::ZERO, packet).unwrap();
+        }
+        let joins: Vec<SessionId> = std::iter::from_fn(|| session.poll_event())
+            .filter_map(|e| match e {
+                Event::PeerJoined { session, .. } => Some(session),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joins, [SessionId::new(2, 1), SessionId::new(2, 2)]);
+        assert_eq!(session.peers().len(), 1);
+        // A session announced again (a relay's roster) is a peer again.
+        session
+            .handle_packet(
+                Duration::ZERO,
+                event(MeetingEventType::ParticipantJoined, 1),
+            )
+            .unwrap();
+        assert!(session.peers().contains_key(&SessionId::new(2, 1)));
+    }
+
+    #[test]
     fn a_draining_relay_makes_the_session_reconnect_at_once_elsewhere_with_its_secret() {
         let mut session = joined();
         let ours = SessionId::new(1, 7).get();
