@@ -5,7 +5,7 @@
 //! [`Meeting`] is the bookkeeping, with no output; the `Relay` methods below turn its changes into
 //! participant events, bus publications and subscriptions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -51,7 +51,14 @@ pub(super) struct Meeting {
     /// End-to-end encrypted by a signed or stored record (a join with [`Join::e2ee`]); once
     /// set it stays set while the node serves the meeting: clear media is dropped.
     pub(super) e2ee: bool,
+    /// Remote sessions a newer session of their user replaced (a move between nodes), newest
+    /// last, at most [`REPLACED_CAP`]: traffic still in flight from them is not taken for a
+    /// new participant (only their own JOINED brings them back).
+    replaced: VecDeque<SessionId>,
 }
+
+/// Replaced remote sessions remembered per meeting.
+const REPLACED_CAP: usize = 64;
 
 impl Meeting {
     fn new(id: MeetingId) -> Self {
@@ -63,6 +70,7 @@ impl Meeting {
             remote_timer_armed: false,
             pending_leaves: Vec::new(),
             e2ee: false,
+            replaced: VecDeque::new(),
         }
     }
 
@@ -125,6 +133,10 @@ impl Meeting {
             return None;
         }
         self.by_user.remove(user);
+        if self.replaced.len() == REPLACED_CAP {
+            self.replaced.pop_front();
+        }
+        self.replaced.push_back(old);
         Some(old)
     }
 
@@ -165,6 +177,7 @@ impl Meeting {
         user: Bytes,
         display_name: Bytes,
     ) -> bool {
+        self.replaced.retain(|s| *s != origin);
         let peer = RemotePeer {
             display_name,
             user: user.clone(),
@@ -183,6 +196,9 @@ impl Meeting {
     pub(super) fn heard_from(&mut self, now: Instant, origin: SessionId, user: &Bytes) -> bool {
         if let Some(peer) = self.remote.get_mut(&origin) {
             peer.last_seen = now;
+            return false;
+        }
+        if self.replaced.contains(&origin) {
             return false;
         }
         let peer = RemotePeer {
