@@ -1,18 +1,21 @@
 //! E2EE driven end to end through the real relay core, in memory: sessions that encrypt
 //! (`Session::with_e2ee`, as every client runs them), and a record of every byte the relay
-//! forwards.
+//! forwards. The meeting runs on the shared harness (`harness::Net`): a virtual clock that jumps
+//! to the next `poll_timeout` or arrival.
+
+mod harness;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use harness::{Conditions, Net};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use videocall_client::e2ee::{E2ee, E2eeConfig, Identity, SafetyCode};
-use videocall_client::{Action, ClientConfig, Event, Session};
-use videocall_relay::{Output, Relay, RelayConfig};
-use videocall_types::{MediaPacket, MediaType, MeetingId, SessionId, UserId};
+use videocall_client::{ClientConfig, Event, Session};
+use videocall_types::{MediaPacket, MediaType, MeetingId, UserId};
 
 /// RSA identity `i` (0..3), generated once for all tests of this binary.
 fn identity(i: usize) -> Identity {
@@ -28,39 +31,17 @@ fn identity(i: usize) -> Identity {
         .clone()
 }
 
-struct Client {
-    session: Session,
-    /// Opened frames: (sender user, packet).
-    opened: Vec<(String, MediaPacket)>,
-    /// The safety codes the session told, in order.
-    codes: Vec<SafetyCode>,
-    /// Peers reported as not agreeing on encryption: (user, peer encrypts).
-    mismatches: Vec<(String, bool)>,
-    /// Keyframes the session asked us for.
-    keyframe_requests: usize,
-    /// For a client whose identity is external (as in the browser): the private key the
-    /// "outside" unwraps with, and whether it should fail.
-    outside: Option<(Identity, bool)>,
-}
-
-impl Client {
-    fn e2ee(&self) -> &E2ee {
-        self.session.e2ee().expect("every client here encrypts")
-    }
-
-    fn refused(&self) -> u64 {
-        self.e2ee().stats().dropped.total()
-    }
-}
-
+/// Clients made up front (encrypting or not, some with their private key outside) and started
+/// one by one into a [`Net`]: the real relay core, links without delay or loss, the clock jumping
+/// to the next thing due.
 struct World {
-    start: Instant,
-    now: Duration,
-    relay: Relay,
-    clients: Vec<Client>,
-    links: HashMap<usize, SessionId>,
-    /// Every packet the relay handed to a transport.
-    forwarded: Vec<Bytes>,
+    net: Net,
+    /// Sessions made and not started yet, by client number.
+    made: Vec<Option<Session>>,
+    /// Outside keys of clients not started yet.
+    outside: HashMap<usize, (Identity, bool)>,
+    /// Client number → its index in the net, once started.
+    index: Vec<Option<usize>>,
 }
 
 impl World {
@@ -70,166 +51,133 @@ impl World {
 
     /// Clients that encrypt or not (`encrypts[i]`).
     fn mixed(users: &[&str], encrypts: &[bool]) -> Self {
-        let clients = users
+        let made = users
             .iter()
             .enumerate()
             .map(|(i, u)| {
                 let config =
                     ClientConfig::new(UserId::new(*u).unwrap(), MeetingId::new("m1").unwrap());
-                let session = if encrypts[i] {
+                Some(if encrypts[i] {
                     let rng = ChaCha20Rng::seed_from_u64(i as u64);
                     let e2ee = E2ee::with_identity(E2eeConfig::default(), *u, identity(i), rng);
                     Session::with_e2ee(config, e2ee)
                 } else {
                     Session::new(config)
-                };
-                Client {
-                    session,
-                    opened: Vec::new(),
-                    codes: Vec::new(),
-                    mismatches: Vec::new(),
-                    keyframe_requests: 0,
-                    outside: None,
-                }
+                })
             })
             .collect();
         Self {
-            start: Instant::now(),
-            now: Duration::ZERO,
-            relay: Relay::new(RelayConfig::default()),
-            clients,
-            links: HashMap::new(),
-            forwarded: Vec::new(),
+            net: Net::new(Conditions::default(), 1),
+            made,
+            outside: HashMap::new(),
+            index: vec![None; users.len()],
         }
     }
 
     /// Client `i`'s private key is held outside its session (`Identity::external`); unwraps
     /// fail when `fail`.
     fn externalise(&mut self, i: usize, fail: bool) {
-        let user = self.clients[i].session.config().user_id.as_str().to_owned();
+        let session = self.made[i].as_ref().expect("not started yet");
+        let config = session.config().clone();
         let external = Identity::external(identity(i).public_key_der()).unwrap();
         let rng = ChaCha20Rng::seed_from_u64(50 + i as u64);
-        let e2ee = E2ee::with_identity(E2eeConfig::default(), user, external, rng);
-        let config = self.clients[i].session.config().clone();
-        self.clients[i].session = Session::with_e2ee(config, e2ee);
-        self.clients[i].outside = Some((identity(i), fail));
-    }
-
-    fn at(&self) -> Instant {
-        self.start + self.now
+        let e2ee = E2ee::with_identity(
+            E2eeConfig::default(),
+            config.user_id.as_str(),
+            external,
+            rng,
+        );
+        self.made[i] = Some(Session::with_e2ee(config, e2ee));
+        self.outside.insert(i, (identity(i), fail));
     }
 
     fn start(&mut self, i: usize) {
-        self.clients[i].session.handle_start(self.now);
-        self.drive();
+        let at = self.net.clients.len();
+        if let Some(outside) = self.outside.remove(&i) {
+            self.net.outside.insert(at, outside);
+        }
+        let session = self.made[i].take().expect("started once");
+        self.index[i] = Some(self.net.add(session));
+    }
+
+    fn at(&self, i: usize) -> usize {
+        self.index[i].expect("client started")
+    }
+
+    fn session(&mut self, i: usize) -> &mut Session {
+        let at = self.at(i);
+        &mut self.net.clients[at]
+    }
+
+    fn e2ee(&self, i: usize) -> &E2ee {
+        self.net.clients[self.at(i)]
+            .e2ee()
+            .expect("this client encrypts")
+    }
+
+    fn refused(&self, i: usize) -> u64 {
+        self.e2ee(i).stats().dropped.total()
+    }
+
+    fn events(&self, i: usize) -> &[Event] {
+        &self.net.events[self.at(i)]
+    }
+
+    /// The safety codes client `i` was told, in order.
+    fn codes(&self, i: usize) -> Vec<SafetyCode> {
+        let codes = self.events(i).iter().filter_map(|e| match e {
+            Event::SafetyCode(code) => Some(*code),
+            _ => None,
+        });
+        codes.collect()
+    }
+
+    /// Keyframes client `i` was asked for.
+    fn keyframe_requests(&self, i: usize) -> usize {
+        let asked = self.events(i).iter();
+        asked
+            .filter(|e| matches!(e, Event::KeyframeRequested))
+            .count()
+    }
+
+    /// Peers client `i` was told do not agree on encryption: (user, peer encrypts).
+    fn mismatches(&self, i: usize) -> Vec<(String, bool)> {
+        let told = self.events(i).iter().filter_map(|e| match e {
+            Event::E2eeMismatch {
+                user,
+                peer_encrypts,
+                ..
+            } => Some((user.to_string(), *peer_encrypts)),
+            _ => None,
+        });
+        told.collect()
     }
 
     fn advance(&mut self, by: Duration) {
-        let end = self.now + by;
-        while self.now < end {
-            self.now += Duration::from_millis(100);
-            let at = self.at();
-            self.relay.handle_timeout(at);
-            for c in &mut self.clients {
-                c.session.handle_timeout(self.now);
-            }
-            self.drive();
-        }
+        self.net.run_for(by);
     }
 
     /// Client `i` sends `media` (the session seals it).
     fn send(&mut self, i: usize, media: &MediaPacket) {
-        self.clients[i].session.send_media(media.clone()).unwrap();
-        self.drive();
+        self.session(i).send_media(media.clone()).unwrap();
+        self.net.drive();
     }
 
-    fn drive(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            for i in 0..self.clients.len() {
-                while let Some(action) = self.clients[i].session.poll_action() {
-                    moved = true;
-                    match action {
-                        Action::Connect { .. } => {
-                            let config = self.clients[i].session.config().clone();
-                            let id = self
-                                .relay
-                                .handle_join(self.at(), config.user_id, config.meeting_id)
-                                .unwrap();
-                            self.links.insert(i, id);
-                            self.clients[i].session.handle_connected(self.now);
-                        }
-                        Action::Close => {
-                            if let Some(id) = self.links.remove(&i) {
-                                self.relay.handle_leave(self.at(), id);
-                            }
-                        }
-                    }
-                }
-                let at = self.at();
-                let c = &mut self.clients[i];
-                while let Some(request) = c.session.poll_unwrap() {
-                    moved = true;
-                    let (private, fail) = c.outside.as_ref().expect("only external identities ask");
-                    let mut rng = ChaCha20Rng::seed_from_u64(7);
-                    let secret = private.unwrap(&mut rng, &request.wrapped).ok();
-                    let secret = secret.filter(|_| !fail);
-                    let _ = c.session.handle_unwrapped(
-                        self.now,
-                        &request,
-                        secret.as_deref().map(|s| &s[..]),
-                    );
-                }
-                while let Some(bytes) = c.session.poll_transmit() {
-                    moved = true;
-                    if let Some(id) = self.links.get(&i) {
-                        let _ = self.relay.handle_inbound(at, *id, bytes);
-                    }
-                }
-                while let Some(event) = c.session.poll_event() {
-                    moved = true;
-                    match event {
-                        Event::Media(m) if m.packet.media_type == MediaType::Video as i32 => {
-                            c.opened.push((m.user, m.packet))
-                        }
-                        Event::SafetyCode(code) => c.codes.push(code),
-                        Event::KeyframeRequested => c.keyframe_requests += 1,
-                        Event::E2eeMismatch {
-                            user,
-                            peer_encrypts,
-                            ..
-                        } => c.mismatches.push((user, peer_encrypts)),
-                        _ => {}
-                    }
-                }
-            }
-            while let Some(output) = self.relay.poll_output() {
-                moved = true;
-                if let Output::Transmit { session, packet } = output {
-                    self.relay.handle_transmitted(session, packet.len());
-                    self.forwarded.push(packet.clone());
-                    if let Some((&i, _)) = self.links.iter().find(|(_, s)| **s == session) {
-                        self.clients[i]
-                            .session
-                            .handle_packet(self.now, packet)
-                            .unwrap();
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("livelock");
+    /// Client `i` leaves.
+    fn leave(&mut self, i: usize) {
+        self.session(i).leave();
+        self.net.drive();
     }
 
+    /// The video frames client `i` opened from `user`, in order.
     fn opened_from(&self, i: usize, user: &str) -> Vec<&MediaPacket> {
-        self.clients[i]
-            .opened
-            .iter()
-            .filter(|(u, _)| u == user)
-            .map(|(_, p)| p)
-            .collect()
+        let opened = self.events(i).iter().filter_map(|e| match e {
+            Event::Media(m) if m.user == user && m.packet.media_type == MediaType::Video as i32 => {
+                Some(&m.packet)
+            }
+            _ => None,
+        });
+        opened.collect()
     }
 }
 
@@ -264,9 +212,9 @@ fn the_relay_forwards_no_plaintext_and_every_peer_decodes_every_frame() {
     for i in 0..3 {
         w.start(i);
     }
-    let code = w.clients[0].e2ee().safety_code();
-    assert_eq!(w.clients[1].e2ee().safety_code(), code);
-    assert_eq!(w.clients[2].e2ee().safety_code(), code);
+    let code = w.e2ee(0).safety_code();
+    assert_eq!(w.e2ee(1).safety_code(), code);
+    assert_eq!(w.e2ee(2).safety_code(), code);
 
     for n in 0..60 {
         w.send(0, &frame(n));
@@ -275,7 +223,7 @@ fn the_relay_forwards_no_plaintext_and_every_peer_decodes_every_frame() {
         let got = w.opened_from(i, "alice");
         assert_eq!(got.len(), 60, "client {i}");
         assert!(got.iter().zip(0..).all(|(p, n)| p.data == test_pattern(n)));
-        assert_eq!(w.clients[i].refused(), 0);
+        assert_eq!(w.refused(i), 0);
     }
 
     let mut plaintext_windows = HashSet::new();
@@ -283,8 +231,8 @@ fn the_relay_forwards_no_plaintext_and_every_peer_decodes_every_frame() {
         let data = test_pattern(n);
         plaintext_windows.extend(data.windows(16).map(<[u8]>::to_vec));
     }
-    assert!(!w.forwarded.is_empty());
-    for packet in &w.forwarded {
+    assert!(!w.net.forwarded.is_empty());
+    for packet in &w.net.forwarded {
         assert!(
             !packet
                 .windows(16)
@@ -304,13 +252,12 @@ fn after_a_leave_the_remaining_two_decode_without_a_gap_under_a_new_key() {
         w.send(0, &frame(n));
     }
     // Every join rotated the keys of those present; the leave rotates once more.
-    let epochs = (w.clients[0].e2ee().epoch(), w.clients[1].e2ee().epoch());
-    w.clients[2].session.leave();
-    w.drive();
+    let epochs = (w.e2ee(0).epoch(), w.e2ee(1).epoch());
+    w.leave(2);
     // The relay announces the leave after its reconnect grace.
     w.advance(Duration::from_secs(5));
-    assert_eq!(w.clients[0].e2ee().epoch(), epochs.0 + 1);
-    assert_eq!(w.clients[1].e2ee().epoch(), epochs.1 + 1);
+    assert_eq!(w.e2ee(0).epoch(), epochs.0 + 1);
+    assert_eq!(w.e2ee(1).epoch(), epochs.1 + 1);
     for n in 30..90 {
         w.send(0, &frame(n));
         w.send(1, &frame(n));
@@ -322,9 +269,9 @@ fn after_a_leave_the_remaining_two_decode_without_a_gap_under_a_new_key() {
         60,
         "alice decodes every frame of bob"
     );
-    assert_eq!(w.clients[0].refused() + w.clients[1].refused(), 0);
-    let safety = w.clients[0].e2ee().safety_code();
-    assert_eq!(w.clients[1].e2ee().safety_code(), safety);
+    assert_eq!(w.refused(0) + w.refused(1), 0);
+    let safety = w.e2ee(0).safety_code();
+    assert_eq!(w.e2ee(1).safety_code(), safety);
 }
 
 #[test]
@@ -333,26 +280,24 @@ fn every_client_is_told_the_same_safety_code() {
     for i in 0..3 {
         w.start(i);
     }
-    let told: Vec<SafetyCode> = w
-        .clients
-        .iter()
-        .map(|c| *c.codes.last().expect("a safety code was told"))
+    let told: Vec<SafetyCode> = (0..3)
+        .map(|i| *w.codes(i).last().expect("a safety code was told"))
         .collect();
     assert_eq!(told[0], told[1]);
     assert_eq!(told[1], told[2]);
-    assert_eq!(told[0], w.clients[0].e2ee().safety_code());
+    assert_eq!(told[0], w.e2ee(0).safety_code());
     // Alone in the meeting, alice's code was another one.
-    assert_ne!(w.clients[0].codes[0], told[0]);
+    assert_ne!(w.codes(0)[0], told[0]);
 }
 
 #[test]
 fn a_sender_is_asked_for_a_keyframe_when_a_newcomer_gets_its_key() {
     let mut w = World::new(&["alice", "bob"]);
     w.start(0);
-    assert_eq!(w.clients[0].keyframe_requests, 0, "alone: nobody to start");
+    assert_eq!(w.keyframe_requests(0), 0, "alone: nobody to start");
     w.start(1);
-    assert!(w.clients[0].keyframe_requests >= 1);
-    assert!(w.clients[1].keyframe_requests >= 1);
+    assert!(w.keyframe_requests(0) >= 1);
+    assert!(w.keyframe_requests(1) >= 1);
 }
 
 #[test]
@@ -368,10 +313,10 @@ fn clear_media_in_an_encrypted_meeting_is_refused_and_reported_both_ways() {
         w.opened_from(0, "mallory").is_empty(),
         "clear video is never shown"
     );
-    assert_eq!(w.clients[0].mismatches, vec![("mallory".to_owned(), false)]);
-    assert!(w.clients[0].session.mismatch_drops() >= 10);
+    assert_eq!(w.mismatches(0), vec![("mallory".to_owned(), false)]);
+    assert!(w.session(0).mismatch_drops() >= 10);
     assert!(w.opened_from(1, "alice").is_empty());
-    assert_eq!(w.clients[1].mismatches, vec![("alice".to_owned(), true)]);
+    assert_eq!(w.mismatches(1), vec![("alice".to_owned(), true)]);
 }
 
 #[test]
@@ -381,7 +326,7 @@ fn a_private_key_held_outside_the_core_unwraps_there_and_decodes() {
     for i in 0..3 {
         w.start(i);
     }
-    assert!(w.clients[1].e2ee().identity().is_external());
+    assert!(w.e2ee(1).identity().is_external());
     for n in 0..30 {
         w.send(0, &frame(n));
         w.send(1, &frame(n));
@@ -396,17 +341,16 @@ fn a_private_key_held_outside_the_core_unwraps_there_and_decodes() {
         30,
         "carol opens bob's frames"
     );
-    let code = w.clients[0].e2ee().safety_code();
-    assert_eq!(w.clients[1].e2ee().safety_code(), code);
+    let code = w.e2ee(0).safety_code();
+    assert_eq!(w.e2ee(1).safety_code(), code);
     // A leave rotates: the new keys are unwrapped outside too.
-    w.clients[2].session.leave();
-    w.drive();
+    w.leave(2);
     w.advance(Duration::from_secs(5));
     for n in 30..60 {
         w.send(0, &frame(n));
     }
     assert_eq!(w.opened_from(1, "alice").len(), 60);
-    assert_eq!(w.clients[1].refused(), 0);
+    assert_eq!(w.refused(1), 0);
 }
 
 #[test]
@@ -417,7 +361,7 @@ fn a_failed_outside_unwrap_is_counted_and_installs_nothing() {
     w.start(1);
     w.send(0, &frame(0));
     assert!(w.opened_from(1, "alice").is_empty());
-    let stats = *w.clients[1].e2ee().stats();
+    let stats = *w.e2ee(1).stats();
     assert!(stats.key_packets_refused >= 1, "{stats:?}");
     assert_eq!(stats.keys_installed, 0);
     assert!(stats.dropped.no_key >= 1);

@@ -101,6 +101,10 @@ pub enum E2eeError {
     /// decrypting (bounds the RSA work, and the timing samples, a participant can cause).
     #[error("session {0} sent more sender keys than rotations justify")]
     TooManyKeys(u64),
+    /// A sender key sealed under a channel key we do not hold (its RSA wrap was lost or
+    /// refused): a KEY_REQUEST asks for a new RSA wrap.
+    #[error("sender key from session {0} under a channel key we do not hold")]
+    NoChannel(u64),
 }
 
 /// Under which counter a refused frame is counted.

@@ -13,8 +13,12 @@ use super::error::E2eeError;
 use super::identity::{Identity, PeerKey};
 use super::signing::{self, SIGNING_KEY_LEN, Signer};
 
-/// Version of the AES_KEY data this core speaks ([`SenderKeyPacket::version`]): 2 is signed.
+/// Version of the AES_KEY data whose wraps are RSA-OAEP ([`SenderKeyPacket::version`]): 2 is
+/// signed.
 pub const SENDER_KEY_VERSION: u32 = 2;
+/// Version of the AES_KEY data whose wraps are sealed under the pair's channel key (see
+/// `channel`); signed like version 2.
+pub const SENDER_KEY_CHANNEL_VERSION: u32 = 3;
 
 /// A peer's long-term keys as it announced them: RSA-OAEP (wraps) and Ed25519 (signatures).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +101,13 @@ pub(crate) fn check_announce(
 }
 
 /// Our AES_KEY for one recipient: the relay delivers a packet of one wrap to that session only.
+/// `version`: [`SENDER_KEY_VERSION`] for an RSA wrap, [`SENDER_KEY_CHANNEL_VERSION`] for a
+/// channel wrap.
 pub(crate) fn sender_key(
     signer: &Signer,
     meeting: &str,
     session: u64,
+    version: u32,
     epoch: u32,
     recipient: u64,
     wrapped: Vec<u8>,
@@ -108,12 +115,12 @@ pub(crate) fn sender_key(
     let message = signing::sender_key_message(
         meeting,
         session,
-        SENDER_KEY_VERSION,
+        version,
         epoch,
         std::iter::once((recipient, wrapped.as_slice())),
     );
     packets::encode(&SenderKeyPacket {
-        version: SENDER_KEY_VERSION,
+        version,
         epoch,
         keys: vec![WrappedSenderKey {
             recipient_session: recipient,
@@ -127,7 +134,7 @@ pub(crate) fn sender_key(
 pub(crate) fn decode_sender_key(wrapper: &PacketWrapper) -> Result<SenderKeyPacket, E2eeError> {
     let packet = SenderKeyPacket::decode(wrapper.data.clone())
         .map_err(|e| E2eeError::Malformed(e.to_string()))?;
-    if packet.version != SENDER_KEY_VERSION {
+    if packet.version != SENDER_KEY_VERSION && packet.version != SENDER_KEY_CHANNEL_VERSION {
         return Err(E2eeError::UnsupportedVersion(packet.version));
     }
     Ok(packet)

@@ -8,102 +8,19 @@ use rand_core::CryptoRngCore;
 use videocall_types::proto::SealedMedia;
 use videocall_types::{MediaPacket, PacketType, PacketWrapper, packets};
 
-use super::error::{DropCounts, E2eeError};
+use super::channel::{self, ChannelKey, WrapContext};
+use super::error::E2eeError;
 use super::identity::Identity;
-use super::key_packets::{self, PeerIdentity};
+use super::key_packets::{self, PeerIdentity, SENDER_KEY_CHANNEL_VERSION, SENDER_KEY_VERSION};
 use super::roster::{Keyring, PENDING_MAX, Peer, UNWRAP_CREDIT_MAX};
 use super::safety_code::{self, SafetyCode};
 use super::sender_key::{FrameHeader, KeyMaterial, ReceivingKey, SendingKey};
 use super::signing::Signer;
+pub use super::types::{E2eeConfig, E2eeStats, KeyHolder, KeyPacket, UnwrapRequest};
 
 /// A receiver asks again for a key it asked for once this many of the sender's frames failed to
 /// open since (the request or its answer was lost).
 const KEY_REASK_FRAMES: u32 = 64;
-
-/// The settings of [`E2ee`].
-#[derive(Debug, Clone)]
-pub struct E2eeConfig {
-    /// RSA modulus size of a generated identity (≥ 2048).
-    pub rsa_bits: usize,
-    /// After a peer's new epoch arrives, its previous key still opens frames in flight until
-    /// this many frames opened under the new one (then it is forgotten).
-    pub previous_epoch_grace_frames: u64,
-}
-
-impl Default for E2eeConfig {
-    /// 2048-bit RSA, 256 frames of grace (a few seconds of audio and video).
-    fn default() -> Self {
-        Self {
-            rsa_bits: 2048,
-            previous_epoch_grace_frames: 256,
-        }
-    }
-}
-
-/// A key packet for the driver to send: `session.send_packet(packet_type, data)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPacket {
-    /// RSA_PUB_KEY, AES_KEY or KEY_REQUEST.
-    pub packet_type: PacketType,
-    /// The packet's data (an `RsaPacket`, a `SenderKeyPacket` or a `KeyRequest`).
-    pub data: Bytes,
-    /// The one session this packet is for (AES_KEY, KEY_REQUEST; the relay delivers it there
-    /// only), or `None` for everyone (RSA_PUB_KEY).
-    pub to: Option<u64>,
-}
-
-/// A sender key wrapped for an [`Identity::external`]: unwrap `wrapped` with the private key
-/// (RSA-OAEP, SHA-256, label [`super::WRAP_LABEL`]) and give the result to
-/// [`E2ee::handle_unwrapped`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnwrapRequest {
-    /// The sender's session.
-    pub from: u64,
-    /// The sender key's epoch.
-    pub epoch: u32,
-    /// The wrapped key.
-    pub wrapped: Bytes,
-}
-
-/// A peer that holds our sender key: who it is and the fingerprint of its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyHolder {
-    /// Its session.
-    pub session: u64,
-    /// Its user id, as the relay stamped it.
-    pub user: String,
-    /// Hex of the first 16 bytes of SHA-256 over its identity, in groups of 4.
-    pub fingerprint: String,
-}
-
-/// What happened so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct E2eeStats {
-    /// Frames sealed.
-    pub sealed: u64,
-    /// Frames opened.
-    pub opened: u64,
-    /// Frames refused by `open`, by reason.
-    pub dropped: DropCounts,
-    /// Our sender key rotations (a peer left, or we re-joined).
-    pub rotations: u64,
-    /// Peer sender keys installed.
-    pub keys_installed: u64,
-    /// Key packets refused (bad key, changed key, undecodable, wrong version, failed unwrap,
-    /// and all of `unauthenticated_key_packets` and `stale_key_packets`).
-    pub key_packets_refused: u64,
-    /// Key packets refused for a missing or wrong signature: forged, unsigned, signed for
-    /// another meeting, session or user, or from a sender whose identity we do not hold.
-    pub unauthenticated_key_packets: u64,
-    /// Signed sender keys of an epoch not newer than the one we hold (replayed or late).
-    pub stale_key_packets: u64,
-    /// Public keys of sessions outside the roster (held aside, never wrapped for).
-    pub outside_roster: u64,
-    /// KEY_REQUESTs we sent, and those we answered.
-    pub key_requests_sent: u64,
-    /// KEY_REQUESTs answered with a wrap.
-    pub key_requests_answered: u64,
-}
 
 /// End-to-end encryption of one participant, sans-IO.
 ///
@@ -266,9 +183,12 @@ impl E2ee {
             {
                 peer.identity = Some(identity);
             }
+            if peer.identity.is_some() {
+                self.unwrapped_for.insert(session);
+            }
             self.peers.insert(session, peer);
             self.grant_unwrap_credit();
-            self.rotate();
+            self.ratchet();
         }
         self.announce = true;
     }
@@ -404,24 +324,43 @@ impl E2ee {
             });
         }
         while let Some(session) = self.unwrapped_for.pop_first() {
-            let Some(public_key) = self
-                .peers
-                .get(&session)
-                .and_then(|p| p.identity.as_ref())
-                .map(|i| &i.public_key)
-            else {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(identity) = &peer.identity else {
                 continue;
             };
             let secret = self.sending.material().to_secret();
-            // Wrapping under a parsed public key fails only for an over-long secret.
-            let Ok(wrapped) = public_key.wrap(&mut self.rng, &secret) else {
-                continue;
+            let epoch = self.sending.epoch();
+            // Under the pair's channel key once an RSA wrap carried one; else RSA, with a new one.
+            let (version, wrapped) = match &peer.channel_out {
+                Some(channel) => {
+                    let context = WrapContext {
+                        meeting: &self.meeting,
+                        from: ours,
+                        to: session,
+                        epoch,
+                    };
+                    let sealed = channel.seal(&mut self.rng, context, &secret);
+                    (SENDER_KEY_CHANNEL_VERSION, sealed)
+                }
+                None => {
+                    let channel = ChannelKey::random(&mut self.rng);
+                    let plain = channel::rsa_plaintext(&secret, &channel);
+                    // Wrapping under a parsed public key fails only for an over-long secret.
+                    let Ok(wrapped) = identity.public_key.wrap(&mut self.rng, &plain) else {
+                        continue;
+                    };
+                    peer.channel_out = Some(channel);
+                    (SENDER_KEY_VERSION, wrapped)
+                }
             };
             let data = key_packets::sender_key(
                 &self.signer,
                 &self.meeting,
                 ours,
-                self.sending.epoch(),
+                version,
+                epoch,
                 session,
                 wrapped,
             );
@@ -462,10 +401,14 @@ impl E2ee {
         if peer.unwrapping == Some(request.epoch) {
             peer.unwrapping = None;
         }
-        let result = match secret {
+        let deferred = peer.deferred.take();
+        let mut result = match secret {
             Some(secret) => self.install(request.from, request.epoch, secret),
             None => Err(E2eeError::Unwrap),
         };
+        if let (Some((epoch, sealed)), Some(ours)) = (deferred, self.session) {
+            result = result.and(self.channel_wrap(request.from, ours, epoch, sealed));
+        }
         if result.is_err() {
             self.stats.key_packets_refused += 1;
         }
@@ -511,6 +454,22 @@ impl E2ee {
         self.rotate();
     }
 
+    /// Forgets the channel keys peers wrap for us with, as if their RSA wraps had been lost.
+    #[cfg(test)]
+    pub(crate) fn forget_received_channels_for_test(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.channel_in = None;
+        }
+    }
+
+    /// Forgets the channel keys we wrap for, so that the next wraps are RSA again.
+    #[cfg(test)]
+    pub(crate) fn forget_channels_for_test(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.channel_out = None;
+        }
+    }
+
     fn our_identity(&self) -> Vec<u8> {
         key_packets::encode_identity(self.identity.public_key_der(), &self.signer.public())
     }
@@ -535,6 +494,20 @@ impl E2ee {
             .filter(|(_, p)| p.identity.is_some())
             .map(|(s, _)| *s)
             .collect();
+    }
+
+    /// Someone joined: our key moves one epoch forward by the one-way ratchet, so the joiner
+    /// (wrapped the new key) cannot open what we sealed before, while peers holding the previous
+    /// key derive the new one themselves: a join costs one wrap, not one per peer.
+    fn ratchet(&mut self) {
+        let Some(epoch) = self.sending.epoch().checked_add(1) else {
+            return;
+        };
+        let Some(material) = self.sending.material().ratchet(epoch) else {
+            return;
+        };
+        self.sending = SendingKey::new(material);
+        self.stats.ratchets += 1;
     }
 
     /// A frame of `from` under `epoch` found no key: ask once per epoch, again after
@@ -614,6 +587,9 @@ impl E2ee {
                 epoch: packet.epoch,
             });
         }
+        if packet.version == SENDER_KEY_CHANNEL_VERSION {
+            return self.channel_wrap(from, ours, packet.epoch, entry.wrapped.clone());
+        }
         if peer.unwrapping.is_some_and(|e| packet.epoch <= e) {
             return Ok(());
         }
@@ -635,6 +611,43 @@ impl E2ee {
         self.install(from, packet.epoch, &secret)
     }
 
+    /// A sender key `from` sealed for us (`ours`) under its channel key. Without that key: held
+    /// while the RSA wrap carrying it is being unwrapped outside, else asked for (KEY_REQUEST,
+    /// answered with a new RSA wrap).
+    fn channel_wrap(
+        &mut self,
+        from: u64,
+        ours: u64,
+        epoch: u32,
+        sealed: Bytes,
+    ) -> Result<(), E2eeError> {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Ok(());
+        };
+        let Some(channel) = peer.channel_in.clone() else {
+            if peer.unwrapping.is_some() {
+                peer.deferred = Some((epoch, sealed));
+                return Ok(());
+            }
+            self.missing_key(from, epoch);
+            return Err(E2eeError::NoChannel(from));
+        };
+        let context = WrapContext {
+            meeting: &self.meeting,
+            from,
+            to: ours,
+            epoch,
+        };
+        let Ok(secret) = channel.open(context, &sealed) else {
+            // Sealed under a channel key we do not hold: the RSA wrap that carried the current
+            // one was refused or lost.
+            self.missing_key(from, epoch);
+            return Err(E2eeError::NoChannel(from));
+        };
+        self.stats.channel_unwraps += 1;
+        self.install(from, epoch, &secret)
+    }
+
     /// A peer of the roster asks for our current key: wrapped for it alone, once per epoch.
     fn key_request_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
         let from = wrapper.session_id;
@@ -651,6 +664,8 @@ impl E2ee {
             return Ok(());
         }
         peer.answered = Some(epoch);
+        // It may have missed the RSA wrap that carried our channel key: answer with a new one.
+        peer.channel_out = None;
         self.stats.key_requests_answered += 1;
         self.unwrapped_for.insert(from);
         Ok(())
@@ -658,7 +673,13 @@ impl E2ee {
 
     /// Installs `from`'s unwrapped sender key of `epoch`, unless we hold a newer one.
     fn install(&mut self, from: u64, epoch: u32, secret: &[u8]) -> Result<(), E2eeError> {
+        let (secret, channel) = channel::split_rsa_plaintext(secret);
         let material = KeyMaterial::from_secret(secret)?;
+        if let Some(channel) = channel
+            && let Some(peer) = self.peers.get_mut(&from)
+        {
+            peer.channel_in = Some(channel);
+        }
         if material.epoch != epoch {
             return Err(E2eeError::Malformed(format!(
                 "wrapped epoch {} in a packet of epoch {epoch}",
@@ -722,6 +743,19 @@ impl E2ee {
                     from,
                     epoch: sealed.epoch,
                 });
+            }
+            (Some(current), _) => {
+                // A later epoch: the sender's ratchet (someone joined) if the derived key opens
+                // the frame; else a fresh key (someone left) whose wrap is on its way.
+                let Some(mut next) = current.ratcheted(sealed.epoch) else {
+                    return Err(no_key);
+                };
+                let Ok(plaintext) = next.open(&header, &sealed.ciphertext) else {
+                    return Err(no_key);
+                };
+                keys.previous = keys.current.replace(next);
+                self.stats.ratchets_followed += 1;
+                plaintext
             }
             _ => return Err(no_key),
         };

@@ -4,8 +4,10 @@
 //! Each participant has an RSA-OAEP [`Identity`] (≥ 2048 bits) and an Ed25519 signing key, and
 //! announces both in a signed RSA_PUB_KEY. Each sender draws a random AES-256-GCM sender key with
 //! a 32-bit salt and wraps it for every peer *of the roster* (AES_KEY, one signed
-//! `SenderKeyPacket` per recipient, which the relay delivers to that session only); a receiver
-//! missing a key asks for it (KEY_REQUEST). Frames are
+//! `SenderKeyPacket` per recipient, which the relay delivers to that session only); the first
+//! RSA wrap for a peer carries a pairwise channel key, under which later rotations for it are
+//! sealed with AES-GCM (no RSA per rotation). A receiver missing a key asks for it (KEY_REQUEST).
+//! Frames are
 //! sealed with nonce salt ∥ 64-bit counter into a `MediaPacket` envelope whose routing hints
 //! (media type, key/delta, stream id) stay in clear for the relay but are bound as associated
 //! data. Receivers refuse replayed and too old counters and count every frame they drop. When a
@@ -15,6 +17,7 @@
 //! clock, no socket, and takes its randomness from an injected `CryptoRngCore`, so it builds for
 //! `wasm32-unknown-unknown`.
 
+mod channel;
 mod error;
 mod identity;
 mod key_packets;
@@ -24,10 +27,11 @@ mod roster;
 mod safety_code;
 mod sender_key;
 mod signing;
+mod types;
 
 pub use error::{DropCounts, DropReason, E2eeError};
 pub use identity::{Identity, MAX_RSA_BITS, MIN_RSA_BITS, PeerKey, WRAP_LABEL};
-pub use key_packets::SENDER_KEY_VERSION;
+pub use key_packets::{SENDER_KEY_CHANNEL_VERSION, SENDER_KEY_VERSION};
 pub use machine::{E2ee, E2eeConfig, E2eeStats, KeyHolder, KeyPacket, UnwrapRequest};
 pub use safety_code::{SAFETY_CODE_DIGITS, SafetyCode};
 

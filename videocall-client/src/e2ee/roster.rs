@@ -8,6 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
+
+use super::channel::ChannelKey;
 use super::key_packets::PeerIdentity;
 use super::sender_key::ReceivingKey;
 use super::signing::SIGNING_KEY_LEN;
@@ -37,6 +40,13 @@ pub(crate) struct Peer {
     pub(crate) asked: Option<(u32, u32)>,
     /// Our epoch it last asked for and was answered: one answer per epoch.
     pub(crate) answered: Option<u32>,
+    /// The channel key we wrap our sender keys for it with, once an RSA wrap carried it.
+    pub(crate) channel_out: Option<ChannelKey>,
+    /// The channel key it wraps its sender keys for us with.
+    pub(crate) channel_in: Option<ChannelKey>,
+    /// A channel wrap (epoch, sealed) that came while the RSA wrap carrying its channel key was
+    /// still being unwrapped outside: opened once that is done.
+    pub(crate) deferred: Option<(u32, Bytes)>,
 }
 
 impl Peer {
@@ -48,6 +58,9 @@ impl Peer {
             unwrapping: None,
             asked: None,
             answered: None,
+            channel_out: None,
+            channel_in: None,
+            deferred: None,
         }
     }
 
@@ -95,7 +108,15 @@ impl Keyring {
             self.senders.retain(|s, _| present.contains(s));
         }
         let keys = self.senders.entry(sender).or_default();
-        keys.previous = keys.current.take();
+        // Frames in flight are most likely under the epoch just before the new key: the
+        // sender's last ratchet of what we hold, if we had not followed it yet.
+        keys.previous = keys
+            .current
+            .take()
+            .map(|current| match key.epoch().checked_sub(1) {
+                Some(last) if last > current.epoch() => current.ratcheted(last).unwrap_or(current),
+                _ => current,
+            });
         keys.current = Some(key);
     }
 }

@@ -7,7 +7,9 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use hkdf::Hkdf;
 use rand_core::CryptoRngCore;
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::error::E2eeError;
@@ -19,6 +21,11 @@ pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const SALT_LEN: usize = 4;
 /// What a wrap carries: key ∥ salt ∥ epoch (big-endian).
 pub(crate) const WRAPPED_SECRET_LEN: usize = KEY_LEN + SALT_LEN + 4;
+
+/// Most ratchet steps a receiver follows from a sender's current key (one per join it did not
+/// hear of by key); further, it asks for the key.
+pub(crate) const RATCHET_MAX_STEPS: u32 = 64;
+const RATCHET_INFO: &[u8] = b"videocall-e2ee-v3 ratchet";
 
 /// Domain separation of the associated data.
 const AD_PREFIX: &[u8] = b"videocall-e2ee-v1 frame";
@@ -83,6 +90,31 @@ impl KeyMaterial {
         let mut salt = [0; SALT_LEN];
         rng.fill_bytes(&mut salt);
         Self { key, salt, epoch }
+    }
+
+    /// The key of `epoch` that follows from this one by the one-way ratchet (each step: HKDF-SHA-256
+    /// of the key, info `"videocall-e2ee-v3 ratchet"` ∥ next epoch (4, BE), giving key ∥ salt).
+    /// `None` unless `epoch` is 1 to [`RATCHET_MAX_STEPS`] steps ahead.
+    pub(crate) fn ratchet(&self, epoch: u32) -> Option<Self> {
+        let steps = epoch.checked_sub(self.epoch)?;
+        if steps == 0 || steps > RATCHET_MAX_STEPS {
+            return None;
+        }
+        let mut material = self.clone();
+        for _ in 0..steps {
+            let next = material.epoch + 1;
+            let mut info = Vec::with_capacity(RATCHET_INFO.len() + 4);
+            info.extend_from_slice(RATCHET_INFO);
+            info.extend_from_slice(&next.to_be_bytes());
+            let mut okm = Zeroizing::new([0; KEY_LEN + SALT_LEN]);
+            Hkdf::<Sha256>::new(None, material.key.as_ref())
+                .expand(&info, okm.as_mut())
+                .expect("36 bytes is a valid HKDF-SHA-256 length");
+            material.key.copy_from_slice(&okm[..KEY_LEN]);
+            material.salt.copy_from_slice(&okm[KEY_LEN..]);
+            material.epoch = next;
+        }
+        Some(material)
     }
 
     /// key ∥ salt ∥ epoch, the plaintext of a wrap.
@@ -188,8 +220,8 @@ impl SendingKey {
 /// A peer's sender key for one epoch: opens its frames, each counter once.
 #[derive(Clone)]
 pub(crate) struct ReceivingKey {
-    epoch: u32,
-    salt: [u8; SALT_LEN],
+    /// Kept to follow the sender's ratchet.
+    material: KeyMaterial,
     cipher: Aes256Gcm,
     window: ReplayWindow,
     /// Frames opened under this key.
@@ -199,7 +231,7 @@ pub(crate) struct ReceivingKey {
 impl std::fmt::Debug for ReceivingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReceivingKey")
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.material.epoch)
             .field("opened", &self.opened)
             .finish_non_exhaustive()
     }
@@ -208,8 +240,7 @@ impl std::fmt::Debug for ReceivingKey {
 impl ReceivingKey {
     pub(crate) fn new(material: &KeyMaterial) -> Self {
         Self {
-            epoch: material.epoch,
-            salt: material.salt,
+            material: material.clone(),
             cipher: material.cipher(),
             window: ReplayWindow::default(),
             opened: 0,
@@ -217,7 +248,12 @@ impl ReceivingKey {
     }
 
     pub(crate) fn epoch(&self) -> u32 {
-        self.epoch
+        self.material.epoch
+    }
+
+    /// The sender's key of a later `epoch`, if it follows from this one by the ratchet.
+    pub(crate) fn ratcheted(&self, epoch: u32) -> Option<Self> {
+        self.material.ratchet(epoch).map(|m| Self::new(&m))
     }
 
     /// Opens a frame: refuses replayed and too old counters before decrypting, and records the
@@ -228,7 +264,7 @@ impl ReceivingKey {
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, E2eeError> {
         self.window.check(header.counter)?;
-        let nonce = nonce(self.salt, header.counter);
+        let nonce = nonce(self.material.salt, header.counter);
         let aad = header.associated_data();
         let plaintext = self
             .cipher

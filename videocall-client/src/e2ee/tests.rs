@@ -68,6 +68,27 @@ pub(super) fn exchange(members: &mut [&mut Member]) -> Vec<PacketWrapper> {
     }
 }
 
+/// [`exchange`] where refusals are expected: returns how many packets were refused.
+pub(super) fn exchange_tolerant(members: &mut [&mut Member]) -> usize {
+    let mut refused = 0;
+    loop {
+        let mut sent = Vec::new();
+        for m in members.iter_mut() {
+            sent.extend(outbox(m));
+        }
+        if sent.is_empty() {
+            return refused;
+        }
+        for packet in &sent {
+            for m in members.iter_mut() {
+                if m.session != packet.session_id && m.e2ee.handle_key_packet(packet).is_err() {
+                    refused += 1;
+                }
+            }
+        }
+    }
+}
+
 /// `new` joins while `present` are in the meeting: each is told of the other, keys flow.
 pub(super) fn join(new: &mut Member, present: &mut [&mut Member]) -> Vec<PacketWrapper> {
     new.e2ee.handle_joined(new.session);
@@ -592,10 +613,11 @@ fn mutated_envelopes_and_key_packets_are_refused_without_panicking() {
 fn a_peer_cannot_make_us_unwrap_more_keys_than_leaves_justify() {
     let (mut a, mut b) = pair();
     let installed = b.e2ee.stats().keys_installed;
-    // a rotates over and over with nobody leaving (as a hostile client could): b unwraps a few
-    // for slack, then refuses without decrypting.
+    // a rotates over and over with nobody leaving (as a hostile client could), each time with a
+    // new RSA wrap: b unwraps a few for slack, then refuses without decrypting.
     let mut refused = 0;
     for _ in 0..10 {
+        a.e2ee.forget_channels_for_test();
         a.e2ee.rotate_for_test();
         for k in outbox(&mut a) {
             if b.e2ee.handle_key_packet(&k) == Err(E2eeError::TooManyKeys(a.session)) {
@@ -606,12 +628,133 @@ fn a_peer_cannot_make_us_unwrap_more_keys_than_leaves_justify() {
     let unwrapped = b.e2ee.stats().keys_installed - installed;
     assert_eq!(unwrapped + refused, 10);
     assert!(unwrapped <= 4, "{unwrapped} unwraps");
-    // A leave in the meeting justifies one more rotation.
+    // A join and a leave in the meeting justify more: b, whose channel key from a is one a
+    // since replaced in a refused wrap, asks for and gets a new RSA wrap.
     let mut c = member(2, 300);
-    join(&mut c, &mut [&mut a, &mut b]);
+    c.e2ee.handle_joined(c.session);
+    for p in [&mut a, &mut b] {
+        c.e2ee.handle_peer_joined(p.session, &p.user);
+        p.e2ee.handle_peer_joined(c.session, &c.user);
+    }
+    exchange_tolerant(&mut [&mut a, &mut b, &mut c]);
     a.e2ee.handle_peer_left(c.session);
     b.e2ee.handle_peer_left(c.session);
-    exchange(&mut [&mut a, &mut b]);
+    let refusals = exchange_tolerant(&mut [&mut a, &mut b]);
+    assert!(refusals <= 1, "{refusals} refusals");
     let f = a.e2ee.seal(&video(0, b"after the leave")).unwrap();
     assert!(b.e2ee.open(a.session, &f).is_ok());
+}
+
+#[test]
+fn rotations_after_the_first_wrap_travel_under_the_channel_key_without_rsa() {
+    let (mut a, mut b) = pair();
+    let installed = b.e2ee.stats().keys_installed;
+    // Rotations cost b no RSA decryption (channel wraps are not limited by the RSA credit)...
+    for round in 0..10u64 {
+        a.e2ee.rotate_for_test();
+        let packets = outbox(&mut a);
+        assert_eq!(packets.len(), 1);
+        let data =
+            videocall_types::proto::SenderKeyPacket::decode(packets[0].data.clone()).unwrap();
+        assert_eq!(data.version, crate::e2ee::SENDER_KEY_CHANNEL_VERSION);
+        for k in packets {
+            b.e2ee.handle_key_packet(&k).unwrap();
+        }
+        let f = a.e2ee.seal(&video(round, b"x")).unwrap();
+        assert!(b.e2ee.open(a.session, &f).is_ok(), "round {round}");
+    }
+    assert_eq!(b.e2ee.stats().keys_installed - installed, 10);
+    assert_eq!(b.e2ee.stats().channel_unwraps, 10);
+    // ... and one for another recipient, delivered to b, installs nothing.
+    let mut c = member(2, 300);
+    join(&mut c, &mut [&mut a, &mut b]);
+    a.e2ee.rotate_for_test();
+    let for_c: Vec<_> = outbox(&mut a)
+        .into_iter()
+        .filter(|k| SenderKeyPacketView::of(k) == [c.session])
+        .collect();
+    assert_eq!(for_c.len(), 1);
+    let before = b.e2ee.stats().keys_installed;
+    let _ = b.e2ee.handle_key_packet(&for_c[0]);
+    assert_eq!(b.e2ee.stats().keys_installed, before);
+}
+
+#[test]
+fn a_channel_wrap_without_its_channel_key_asks_for_a_new_rsa_wrap() {
+    let (mut a, mut b) = pair();
+    // b forgets a's channel key as if the RSA wrap that carried it had been lost.
+    b.e2ee.forget_received_channels_for_test();
+    a.e2ee.rotate_for_test();
+    for k in outbox(&mut a) {
+        assert_eq!(
+            b.e2ee.handle_key_packet(&k),
+            Err(E2eeError::NoChannel(a.session))
+        );
+    }
+    // b asks; a answers with an RSA wrap carrying a new channel key; b opens a's frames again,
+    // and the next rotation travels under the new channel key.
+    exchange(&mut [&mut a, &mut b]);
+    let f = a.e2ee.seal(&video(0, b"repaired")).unwrap();
+    assert!(b.e2ee.open(a.session, &f).is_ok());
+    assert_eq!(b.e2ee.stats().key_requests_sent, 1);
+    a.e2ee.rotate_for_test();
+    exchange(&mut [&mut a, &mut b]);
+    let f = a.e2ee.seal(&video(1, b"again")).unwrap();
+    assert!(b.e2ee.open(a.session, &f).is_ok());
+    assert_eq!(b.e2ee.stats().channel_unwraps, 1);
+}
+
+#[test]
+fn a_join_ratchets_keys_forward_with_one_wrap_for_the_joiner_only() {
+    let (mut a, mut b) = pair();
+    let before_join = a.e2ee.seal(&video(0, b"before c joined")).unwrap();
+    assert!(b.e2ee.open(a.session, &before_join).is_ok());
+    let (epoch, ratchets) = (a.e2ee.epoch(), a.e2ee.stats().ratchets);
+
+    // c joins: a's key moves one epoch forward; a sends a wrap to c and to nobody else.
+    let mut c = member(2, 300);
+    c.e2ee.handle_joined(c.session);
+    for p in [&mut a, &mut b] {
+        c.e2ee.handle_peer_joined(p.session, &p.user);
+        p.e2ee.handle_peer_joined(c.session, &c.user);
+    }
+    let packets = exchange(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(a.e2ee.epoch(), epoch + 1);
+    assert_eq!(a.e2ee.stats().ratchets, ratchets + 1);
+    let wrapped_by_a: Vec<Vec<u64>> = packets
+        .iter()
+        .filter(|p| p.session_id == a.session && p.packet_type == PacketType::AesKey as i32)
+        .map(SenderKeyPacketView::of)
+        .collect();
+    assert_eq!(
+        wrapped_by_a,
+        vec![vec![c.session]],
+        "one wrap, for the joiner"
+    );
+
+    // b derives a's new key from the one it holds; c opens the new epoch...
+    let after_join = a.e2ee.seal(&video(1, b"after c joined")).unwrap();
+    let followed = b.e2ee.stats().ratchets_followed;
+    assert!(b.e2ee.open(a.session, &after_join).is_ok());
+    assert_eq!(b.e2ee.stats().ratchets_followed, followed + 1);
+    assert!(c.e2ee.open(a.session, &after_join).is_ok());
+    // ... and cannot open what a sealed before it joined (the ratchet is one-way).
+    assert!(c.e2ee.open(a.session, &before_join).is_err());
+}
+
+#[test]
+fn the_ratchet_is_deterministic_bounded_and_never_goes_back() {
+    use super::sender_key::{KeyMaterial, RATCHET_MAX_STEPS};
+    let base = KeyMaterial::random(&mut test_keys::rng(9), 10);
+    let one = base.ratchet(11).unwrap();
+    let two = base.ratchet(12).unwrap();
+    assert_eq!(one.epoch, 11);
+    assert_ne!(one.key.as_ref(), base.key.as_ref());
+    assert_eq!(one.ratchet(12).unwrap().key.as_ref(), two.key.as_ref());
+    assert_eq!(one.ratchet(12).unwrap().salt, two.salt);
+    assert!(base.ratchet(10).is_none());
+    assert!(base.ratchet(9).is_none());
+    assert!(base.ratchet(10 + RATCHET_MAX_STEPS).is_some());
+    assert!(base.ratchet(11 + RATCHET_MAX_STEPS).is_none());
+    assert!(base.ratchet(u32::MAX).is_none());
 }

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use prost::Message;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use videocall_client::e2ee::Identity;
 use videocall_client::{Action, Event, Session};
 use videocall_relay::{CloseReason, Output, Relay, RelayConfig};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, SessionId};
@@ -79,6 +80,11 @@ pub(crate) struct Net {
     rng: ChaCha8Rng,
     /// Media packets the model lost.
     pub(crate) lost: u64,
+    /// Every packet the relay handed to a transport (what a relay operator could record).
+    pub(crate) forwarded: Vec<Bytes>,
+    /// Clients whose private key is held outside their session (`Identity::external`, as in the
+    /// browser): the key the "outside" unwraps with, and whether its unwraps fail.
+    pub(crate) outside: HashMap<usize, (Identity, bool)>,
 }
 
 impl Net {
@@ -101,6 +107,8 @@ impl Net {
             last_control: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             lost: 0,
+            forwarded: Vec::new(),
+            outside: HashMap::new(),
         }
     }
 
@@ -268,6 +276,14 @@ impl Net {
                         }
                     }
                 }
+                while let Some(request) = self.clients[i].poll_unwrap() {
+                    moved = true;
+                    let (private, fail) = self.outside.get(&i).expect("only external keys ask");
+                    let secret = private.unwrap(&mut self.rng, &request.wrapped).ok();
+                    let secret = secret.filter(|_| !fail);
+                    let secret = secret.as_ref().map(|s| &s[..]);
+                    let _ = self.clients[i].handle_unwrapped(self.now, &request, secret);
+                }
                 while let Some(bytes) = self.clients[i].poll_transmit() {
                     moved = true;
                     self.send(i, true, Carried::Packet(bytes));
@@ -281,6 +297,7 @@ impl Net {
                 let (session, what) = match output {
                     Output::Transmit { session, packet } => {
                         self.relay.handle_transmitted(session, packet.len());
+                        self.forwarded.push(packet.clone());
                         (session, Carried::Packet(packet))
                     }
                     Output::Close { session, reason } => (session, Carried::Close(reason)),
