@@ -373,6 +373,46 @@ impl E2ee {
         envelope: &MediaPacket,
     ) -> Result<MediaPacket, E2eeError> {
         let result = self.open_inner(from, envelope);
+        self.counted(result)
+    }
+
+    /// Seals `plaintext` as the payload of a `packet_type` packet (CHAT, issue #18) under our
+    /// sender key exactly as a frame — same key, same counter sequence — with the packet type
+    /// bound as associated data (media type 0, frame type "", stream 0), so a sealed chat
+    /// message never opens as media nor the other way round.
+    pub fn seal_payload(
+        &mut self,
+        packet_type: PacketType,
+        plaintext: &[u8],
+    ) -> Result<SealedMedia, E2eeError> {
+        let counter = self.sending.next_counter()?;
+        let header = FrameHeader::payload(packet_type, 0, self.sending.epoch(), counter);
+        let ciphertext = self.sending.seal(&header, plaintext)?;
+        self.stats.sealed += 1;
+        Ok(SealedMedia {
+            stream_id: 0,
+            epoch: header.epoch,
+            counter,
+            ciphertext: ciphertext.into(),
+        })
+    }
+
+    /// Opens what [`E2ee::seal_payload`] sealed in session `from`'s `packet_type` packet.
+    /// Counted like frames; a missing key is asked for (KEY_REQUEST).
+    pub fn open_payload(
+        &mut self,
+        from: u64,
+        packet_type: PacketType,
+        sealed: &SealedMedia,
+    ) -> Result<Vec<u8>, E2eeError> {
+        let header =
+            FrameHeader::payload(packet_type, sealed.stream_id, sealed.epoch, sealed.counter);
+        let result = self.open_sealed(from, &header, &sealed.ciphertext);
+        self.counted(result)
+    }
+
+    /// Counts an opening: opened, or dropped by reason (a missing key is asked for).
+    fn counted<T>(&mut self, result: Result<T, E2eeError>) -> Result<T, E2eeError> {
         match &result {
             Ok(_) => self.stats.opened += 1,
             Err(e) => {
@@ -686,17 +726,6 @@ impl E2ee {
 
     fn open_inner(&mut self, from: u64, envelope: &MediaPacket) -> Result<MediaPacket, E2eeError> {
         let sealed = envelope.sealed.as_ref().ok_or(E2eeError::NotSealed)?;
-        let peer = self
-            .peers
-            .get(&from)
-            .ok_or(E2eeError::UnknownSender(from))?;
-        let no_key = E2eeError::NoKey {
-            from,
-            epoch: sealed.epoch,
-        };
-        let Some(keys) = peer.signing_key().and_then(|k| self.keyring.get_mut(k)) else {
-            return Err(no_key);
-        };
         let header = FrameHeader {
             packet_type: PacketType::Media as i32,
             media_type: envelope.media_type,
@@ -705,26 +734,7 @@ impl E2ee {
             epoch: sealed.epoch,
             counter: sealed.counter,
         };
-        let grace = self.config.previous_epoch_grace_frames;
-        let plaintext = match (&mut keys.current, &mut keys.previous) {
-            (Some(current), _) if current.epoch() == sealed.epoch => {
-                let plaintext = current.open(&header, &sealed.ciphertext)?;
-                if current.opened >= grace {
-                    keys.previous = None;
-                }
-                plaintext
-            }
-            (_, Some(previous)) if previous.epoch() == sealed.epoch => {
-                previous.open(&header, &sealed.ciphertext)?
-            }
-            (Some(current), _) if sealed.epoch < current.epoch() => {
-                return Err(E2eeError::StaleEpoch {
-                    from,
-                    epoch: sealed.epoch,
-                });
-            }
-            _ => return Err(no_key),
-        };
+        let plaintext = self.open_sealed(from, &header, &sealed.ciphertext)?;
         let inner = MediaPacket::decode(plaintext.as_slice())
             .map_err(|e| E2eeError::Malformed(e.to_string()))?;
         // The routing hints were authenticated; the sender must not say otherwise inside.
@@ -737,5 +747,41 @@ impl E2ee {
             ));
         }
         Ok(inner)
+    }
+
+    /// Opens `ciphertext` from session `from` under the key its `header` names.
+    fn open_sealed(
+        &mut self,
+        from: u64,
+        header: &FrameHeader<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, E2eeError> {
+        let peer = self
+            .peers
+            .get(&from)
+            .ok_or(E2eeError::UnknownSender(from))?;
+        let epoch = header.epoch;
+        let no_key = E2eeError::NoKey { from, epoch };
+        let Some(keys) = peer.signing_key().and_then(|k| self.keyring.get_mut(k)) else {
+            return Err(no_key);
+        };
+        let grace = self.config.previous_epoch_grace_frames;
+        let plaintext = match (&mut keys.current, &mut keys.previous) {
+            (Some(current), _) if current.epoch() == epoch => {
+                let plaintext = current.open(header, ciphertext)?;
+                if current.opened >= grace {
+                    keys.previous = None;
+                }
+                plaintext
+            }
+            (_, Some(previous)) if previous.epoch() == epoch => {
+                previous.open(header, ciphertext)?
+            }
+            (Some(current), _) if epoch < current.epoch() => {
+                return Err(E2eeError::StaleEpoch { from, epoch });
+            }
+            _ => return Err(no_key),
+        };
+        Ok(plaintext)
     }
 }

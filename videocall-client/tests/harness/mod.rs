@@ -22,7 +22,7 @@ use prost::Message;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use videocall_client::{Action, Event, Session};
-use videocall_relay::{CloseReason, Output, Relay, RelayConfig};
+use videocall_relay::{CloseReason, Join, Output, Relay, RelayConfig};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, SessionId};
 
 /// What the links between the clients and the relay do to packets (both directions).
@@ -79,6 +79,12 @@ pub(crate) struct Net {
     rng: ChaCha8Rng,
     /// Media packets the model lost.
     pub(crate) lost: u64,
+    /// Joins say the meeting is end-to-end encrypted (as a room token's claim does).
+    pub(crate) e2ee_meeting: bool,
+    /// Users joining with the host grant.
+    pub(crate) hosts: Vec<String>,
+    /// Every packet the relay handed to a transport.
+    pub(crate) forwarded: Vec<Bytes>,
 }
 
 impl Net {
@@ -101,6 +107,9 @@ impl Net {
             last_control: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             lost: 0,
+            e2ee_meeting: false,
+            hosts: Vec::new(),
+            forwarded: Vec::new(),
         }
     }
 
@@ -255,7 +264,10 @@ impl Net {
                             let user = self.clients[i].config().user_id.clone();
                             let meeting = self.clients[i].config().meeting_id.clone();
                             let at = self.at();
-                            let id = self.relay.handle_join(at, user, meeting).expect("joins");
+                            let mut join = Join::trusted(user, meeting);
+                            join.e2ee = self.e2ee_meeting;
+                            join.grants.host = self.hosts.iter().any(|h| h == join.user.as_str());
+                            let id = self.relay.handle_admit(at, join).expect("joins");
                             self.next_link += 1;
                             self.links.insert(i, (self.next_link, id));
                             self.clients[i].handle_connected(self.now);
@@ -281,6 +293,7 @@ impl Net {
                 let (session, what) = match output {
                     Output::Transmit { session, packet } => {
                         self.relay.handle_transmitted(session, packet.len());
+                        self.forwarded.push(packet.clone());
                         (session, Carried::Packet(packet))
                     }
                     Output::Close { session, reason } => (session, Carried::Close(reason)),
