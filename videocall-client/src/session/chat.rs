@@ -297,9 +297,13 @@ impl Session {
         self.chat.owed.clear();
     }
 
-    /// The relay's RECONNECT_SECRET closes our roster.
+    /// The relay's RECONNECT_SECRET closes our roster. A hand still raised from before a
+    /// reconnect is told again: peers knew it on our old session.
     pub(super) fn chat_roster_done(&mut self) {
         self.chat.roster_done = true;
+        if self.chat.hand_raised {
+            let _ = self.set_hand(true);
+        }
     }
 
     /// `joined` joined after us: our hand is told again, and if we are the member with the
