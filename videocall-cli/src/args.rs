@@ -23,6 +23,9 @@ pub enum Command {
     Stream(StreamArgs),
     /// Join a meeting, decode every H.264 stream and record one .y4m per participant.
     Receive(ReceiveArgs),
+    /// Join a meeting and chat: each line of stdin is sent (`/hand`, `/lower`, `/react 👍`,
+    /// `/lower-hand USER` as host), messages received are printed as `<user>: <text>`.
+    Chat(ChatArgs),
     /// What this machine offers (cameras, formats, resolutions).
     Info(InfoArgs),
     /// Meetings through the meeting API: log in, create, join (a room token), the waiting
@@ -344,6 +347,14 @@ pub struct ReceiveArgs {
     /// Print `frame <user> <sequence> <latency ms>` on stdout for every decoded frame.
     #[arg(long, env = "VIDEOCALL_PRINT_FRAMES")]
     pub print_frames: bool,
+}
+
+/// `chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// Where and as whom.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `info`.

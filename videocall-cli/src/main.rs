@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Stream(args) => videocall_cli::stream::run(args).await,
             Command::Receive(args) => videocall_cli::receive::run(args).await,
+            Command::Chat(args) => videocall_cli::chat::run(args).await,
             Command::Info(args) => videocall_cli::info::run(args),
             Command::Meeting(args) => videocall_cli::meeting::run(args).await,
         }

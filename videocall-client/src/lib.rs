@@ -24,9 +24,13 @@
 //! itself: it exchanges the key packets, seals what it sends and opens what it receives, so
 //! every driver (native, browser) gets the same encryption.
 //!
+//! [`chat`] holds chat history, dedupe and text rules; the session sends and receives chat,
+//! raised hands and reactions ([`Command`], [`Event::Chat`]), sealing chat like media.
+//!
 //! With the `native` feature, [`native::Client`] is that loop on tokio over WebTransport or
 //! WebSocket.
 
+pub mod chat;
 pub mod e2ee;
 #[cfg(feature = "native")]
 pub mod http;
@@ -38,7 +42,7 @@ mod session;
 mod transport_error;
 
 pub use session::{
-    Action, ClientConfig, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
+    Action, ClientConfig, Command, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
     SessionError, Subscription,
 };
 pub use transport_error::TransportError;

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::proto::{KeyRequest, SenderKeyPacket};
-use videocall_types::{MediaPacket, MediaType, PacketType};
+use videocall_types::{ChatPacket, MediaPacket, MediaType, PacketType};
 
 /// Routing class of a `PacketWrapper`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +70,28 @@ pub(crate) fn is_clear_media(packet_type: PacketType, data: &Bytes) -> bool {
         )
 }
 
-/// The one session an E2EE key packet is for: an AES_KEY carrying exactly one wrap (its
-/// recipient), or a KEY_REQUEST (its target). Such packets go to that session only, so a wrap
-/// never travels to anyone else. `None`: not such a packet (it is fanned out as before).
-pub(crate) fn key_target(packet_type: PacketType, data: &Bytes) -> Option<u64> {
+/// Whether a CHAT payload is **not** sealed: anything but a readable `ChatPacket` with a sealed
+/// envelope and no clear message. An encrypted meeting accepts only sealed chat (issue #18).
+pub(crate) fn is_clear_chat(packet_type: PacketType, data: &Bytes) -> bool {
+    if packet_type != PacketType::Chat {
+        return false;
+    }
+    match ChatPacket::decode(data.clone()) {
+        Ok(chat) => chat.sealed.is_none() || chat.message.is_some(),
+        Err(_) => true,
+    }
+}
+
+/// The one session a directed packet is for: an AES_KEY carrying exactly one wrap (its
+/// recipient), a KEY_REQUEST (its target), or a CHAT with a target session (history for a
+/// newcomer). Such packets go to that session only, so a wrap never travels to anyone else.
+/// `None`: not such a packet (it is fanned out as before).
+pub(crate) fn directed_target(packet_type: PacketType, data: &Bytes) -> Option<u64> {
     match packet_type {
+        PacketType::Chat => ChatPacket::decode(data.clone())
+            .ok()
+            .map(|c| c.target_session)
+            .filter(|t| *t != 0),
         PacketType::AesKey => {
             let packet = SenderKeyPacket::decode(data.clone()).ok()?;
             match packet.keys.as_slice() {
@@ -149,6 +166,47 @@ mod tests {
             PacketType::Media,
             &Bytes::from_static(&[0xff; 4])
         ));
+    }
+
+    #[test]
+    fn only_sealed_chat_without_a_clear_message_is_not_clear() {
+        let chat = |packet: ChatPacket| -> Bytes { packet.encode_to_vec().into() };
+        let sealed = ChatPacket {
+            sealed: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(!is_clear_chat(PacketType::Chat, &chat(sealed.clone())));
+        let clear = ChatPacket {
+            message: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(is_clear_chat(PacketType::Chat, &chat(clear.clone())));
+        let both = ChatPacket {
+            message: clear.message,
+            ..sealed.clone()
+        };
+        assert!(is_clear_chat(PacketType::Chat, &chat(both)));
+        assert!(is_clear_chat(
+            PacketType::Chat,
+            &Bytes::from_static(&[0xff; 4])
+        ));
+        assert!(!is_clear_chat(PacketType::Reaction, &chat(sealed)));
+    }
+
+    #[test]
+    fn chat_with_a_target_is_directed_and_without_one_is_fanned_out() {
+        let chat = |target| -> Bytes {
+            ChatPacket {
+                target_session: target,
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into()
+        };
+        assert_eq!(directed_target(PacketType::Chat, &chat(42)), Some(42));
+        assert_eq!(directed_target(PacketType::Chat, &chat(0)), None);
+        assert_eq!(classify(PacketType::Chat, &chat(0)), Class::Control);
+        assert_eq!(classify(PacketType::Reaction, &chat(0)), Class::Control);
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub enum InboundError {
     /// Media from a session whose grants do not include publishing (an observer).
     #[error("this session may not publish media")]
     NotPublisher,
-    /// Video or audio in clear in an end-to-end encrypted meeting.
-    #[error("media in clear is not accepted in an end-to-end encrypted meeting")]
+    /// Video or audio (or chat) in clear in an end-to-end encrypted meeting.
+    #[error("media or chat in clear is not accepted in an end-to-end encrypted meeting")]
     CleartextInE2eeMeeting,
     /// A host request (remove, mute, end) from a session without the host grant.
     #[error("only a host may remove participants, ask them to mute or end the meeting")]
@@ -121,4 +121,17 @@ pub enum InboundError {
     /// A key packet addressed to a session that is not in the sender's meeting.
     #[error("key packet for session {0}, which is not in this meeting")]
     KeyTargetUnknown(u64),
+    /// A CHAT or REACTION over its size cap.
+    #[error("{kind:?} of {len} bytes exceeds the {max}-byte limit")]
+    ChatTooLarge {
+        /// CHAT or REACTION.
+        kind: videocall_types::PacketType,
+        /// Its length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Chat history addressed to a session that is not in the sender's meeting.
+    #[error("chat for session {0}, which is not in this meeting")]
+    ChatTargetUnknown(u64),
 }

@@ -55,11 +55,15 @@ pub enum DropReason {
     /// Video, screen or audio in clear (no sealed envelope) in a meeting that is end-to-end
     /// encrypted by its room token or stored record: from a local session, or over the bus.
     CleartextInE2eeMeeting,
+    /// A CHAT or REACTION larger than its cap (`chat_limits`), refused before decoding.
+    ChatTooLarge,
+    /// A CHAT for one session (history for a newcomer) that is not in the sender's meeting.
+    ChatTargetUnknown,
 }
 
 impl DropReason {
     /// Every reason, in rendering order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Oversize,
         DropReason::Malformed,
         DropReason::UnknownType,
@@ -82,6 +86,8 @@ impl DropReason {
         DropReason::NotHost,
         DropReason::KeyTargetUnknown,
         DropReason::CleartextInE2eeMeeting,
+        DropReason::ChatTooLarge,
+        DropReason::ChatTargetUnknown,
     ];
 
     /// The label value used on `/metrics`.
@@ -109,6 +115,8 @@ impl DropReason {
             DropReason::NotHost => "not_host",
             DropReason::KeyTargetUnknown => "key_target_unknown",
             DropReason::CleartextInE2eeMeeting => "cleartext_in_e2ee_meeting",
+            DropReason::ChatTooLarge => "chat_too_large",
+            DropReason::ChatTargetUnknown => "chat_target_unknown",
         }
     }
 }

@@ -31,11 +31,25 @@ pub mod proto {
 }
 
 pub use proto::{
-    AesPacket, AudioMetadata, ConnectionPacket, HeartbeatMetadata, MediaPacket, MeetingPacket,
-    PacketWrapper, RelayNotice, RsaPacket, SubscriptionPacket, VideoMetadata,
-    media_packet::MediaType, meeting_packet::MeetingEventType, packet_wrapper::PacketType,
+    AesPacket, AudioMetadata, ChatMessage, ChatPacket, ConnectionPacket, HeartbeatMetadata,
+    MediaPacket, MeetingPacket, PacketWrapper, ReactionPacket, RelayNotice, RsaPacket,
+    SubscriptionPacket, VideoMetadata, media_packet::MediaType, meeting_packet::MeetingEventType,
+    packet_wrapper::PacketType, reaction_packet::Kind as ReactionKind,
     relay_notice::Reason as NoticeReason, video_metadata::VideoCodec,
 };
+
+/// Chat limits shared by clients and relays (issue #18).
+pub mod chat_limits {
+    /// Most bytes of UTF-8 text in one chat message.
+    pub const MAX_TEXT_BYTES: usize = 4096;
+    /// Most bytes of a CHAT packet's data (a `ChatPacket`): the text plus its id, time, author
+    /// and the sealing overhead, with room to spare. Larger ones are dropped by the relay.
+    pub const MAX_CHAT_PACKET_BYTES: usize = 6 * 1024;
+    /// Most bytes of a REACTION packet's data (a `ReactionPacket`).
+    pub const MAX_REACTION_PACKET_BYTES: usize = 64;
+    /// The emoji a reaction may carry; clients drop any other.
+    pub const ALLOWED_EMOJI: [&str; 6] = ["👍", "👏", "❤️", "😂", "😮", "🎉"];
+}
 
 /// The user id the server puts on every packet it originates (SESSION_ASSIGNED, meeting events).
 /// Clients of the original project recognise server packets by it.

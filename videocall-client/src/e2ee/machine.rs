@@ -12,11 +12,13 @@ use super::channel::{self, ChannelKey, WrapContext};
 use super::error::E2eeError;
 use super::identity::Identity;
 use super::key_packets::{self, PeerIdentity, SENDER_KEY_CHANNEL_VERSION, SENDER_KEY_VERSION};
-use super::roster::{Keyring, PENDING_MAX, Peer, UNWRAP_CREDIT_MAX};
+use super::roster::{Keyring, Peer, UNWRAP_CREDIT_MAX};
 use super::safety_code::{self, SafetyCode};
-use super::sender_key::{FrameHeader, KeyMaterial, ReceivingKey, SendingKey};
+use super::sender_key::{FrameHeader, KeyMaterial, SendingKey};
 use super::signing::Signer;
 pub use super::types::{E2eeConfig, E2eeStats, KeyHolder, KeyPacket, UnwrapRequest};
+
+mod keys_in;
 
 /// A receiver asks again for a key it asked for once this many of the sender's frames failed to
 /// open since (the request or its answer was lost).
@@ -293,6 +295,46 @@ impl E2ee {
         envelope: &MediaPacket,
     ) -> Result<MediaPacket, E2eeError> {
         let result = self.open_inner(from, envelope);
+        self.counted(result)
+    }
+
+    /// Seals `plaintext` as the payload of a `packet_type` packet (CHAT, issue #18) under our
+    /// sender key exactly as a frame — same key, same counter sequence — with the packet type
+    /// bound as associated data (media type 0, frame type "", stream 0), so a sealed chat
+    /// message never opens as media nor the other way round.
+    pub fn seal_payload(
+        &mut self,
+        packet_type: PacketType,
+        plaintext: &[u8],
+    ) -> Result<SealedMedia, E2eeError> {
+        let counter = self.sending.next_counter()?;
+        let header = FrameHeader::payload(packet_type, 0, self.sending.epoch(), counter);
+        let ciphertext = self.sending.seal(&header, plaintext)?;
+        self.stats.sealed += 1;
+        Ok(SealedMedia {
+            stream_id: 0,
+            epoch: header.epoch,
+            counter,
+            ciphertext: ciphertext.into(),
+        })
+    }
+
+    /// Opens what [`E2ee::seal_payload`] sealed in session `from`'s `packet_type` packet.
+    /// Counted like frames; a missing key is asked for (KEY_REQUEST).
+    pub fn open_payload(
+        &mut self,
+        from: u64,
+        packet_type: PacketType,
+        sealed: &SealedMedia,
+    ) -> Result<Vec<u8>, E2eeError> {
+        let header =
+            FrameHeader::payload(packet_type, sealed.stream_id, sealed.epoch, sealed.counter);
+        let result = self.open_sealed(from, &header, &sealed.ciphertext);
+        self.counted(result)
+    }
+
+    /// Counts an opening: opened, or dropped by reason (a missing key is asked for).
+    fn counted<T>(&mut self, result: Result<T, E2eeError>) -> Result<T, E2eeError> {
         match &result {
             Ok(_) => self.stats.opened += 1,
             Err(e) => {
@@ -532,192 +574,8 @@ impl E2ee {
         }
     }
 
-    fn public_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
-        let from = wrapper.session_id;
-        if Some(from) == self.session {
-            return Ok(());
-        }
-        let (user, identity) = key_packets::check_announce(&self.meeting, wrapper)?;
-        let Some(peer) = self.peers.get_mut(&from).filter(|p| p.user == user) else {
-            // Not in the roster: held until the relay announces it, never wrapped for.
-            if self.pending.len() >= PENDING_MAX && !self.pending.contains_key(&from) {
-                return Err(E2eeError::OutsideRoster(from));
-            }
-            self.pending.insert(from, (user, identity));
-            self.stats.outside_roster += 1;
-            return Ok(());
-        };
-        match &peer.identity {
-            Some(known) if *known == identity => Ok(()),
-            Some(_) => Err(E2eeError::KeyChanged(from)),
-            None => {
-                peer.identity = Some(identity);
-                self.unwrapped_for.insert(from);
-                Ok(())
-            }
-        }
-    }
-
-    fn sender_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
-        let from = wrapper.session_id;
-        let packet = key_packets::decode_sender_key(wrapper)?;
-        let Some(ours) = self.session else {
-            return Ok(());
-        };
-        let Some(entry) = packet.keys.iter().find(|k| k.recipient_session == ours) else {
-            // Addressed to others.
-            return Ok(());
-        };
-        let Some((peer, sender)) = self
-            .peers
-            .get_mut(&from)
-            .and_then(|p| p.identity.clone().map(|i| (p, i)))
-        else {
-            return Err(E2eeError::NoIdentity(from));
-        };
-        key_packets::check_sender_key(&self.meeting, from, &packet, &sender)?;
-        // Only newer epochs are unwrapped: a peer (or relay) cannot make us decrypt the same or
-        // an old epoch again, which bounds the RSA decryptions it can trigger and keeps every
-        // installed key's replay window.
-        if let Some(current) = self.keyring.epoch(&sender.signing_key)
-            && packet.epoch <= current
-        {
-            return Err(E2eeError::StaleKey {
-                from,
-                epoch: packet.epoch,
-            });
-        }
-        if packet.version == SENDER_KEY_CHANNEL_VERSION {
-            return self.channel_wrap(from, ours, packet.epoch, entry.wrapped.clone());
-        }
-        if peer.unwrapping.is_some_and(|e| packet.epoch <= e) {
-            return Ok(());
-        }
-        if peer.unwrap_credit == 0 {
-            return Err(E2eeError::TooManyKeys(from));
-        }
-        // Spent whether or not the unwrap succeeds: failures are what an attacker would send.
-        peer.unwrap_credit -= 1;
-        if self.identity.is_external() {
-            peer.unwrapping = Some(packet.epoch);
-            self.unwraps.push_back(UnwrapRequest {
-                from,
-                epoch: packet.epoch,
-                wrapped: entry.wrapped.clone(),
-            });
-            return Ok(());
-        }
-        let secret = self.identity.unwrap(&mut self.rng, &entry.wrapped)?;
-        self.install(from, packet.epoch, &secret)
-    }
-
-    /// A sender key `from` sealed for us (`ours`) under its channel key. Without that key: held
-    /// while the RSA wrap carrying it is being unwrapped outside, else asked for (KEY_REQUEST,
-    /// answered with a new RSA wrap).
-    fn channel_wrap(
-        &mut self,
-        from: u64,
-        ours: u64,
-        epoch: u32,
-        sealed: Bytes,
-    ) -> Result<(), E2eeError> {
-        let Some(peer) = self.peers.get_mut(&from) else {
-            return Ok(());
-        };
-        let Some(channel) = peer.channel_in.clone() else {
-            if peer.unwrapping.is_some() {
-                peer.deferred = Some((epoch, sealed));
-                return Ok(());
-            }
-            self.missing_key(from, epoch);
-            return Err(E2eeError::NoChannel(from));
-        };
-        let context = WrapContext {
-            meeting: &self.meeting,
-            from,
-            to: ours,
-            epoch,
-        };
-        let Ok(secret) = channel.open(context, &sealed) else {
-            // Sealed under a channel key we do not hold: the RSA wrap that carried the current
-            // one was refused or lost.
-            self.missing_key(from, epoch);
-            return Err(E2eeError::NoChannel(from));
-        };
-        self.stats.channel_unwraps += 1;
-        self.install(from, epoch, &secret)
-    }
-
-    /// A peer of the roster asks for our current key: wrapped for it alone, once per epoch.
-    fn key_request_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
-        let from = wrapper.session_id;
-        let request = key_packets::decode_key_request(wrapper)?;
-        if Some(request.target_session) != self.session {
-            return Ok(());
-        }
-        let epoch = self.sending.epoch();
-        let peer = self
-            .peers
-            .get_mut(&from)
-            .ok_or(E2eeError::OutsideRoster(from))?;
-        if peer.identity.is_none() || peer.answered == Some(epoch) {
-            return Ok(());
-        }
-        peer.answered = Some(epoch);
-        // It may have missed the RSA wrap that carried our channel key: answer with a new one.
-        peer.channel_out = None;
-        self.stats.key_requests_answered += 1;
-        self.unwrapped_for.insert(from);
-        Ok(())
-    }
-
-    /// Installs `from`'s unwrapped sender key of `epoch`, unless we hold a newer one.
-    fn install(&mut self, from: u64, epoch: u32, secret: &[u8]) -> Result<(), E2eeError> {
-        let (secret, channel) = channel::split_rsa_plaintext(secret);
-        let material = KeyMaterial::from_secret(secret)?;
-        if let Some(channel) = channel
-            && let Some(peer) = self.peers.get_mut(&from)
-        {
-            peer.channel_in = Some(channel);
-        }
-        if material.epoch != epoch {
-            return Err(E2eeError::Malformed(format!(
-                "wrapped epoch {} in a packet of epoch {epoch}",
-                material.epoch
-            )));
-        }
-        let Some(sender) = self.peers.get(&from).and_then(Peer::signing_key).copied() else {
-            return Ok(());
-        };
-        // An external unwrap may come back after a newer key was installed.
-        if self.keyring.epoch(&sender).is_some_and(|e| e >= epoch) {
-            return Ok(());
-        }
-        let present = self
-            .peers
-            .values()
-            .filter_map(Peer::signing_key)
-            .copied()
-            .collect();
-        self.keyring
-            .install(sender, ReceivingKey::new(&material), &present);
-        self.stats.keys_installed += 1;
-        Ok(())
-    }
-
     fn open_inner(&mut self, from: u64, envelope: &MediaPacket) -> Result<MediaPacket, E2eeError> {
         let sealed = envelope.sealed.as_ref().ok_or(E2eeError::NotSealed)?;
-        let peer = self
-            .peers
-            .get(&from)
-            .ok_or(E2eeError::UnknownSender(from))?;
-        let no_key = E2eeError::NoKey {
-            from,
-            epoch: sealed.epoch,
-        };
-        let Some(keys) = peer.signing_key().and_then(|k| self.keyring.get_mut(k)) else {
-            return Err(no_key);
-        };
         let header = FrameHeader {
             packet_type: PacketType::Media as i32,
             media_type: envelope.media_type,
@@ -726,39 +584,7 @@ impl E2ee {
             epoch: sealed.epoch,
             counter: sealed.counter,
         };
-        let grace = self.config.previous_epoch_grace_frames;
-        let plaintext = match (&mut keys.current, &mut keys.previous) {
-            (Some(current), _) if current.epoch() == sealed.epoch => {
-                let plaintext = current.open(&header, &sealed.ciphertext)?;
-                if current.opened >= grace {
-                    keys.previous = None;
-                }
-                plaintext
-            }
-            (_, Some(previous)) if previous.epoch() == sealed.epoch => {
-                previous.open(&header, &sealed.ciphertext)?
-            }
-            (Some(current), _) if sealed.epoch < current.epoch() => {
-                return Err(E2eeError::StaleEpoch {
-                    from,
-                    epoch: sealed.epoch,
-                });
-            }
-            (Some(current), _) => {
-                // A later epoch: the sender's ratchet (someone joined) if the derived key opens
-                // the frame; else a fresh key (someone left) whose wrap is on its way.
-                let Some(mut next) = current.ratcheted(sealed.epoch) else {
-                    return Err(no_key);
-                };
-                let Ok(plaintext) = next.open(&header, &sealed.ciphertext) else {
-                    return Err(no_key);
-                };
-                keys.previous = keys.current.replace(next);
-                self.stats.ratchets_followed += 1;
-                plaintext
-            }
-            _ => return Err(no_key),
-        };
+        let plaintext = self.open_sealed(from, &header, &sealed.ciphertext)?;
         let inner = MediaPacket::decode(plaintext.as_slice())
             .map_err(|e| E2eeError::Malformed(e.to_string()))?;
         // The routing hints were authenticated; the sender must not say otherwise inside.
@@ -771,5 +597,54 @@ impl E2ee {
             ));
         }
         Ok(inner)
+    }
+
+    /// Opens `ciphertext` from session `from` under the key its `header` names.
+    fn open_sealed(
+        &mut self,
+        from: u64,
+        header: &FrameHeader<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, E2eeError> {
+        let peer = self
+            .peers
+            .get(&from)
+            .ok_or(E2eeError::UnknownSender(from))?;
+        let epoch = header.epoch;
+        let no_key = E2eeError::NoKey { from, epoch };
+        let Some(keys) = peer.signing_key().and_then(|k| self.keyring.get_mut(k)) else {
+            return Err(no_key);
+        };
+        let grace = self.config.previous_epoch_grace_frames;
+        let plaintext = match (&mut keys.current, &mut keys.previous) {
+            (Some(current), _) if current.epoch() == epoch => {
+                let plaintext = current.open(header, ciphertext)?;
+                if current.opened >= grace {
+                    keys.previous = None;
+                }
+                plaintext
+            }
+            (_, Some(previous)) if previous.epoch() == epoch => {
+                previous.open(header, ciphertext)?
+            }
+            (Some(current), _) if epoch < current.epoch() => {
+                return Err(E2eeError::StaleEpoch { from, epoch });
+            }
+            (Some(current), _) => {
+                // A later epoch: the sender's ratchet (someone joined) if the derived key opens
+                // it; else a fresh key (someone left) whose wrap is on its way.
+                let Some(mut next) = current.ratcheted(epoch) else {
+                    return Err(no_key);
+                };
+                let Ok(plaintext) = next.open(header, ciphertext) else {
+                    return Err(no_key);
+                };
+                keys.previous = keys.current.replace(next);
+                self.stats.ratchets_followed += 1;
+                plaintext
+            }
+            _ => return Err(no_key),
+        };
+        Ok(plaintext)
     }
 }

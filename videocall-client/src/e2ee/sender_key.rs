@@ -42,6 +42,23 @@ pub(crate) struct FrameHeader<'a> {
 }
 
 impl FrameHeader<'_> {
+    /// The header of a sealed non-media payload (CHAT, issue #18): no media or frame type.
+    pub(crate) fn payload(
+        packet_type: videocall_types::PacketType,
+        stream_id: u32,
+        epoch: u32,
+        counter: u64,
+    ) -> FrameHeader<'static> {
+        FrameHeader {
+            packet_type: packet_type as i32,
+            media_type: 0,
+            frame_type: "",
+            stream_id,
+            epoch,
+            counter,
+        }
+    }
+
     /// Canonical encoding: prefix ∥ packet type (4) ∥ media type (4) ∥ frame type length (4) ∥
     /// frame type ∥ stream id (4) ∥ epoch (4) ∥ counter (8), integers big-endian.
     pub(crate) fn associated_data(&self) -> Vec<u8> {

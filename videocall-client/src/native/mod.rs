@@ -132,6 +132,8 @@ pub enum Update {
     /// E2EE: the key holders the safety code commits to (ourselves first, user + fingerprint),
     /// sent right after every [`Event::SafetyCode`] so that they can be shown next to it.
     KeyHolders(Vec<crate::e2ee::KeyHolder>),
+    /// A [`ClientHandle::command`] was refused (not joined, empty or too long, …).
+    CommandRefused(crate::SessionError),
 }
 
 /// A snapshot of the driver's state.
@@ -174,6 +176,7 @@ enum Command {
     KeyframeRequest(UserId),
     Heartbeat(HeartbeatMetadata),
     Subscription(Subscription),
+    Session(crate::Command),
     Leave(oneshot::Sender<()>),
 }
 
@@ -202,6 +205,12 @@ impl ClientHandle {
     /// Receive video only from these streams, or from everyone. Kept across reconnects.
     pub fn subscribe(&self, subscription: Subscription) {
         let _ = self.commands.send(Command::Subscription(subscription));
+    }
+
+    /// Chat, hands, reactions ([`crate::Command`]); refused ones (not joined, too long, …) are
+    /// reported as [`Update::CommandRefused`].
+    pub fn command(&self, command: crate::Command) {
+        let _ = self.commands.send(Command::Session(command));
     }
 
     /// Leaves the meeting and closes the transport; returns once it is closed (or the driver
@@ -331,6 +340,14 @@ impl Driver {
                     }
                     Some(Command::Heartbeat(heartbeat)) => self.session.set_heartbeat(heartbeat),
                     Some(Command::Subscription(subscription)) => self.session.subscribe(&subscription),
+                    Some(Command::Session(command)) => {
+                        let wall_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        if let Err(error) = self.session.handle_command(wall_ms, command) {
+                            let _ = self.updates.send(Update::CommandRefused(error));
+                        }
+                    }
                     Some(Command::Leave(done)) => {
                         self.session.leave();
                         leaving = Some(done);

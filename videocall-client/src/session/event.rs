@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use videocall_types::{FinalClose, MediaPacket, PacketWrapper, RelayNotice, SessionId};
 
+use crate::chat::{ChatEntry, ChatError};
 use crate::e2ee::{E2eeError, SafetyCode};
 
 /// Where the session is.
@@ -101,6 +102,29 @@ pub enum Event {
     RelayNotice(RelayNotice),
     /// A host asked us to mute our microphone (the relay's MEETING `MUTE_REQUESTED`).
     MuteRequested,
+    /// A chat message from a peer (live, or from a newcomer's history: `via` then names the
+    /// member who re-sent it). Each message id is told once.
+    Chat(ChatEntry),
+    /// A peer raised or lowered its hand (told again to newcomers while raised).
+    Hand {
+        /// Their session.
+        session: SessionId,
+        /// Their user id.
+        user: String,
+        /// Raised (true) or lowered.
+        raised: bool,
+    },
+    /// A peer reacted with one of the allowed emoji.
+    Reaction {
+        /// Their session.
+        session: SessionId,
+        /// Their user id.
+        user: String,
+        /// The emoji.
+        emoji: String,
+    },
+    /// A host lowered our raised hand (the session lowered it and told everyone).
+    HandLoweredByHost,
     /// A packet this core does not interpret (keys for E2EE, diagnostics, …).
     Other(PacketWrapper),
     /// E2EE: the meeting's safety code changed (a key arrived, someone left, we re-joined).
@@ -142,4 +166,7 @@ pub enum SessionError {
     /// E2EE refused a key packet or could not seal.
     #[error("E2EE: {0}")]
     E2ee(#[from] E2eeError),
+    /// A chat message or reaction that breaks a rule (empty, too long, emoji not allowed).
+    #[error("chat: {0}")]
+    Chat(ChatError),
 }

@@ -14,12 +14,14 @@ use crate::e2ee::{
     E2ee, E2eeConfig, E2eeError, Identity, KeyHolder, OsRng, SafetyCode, UnwrapRequest,
 };
 
+mod chat;
 mod config;
 mod end;
 mod event;
 mod reconnect;
 mod subscription;
 
+pub use chat::Command;
 pub use config::ClientConfig;
 
 pub use event::{Action, ConnectionState, Event, MediaFrom, SessionError};
@@ -73,6 +75,8 @@ pub struct Session {
     mismatch_drops: u64,
     /// Why the relay ended the session for good, once it has.
     ended: Option<FinalClose>,
+    /// Chat history, raised hand, history owed to newcomers (issue #18).
+    chat: chat::ChatState,
 }
 
 impl Session {
@@ -100,6 +104,7 @@ impl Session {
             retired: VecDeque::new(),
             mismatch_drops: 0,
             ended: None,
+            chat: chat::ChatState::default(),
         }
     }
 
@@ -281,6 +286,8 @@ impl Session {
                 self.events.push_back(Event::RelayNotice(notice));
             }
             Ok(PacketType::Media) => self.media(now, wrapper),
+            Ok(PacketType::Chat) => self.handle_chat(wrapper),
+            Ok(PacketType::Reaction) => self.handle_reaction(wrapper),
             Ok(PacketType::RsaPubKey | PacketType::AesKey | PacketType::KeyRequest)
                 if self.e2ee.is_some() =>
             {
@@ -469,6 +476,7 @@ impl Session {
         self.next_rtt = now;
         self.events.push_back(Event::Joined { session });
         self.mismatched.clear();
+        self.chat_joined();
         if let Some(e2ee) = &mut self.e2ee {
             e2ee.handle_joined(session.get());
             self.keys_changed = true;
@@ -489,7 +497,17 @@ impl Session {
     fn meeting_event(&mut self, now: Duration, event: MeetingPacket) {
         let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
         match MeetingEventType::try_from(event.event_type) {
-            Ok(MeetingEventType::ReconnectSecret) => self.keep_reconnect_secret(event),
+            Ok(MeetingEventType::ReconnectSecret) => {
+                if Some(event.session_id) == self.session_id().map(SessionId::get) {
+                    self.chat_roster_done();
+                }
+                self.keep_reconnect_secret(event);
+            }
+            Ok(MeetingEventType::LowerHandRequested)
+                if event.target_user_id == self.config.user_id.as_bytes() =>
+            {
+                self.host_lowered_hand();
+            }
             Ok(MeetingEventType::NodeDraining) => self.move_elsewhere(now, &event.message),
             Ok(MeetingEventType::MuteRequested) => self.events.push_back(Event::MuteRequested),
             // The relay closes us right after these; they end the session even when the close
@@ -537,6 +555,7 @@ impl Session {
                         session: joined,
                         user,
                     });
+                    self.chat_peer_joined(joined);
                 }
             }
             Ok(MeetingEventType::ParticipantLeft) => {
@@ -675,6 +694,7 @@ impl Session {
 
     fn e2ee_peer_left(&mut self, session: SessionId) {
         self.mismatched.remove(&session);
+        self.chat_peer_left(session);
         if let Some(e2ee) = &mut self.e2ee {
             e2ee.handle_peer_left(session.get());
             self.keys_changed = true;
@@ -691,7 +711,14 @@ impl Session {
             keyed |= key.packet_type == PacketType::AesKey;
             // AES_KEY and KEY_REQUEST name their one recipient inside; the relay routes them.
             let _ = self.send_packet(key.packet_type, key.data);
+            if key.packet_type == PacketType::AesKey
+                && let Some(to) = key.to
+            {
+                // History owed to a newcomer goes right after the key that opens it.
+                self.chat_key_sent(to);
+            }
         }
+        self.retry_held_chat();
         if keyed {
             // Someone can now open our frames (a newcomer, or everyone after a rotation):
             // a keyframe lets them start decoding without first asking for one.

@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use videocall_client::e2ee::Identity;
 use videocall_client::{Action, Event, Session};
-use videocall_relay::{CloseReason, Output, Relay, RelayConfig};
+use videocall_relay::{CloseReason, Join, Output, Relay, RelayConfig};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, SessionId};
 
 /// What the links between the clients and the relay do to packets (both directions).
@@ -85,6 +85,10 @@ pub(crate) struct Net {
     /// Clients whose private key is held outside their session (`Identity::external`, as in the
     /// browser): the key the "outside" unwraps with, and whether its unwraps fail.
     pub(crate) outside: HashMap<usize, (Identity, bool)>,
+    /// Joins say the meeting is end-to-end encrypted (as a room token's claim does).
+    pub(crate) e2ee_meeting: bool,
+    /// Users joining with the host grant.
+    pub(crate) hosts: Vec<String>,
 }
 
 impl Net {
@@ -109,6 +113,8 @@ impl Net {
             lost: 0,
             forwarded: Vec::new(),
             outside: HashMap::new(),
+            e2ee_meeting: false,
+            hosts: Vec::new(),
         }
     }
 
@@ -263,7 +269,10 @@ impl Net {
                             let user = self.clients[i].config().user_id.clone();
                             let meeting = self.clients[i].config().meeting_id.clone();
                             let at = self.at();
-                            let id = self.relay.handle_join(at, user, meeting).expect("joins");
+                            let mut join = Join::trusted(user, meeting);
+                            join.e2ee = self.e2ee_meeting;
+                            join.grants.host = self.hosts.iter().any(|h| h == join.user.as_str());
+                            let id = self.relay.handle_admit(at, join).expect("joins");
                             self.next_link += 1;
                             self.links.insert(i, (self.next_link, id));
                             self.clients[i].handle_connected(self.now);

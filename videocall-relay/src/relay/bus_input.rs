@@ -14,7 +14,7 @@ use super::admission::display_name;
 use super::host::HostAction;
 use super::roster::participant_event;
 use super::timer::Timer;
-use crate::classify::{Class, classify, is_clear_media};
+use crate::classify::{Class, classify, is_clear_chat, is_clear_media};
 use crate::metrics::DropReason;
 use crate::subject;
 
@@ -113,6 +113,11 @@ impl Relay {
             self.timers
                 .push(at, Timer::RemoteExpiry(meeting_id.clone()));
         }
+        if e2ee && is_clear_chat(packet_type, &wrapper.data) {
+            // Chat text in clear never reaches a session of an encrypted meeting (issue #18).
+            self.metrics.drop(DropReason::CleartextInE2eeMeeting);
+            return;
+        }
         if let Some(target) = parsed.target {
             if joined_event {
                 // A roster reply to a newcomer of ours (see below). Every session here hears of
@@ -132,7 +137,8 @@ impl Relay {
                 .get(&target)
                 .is_some_and(|s| s.meeting == meeting_id)
             {
-                // CONGESTION or a relay's KEYFRAME_REQUEST for one of our publishers; keyframe
+                // CONGESTION, a relay's KEYFRAME_REQUEST for one of our publishers, or a
+                // session's key packet or chat history for one of ours; keyframe
                 // requests from every node together reach it at most once per interval.
                 let keyframe = classify(packet_type, &wrapper.data) == Class::KeyframeRequest;
                 if keyframe && !self.feedback.keyframe_due(now, target) {

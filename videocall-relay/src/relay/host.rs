@@ -1,4 +1,5 @@
-//! Host controls: remove a participant, ask one to mute, end the meeting.
+//! Host controls: remove a participant, ask one to mute, lower one's raised hand, end the
+//! meeting.
 //!
 //! They come from the meeting API ([`Relay::handle_remove`] and friends, through
 //! `NodeHandle`), or in-band from a session with the host grant (a MEETING packet with the
@@ -24,6 +25,9 @@ pub(crate) enum HostAction {
     Remove(Bytes),
     /// Ask this user to mute (a MEETING `MUTE_REQUESTED` to its sessions).
     AskToMute(Bytes),
+    /// Lower this user's raised hand (a MEETING `LOWER_HAND_REQUESTED` to its sessions, which
+    /// lower it and tell everyone).
+    LowerHand(Bytes),
     /// Close everyone with MEETING_ENDED.
     End,
 }
@@ -41,6 +45,7 @@ impl HostAction {
         match MeetingEventType::try_from(event.event_type).ok()? {
             MeetingEventType::ParticipantRemoved => target().map(Self::Remove),
             MeetingEventType::MuteRequested => target().map(Self::AskToMute),
+            MeetingEventType::LowerHandRequested => target().map(Self::LowerHand),
             MeetingEventType::MeetingEnded => Some(Self::End),
             _ => None,
         }
@@ -58,6 +63,11 @@ impl HostAction {
                 MeetingEventType::MuteRequested,
                 user.clone(),
                 "a host asks you to mute",
+            ),
+            Self::LowerHand(user) => (
+                MeetingEventType::LowerHandRequested,
+                user.clone(),
+                "a host lowered your hand",
             ),
             Self::End => (
                 MeetingEventType::MeetingEnded,
@@ -128,7 +138,9 @@ impl Relay {
         };
         self.metrics.host_actions += 1;
         let target = match action {
-            HostAction::Remove(user) | HostAction::AskToMute(user) => Some(user),
+            HostAction::Remove(user)
+            | HostAction::AskToMute(user)
+            | HostAction::LowerHand(user) => Some(user),
             HostAction::End => None,
         };
         let concerned: Vec<SessionId> = meeting
@@ -143,7 +155,7 @@ impl Relay {
         let close = match action {
             HostAction::Remove(_) => Some(CloseReason::Removed),
             HostAction::End => Some(CloseReason::MeetingEnded),
-            HostAction::AskToMute(_) => None,
+            HostAction::AskToMute(_) | HostAction::LowerHand(_) => None,
         };
         for session in &concerned {
             self.send_to(*session, event.clone());

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
     MediaPacket, NoticeReason, PacketType, PacketWrapper, RelayNotice, SessionId,
-    SubscriptionPacket, packets,
+    SubscriptionPacket, chat_limits, packets,
 };
 
 use super::host::HostAction;
 use super::{CloseReason, Relay, SECOND};
-use crate::classify::{Class, classify, is_clear_media, key_target};
+use crate::classify::{Class, classify, directed_target, is_clear_chat, is_clear_media};
 use crate::config::max_subscription_bytes;
 use crate::error::InboundError;
 use crate::metrics::DropReason;
@@ -78,6 +78,9 @@ impl Relay {
                 return Ok(());
             }
             PacketType::Subscription => return self.subscribe(now, session, wrapper.data, len),
+            PacketType::Chat | PacketType::Reaction => {
+                self.check_chat(now, session, packet_type, &wrapper.data)?;
+            }
             _ => {}
         }
         let class = classify(packet_type, &wrapper.data);
@@ -155,8 +158,9 @@ impl Relay {
                 max: budget,
             });
         }
-        if let Some(target) = key_target(packet_type, &wrapper.data) {
-            return self.send_key(session, target, packet, len);
+        if let Some(target) = directed_target(packet_type, &wrapper.data) {
+            let is_chat = packet_type == PacketType::Chat;
+            return self.send_key(session, target, packet, len, is_chat);
         }
         let (meeting, subject, user) = (s.meeting.clone(), s.subject.clone(), s.user_bytes.clone());
         self.count_in(len);
@@ -165,14 +169,61 @@ impl Relay {
         Ok(())
     }
 
-    /// An E2EE key packet for one session (issue #16): delivered to it alone, here or over the
-    /// bus; a target outside the sender's meeting is dropped and counted.
+    /// A CHAT or REACTION (issue #18): over its size cap it is dropped, counted and the sender
+    /// told (RELAY_NOTICE); a CHAT in clear in an encrypted meeting is dropped and counted (the
+    /// relay must never carry chat text there). Rate: the session's control budget, as other
+    /// control traffic.
+    fn check_chat(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        packet_type: PacketType,
+        data: &Bytes,
+    ) -> Result<(), InboundError> {
+        let max = match packet_type {
+            PacketType::Chat => chat_limits::MAX_CHAT_PACKET_BYTES,
+            _ => chat_limits::MAX_REACTION_PACKET_BYTES,
+        };
+        if data.len() > max {
+            self.metrics.drop(DropReason::ChatTooLarge);
+            let message = format!(
+                "{} of {} bytes exceeds the {max}-byte limit",
+                packet_type.as_str_name(),
+                data.len()
+            );
+            let notice = packets::notice(
+                NoticeReason::Oversize,
+                packet_type as i32,
+                data.len(),
+                max,
+                message,
+            );
+            self.notify(now, session, notice);
+            return Err(InboundError::ChatTooLarge {
+                kind: packet_type,
+                len: data.len(),
+                max,
+            });
+        }
+        let meeting = &self.sessions[&session].meeting;
+        let e2ee = self.meetings.get(meeting).is_some_and(|m| m.e2ee);
+        if e2ee && is_clear_chat(packet_type, data) {
+            self.metrics.drop(DropReason::CleartextInE2eeMeeting);
+            return Err(InboundError::CleartextInE2eeMeeting);
+        }
+        Ok(())
+    }
+
+    /// A packet for one session — an E2EE key packet (issue #16) or chat history (issue #18):
+    /// delivered to it alone, here or over the bus; a target outside the sender's meeting is
+    /// dropped and counted.
     fn send_key(
         &mut self,
         session: SessionId,
         target: u64,
         packet: Bytes,
         len: usize,
+        is_chat: bool,
     ) -> Result<(), InboundError> {
         let meeting = self.sessions[&session].meeting.clone();
         let target_id = SessionId::from_wire(target).filter(|t| {
@@ -184,6 +235,10 @@ impl Relay {
                         .is_some_and(|m| m.remote.contains_key(t)))
         });
         let Some(target_id) = target_id else {
+            if is_chat {
+                self.metrics.drop(DropReason::ChatTargetUnknown);
+                return Err(InboundError::ChatTargetUnknown(target));
+            }
             self.metrics.drop(DropReason::KeyTargetUnknown);
             return Err(InboundError::KeyTargetUnknown(target));
         };

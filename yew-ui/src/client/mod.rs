@@ -12,7 +12,7 @@ mod media;
 mod pump;
 
 use futures_channel::mpsc::{self, UnboundedSender};
-use videocall_client::{ClientConfig, Subscription};
+use videocall_client::{ClientConfig, Command, Subscription};
 use videocall_types::{MeetingId, UserId};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
@@ -60,6 +60,11 @@ impl MeetingClient {
     /// Receives the video the reducer chose.
     pub(crate) fn set_subscription(&self, subscription: Subscription) {
         self.send(Input::Subscription(subscription));
+    }
+
+    /// Chat, raise or lower our hand, react, or (hosts) lower someone's hand.
+    pub(crate) fn command(&self, command: Command) {
+        self.send(Input::Command(command));
     }
 
     /// Tries to join again after a failure.

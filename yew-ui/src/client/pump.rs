@@ -17,7 +17,9 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use gloo_timers::future::TimeoutFuture;
 use videocall_client::e2ee::{Identity, UnwrapRequest};
-use videocall_client::{Action as SessionAction, ClientConfig, Event, Session, Subscription};
+use videocall_client::{
+    Action as SessionAction, ClientConfig, Command, Event, Session, Subscription,
+};
 use videocall_types::{MediaPacket, MediaType, SessionId, StreamKey};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
@@ -26,7 +28,7 @@ use yew::Callback;
 use super::endpoints;
 use super::media::MediaPipeline;
 use crate::media::{PacketSink, log, now_ms};
-use crate::state::{Action, MediaIntent, TransportKind};
+use crate::state::{Action, ChatLine, MediaIntent, REACTION_SHOWN_MS, TransportKind};
 use crate::transport::{Endpoints, Transport};
 
 /// How often heartbeat state, session timers and statistics are looked at.
@@ -60,6 +62,8 @@ pub(crate) enum Input {
     },
     /// The browser answered the screen-share prompt.
     ScreenOpened(Result<MediaStream, String>),
+    /// Chat, hand or reaction from the page.
+    Command(Command),
 }
 
 /// What happened to a connection attempt or its transport.
@@ -142,6 +146,8 @@ pub(crate) struct Pump {
     dispatch: Callback<Action>,
     inputs: UnboundedSender<Input>,
     last_rtt_report: f64,
+    /// Reactions shown so far (each one's number, for its expiry).
+    reactions: u64,
 }
 
 impl Pump {
@@ -177,6 +183,7 @@ impl Pump {
             dispatch,
             inputs,
             last_rtt_report: 0.0,
+            reactions: 0,
         }
     }
 
@@ -253,6 +260,35 @@ impl Pump {
                     self.dispatch.emit(action);
                 }
             }
+            Input::Command(command) => self.command(command),
+        }
+    }
+
+    /// Carries out a chat, hand or reaction command; what the page shows follows its outcome.
+    fn command(&mut self, command: Command) {
+        let chat = matches!(command, Command::SendChat(_));
+        let hand = match command {
+            Command::RaiseHand => Some(true),
+            Command::LowerHand => Some(false),
+            _ => None,
+        };
+        let wall_ms = js_sys::Date::now() as u64;
+        if let Err(e) = self.session.handle_command(wall_ms, command) {
+            self.dispatch.emit(Action::Notice(e.to_string()));
+            return;
+        }
+        if let Some(raised) = hand {
+            self.dispatch.emit(Action::OwnHand(raised));
+        }
+        if chat && let Some(entry) = self.session.chat_history().last() {
+            self.dispatch.emit(Action::Chat(ChatLine {
+                id: entry.id.clone(),
+                from: entry.from.clone(),
+                text: entry.text.clone(),
+                at_ms: entry.at_ms,
+                mine: true,
+                via: None,
+            }));
         }
     }
 
@@ -410,6 +446,32 @@ impl Pump {
             Event::KeyframeRequested => self.media.request_keyframes(),
             Event::Congestion { .. } => dispatch.emit(Action::Congestion),
             Event::MuteRequested => dispatch.emit(Action::MuteRequested),
+            Event::Chat(entry) => dispatch.emit(Action::Chat(ChatLine {
+                id: entry.id,
+                from: entry.from,
+                text: entry.text,
+                at_ms: entry.at_ms,
+                mine: false,
+                via: entry.via,
+            })),
+            Event::Hand {
+                session, raised, ..
+            } => dispatch.emit(Action::PeerHand { session, raised }),
+            Event::HandLoweredByHost => dispatch.emit(Action::HandLoweredByHost),
+            Event::Reaction { session, emoji, .. } => {
+                self.reactions += 1;
+                let seq = self.reactions;
+                dispatch.emit(Action::Reaction {
+                    session,
+                    emoji,
+                    seq,
+                });
+                let dispatch = dispatch.clone();
+                spawn_local(async move {
+                    TimeoutFuture::new(REACTION_SHOWN_MS).await;
+                    dispatch.emit(Action::ReactionExpired { session, seq });
+                });
+            }
             Event::SafetyCode(code) => {
                 log(&format!("e2ee: safety code {code}"));
                 let holders = self

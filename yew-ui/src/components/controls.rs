@@ -1,5 +1,6 @@
 //! The meeting's control bar.
 
+use videocall_types::chat_limits::ALLOWED_EMOJI;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -7,6 +8,12 @@ pub(crate) struct ControlsProps {
     pub(crate) mic_on: bool,
     pub(crate) camera_on: bool,
     pub(crate) sharing: bool,
+    pub(crate) hand_raised: bool,
+    pub(crate) chat_open: bool,
+    pub(crate) unread: u32,
+    pub(crate) on_hand: Callback<()>,
+    pub(crate) on_chat: Callback<()>,
+    pub(crate) on_react: Callback<String>,
     pub(crate) on_mic: Callback<()>,
     pub(crate) on_camera: Callback<()>,
     pub(crate) on_share: Callback<()>,
@@ -30,6 +37,22 @@ pub(crate) fn controls(p: &ControlsProps) -> Html {
             </button>
             <button id="toggle-screen" class={classes!(p.sharing.then_some("active"))} onclick={click(&p.on_share)}>
                 { if p.sharing { "Stop sharing" } else { "Share screen" } }
+            </button>
+            <button id="toggle-hand" class={classes!(p.hand_raised.then_some("active"))} onclick={click(&p.on_hand)}
+                aria-pressed={p.hand_raised.to_string()}>
+                { if p.hand_raised { "Lower hand" } else { "Raise hand" } }
+            </button>
+            <span class="reactions" role="group" aria-label="React">
+                { for ALLOWED_EMOJI.iter().map(|emoji| {
+                    let on_react = p.on_react.clone();
+                    let emoji = (*emoji).to_owned();
+                    let onclick = { let emoji = emoji.clone(); Callback::from(move |_: MouseEvent| on_react.emit(emoji.clone())) };
+                    html! { <button class="react secondary" data-emoji={emoji.clone()} title={format!("React {emoji}")} {onclick}>{emoji}</button> }
+                }) }
+            </span>
+            <button id="toggle-chat" class={classes!("secondary", p.chat_open.then_some("active"))} onclick={click(&p.on_chat)}>
+                {"Chat"}
+                if p.unread > 0 { <span id="chat-unread" class="unread" aria-label={format!("{} unread", p.unread)}>{p.unread}</span> }
             </button>
             <button id="toggle-diagnostics" class="secondary" onclick={click(&p.on_diagnostics)}>{"Diagnostics"}</button>
             <button id="leave" class="danger" onclick={click(&p.on_leave)}>{"Leave"}</button>

@@ -1,5 +1,6 @@
 //! Components of the meeting page, one per file.
 
+pub(crate) mod chat_panel;
 pub(crate) mod controls;
 pub(crate) mod diagnostics;
 pub(crate) mod host_panel;

@@ -13,6 +13,9 @@ pub(crate) struct PeerListProps {
     /// Present when we host the meeting (made through the meeting API).
     #[prop_or_default]
     pub(crate) host: Option<HostPanelProps>,
+    /// A host lowers this user's hand.
+    #[prop_or_default]
+    pub(crate) on_lower_hand: Callback<String>,
 }
 
 #[function_component(PeerList)]
@@ -39,12 +42,22 @@ pub(crate) fn peer_list(props: &PeerListProps) -> Html {
         <aside class="peers">
             <h2>{format!("People ({})", s.peers.len() + 1)}</h2>
             <ul id="peer-list">
-                <li class="me">{format!("{} (you)", s.user)}</li>
+                <li class="me">
+                    if s.hand_raised { <span class="hand" title="your hand is raised" aria-label="hand raised">{"✋"}</span> }
+                    {format!("{} (you)", s.user)}
+                </li>
                 { for s.peers.iter().map(|(session, peer)| html! {
                     <li key={session.get()} data-session={session.to_string()} data-user={peer.user.clone()}>
                         <span class={classes!("dot", peer.speaking.then_some("speaking"))} />
+                        if peer.hand_raised { <span class="hand" title="hand raised" aria-label="hand raised">{"✋"}</span> }
                         {peer.user.clone()}
                         if !peer.audio_on { <span class="muted">{" (muted)"}</span> }
+                        if peer.hand_raised && props.host.is_some() {
+                            <button class="small lower-hand" onclick={{
+                                let (user, cb) = (peer.user.clone(), props.on_lower_hand.clone());
+                                Callback::from(move |_: MouseEvent| cb.emit(user.clone()))
+                            }}>{"Lower hand"}</button>
+                        }
                         {controls(&peer.user)}
                     </li>
                 }) }

@@ -53,7 +53,11 @@ pub(crate) fn tile(props: &TileProps) -> Html {
             } else if !screen && !peer.video_on {
                 <div class="avatar">{peer.user.chars().next().unwrap_or('?').to_uppercase().to_string()}</div>
             }
+            if !screen {
+                if let Some((_, emoji)) = &peer.reaction { <div class="reaction" aria-live="polite">{emoji.clone()}</div> }
+            }
             <div class="label">
+                if peer.hand_raised && !screen { <span class="hand" title="hand raised" aria-label="hand raised">{"✋"}</span> }
                 <span class="name">{name}</span>
                 if !screen {
                     <span class={classes!("mic", (!peer.audio_on).then_some("off"))} title={if peer.audio_on { "microphone on" } else { "muted" }}>{ if peer.audio_on { "mic" } else { "muted" } }</span>

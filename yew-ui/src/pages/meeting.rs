@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
+use videocall_client::Command;
 use videocall_types::{FinalClose, SessionId, StreamKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -11,6 +12,7 @@ use yew::prelude::*;
 
 use crate::app::{Route, navigate};
 use crate::client::MeetingClient;
+use crate::components::chat_panel::ChatPanelView;
 use crate::components::controls::Controls;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::host_panel::HostPanelProps;
@@ -251,6 +253,37 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
             state.dispatch(Action::Leave);
         })
     };
+    let command = {
+        let client = client.clone();
+        move |command: Command| {
+            if let Some(c) = &*client.borrow() {
+                c.command(command);
+            }
+        }
+    };
+    let on_chat_send = {
+        let command = command.clone();
+        Callback::from(move |text: String| command(Command::SendChat(text)))
+    };
+    let on_hand = {
+        let (command, raised) = (command.clone(), state.hand_raised);
+        Callback::from(move |_| {
+            command(if raised {
+                Command::LowerHand
+            } else {
+                Command::RaiseHand
+            })
+        })
+    };
+    let on_react = {
+        let command = command.clone();
+        Callback::from(move |emoji: String| command(Command::React(emoji)))
+    };
+    let on_lower_hand = Callback::from(move |user: String| command(Command::LowerHandOf(user)));
+    let on_chat = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::ToggleChat))
+    };
     let on_home = {
         let on_route = props.on_route.clone();
         Callback::from(move |_: MouseEvent| navigate("/", &on_route))
@@ -350,10 +383,15 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                                 <div class="label"><span class="name">{format!("{} (you)", s.user)}</span></div>
                             </div>
                         </section>
-                        <PeerList state={s.clone()} host={props.host.clone()} />
+                        <PeerList state={s.clone()} host={props.host.clone()} on_lower_hand={on_lower_hand} />
+                        if s.chat.open {
+                            <ChatPanelView lines={s.chat.lines.clone()} on_send={on_chat_send} on_close={on_chat.clone()} />
+                        }
                     </div>
                     if s.diagnostics_open { <Diagnostics state={s.clone()} /> }
                     <Controls mic_on={s.mic_on} camera_on={s.camera_on} sharing={s.sharing}
+                        hand_raised={s.hand_raised} chat_open={s.chat.open} unread={s.chat.unread}
+                        on_hand={on_hand} on_chat={on_chat} on_react={on_react}
                         on_mic={on_mic} on_camera={on_camera} on_share={on_share}
                         on_diagnostics={on_diagnostics} on_leave={on_leave} />
                 </div>

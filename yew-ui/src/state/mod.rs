@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use videocall_types::{FinalClose, SessionId};
 
+mod chat;
 mod lobby;
 mod tiles;
 
+pub use chat::{ChatLine, ChatPanel, HAND_LOWERED_BY_HOST, MAX_CHAT_LINES, REACTION_SHOWN_MS};
 pub use lobby::{LobbyAction, LobbyPhase, LobbyState};
 pub use tiles::MAX_VISIBLE_VIDEOS;
 
@@ -76,6 +78,10 @@ pub struct Peer {
     pub has_screen_stream: bool,
     /// Its media cannot be shown: it does not encrypt while we do (or the reverse).
     pub unencrypted: bool,
+    /// Their hand is raised.
+    pub hand_raised: bool,
+    /// The reaction shown on their tile now: (its number, the emoji).
+    pub reaction: Option<(u64, String)>,
 }
 
 /// Everything the meeting page renders.
@@ -114,6 +120,10 @@ pub struct MeetingState {
     /// Everyone our sender key is wrapped for, ourselves first: (user, fingerprint). The code
     /// commits to exactly this list.
     pub key_holders: Vec<(String, String)>,
+    /// The chat panel.
+    pub chat: ChatPanel,
+    /// Our hand is raised.
+    pub hand_raised: bool,
 }
 
 /// What our own media should be doing: the driver follows it (the reducer is the only place
@@ -221,6 +231,37 @@ pub enum Action {
         /// Session.
         session: SessionId,
     },
+    /// A chat message (ours once sent, or someone's).
+    Chat(ChatLine),
+    /// Open or close the chat panel.
+    ToggleChat,
+    /// Our hand went up (true) or down.
+    OwnHand(bool),
+    /// A host lowered our hand.
+    HandLoweredByHost,
+    /// A participant raised or lowered its hand.
+    PeerHand {
+        /// Session.
+        session: SessionId,
+        /// Raised.
+        raised: bool,
+    },
+    /// A participant reacted; `seq` numbers reactions so that expiry removes only this one.
+    Reaction {
+        /// Session.
+        session: SessionId,
+        /// The emoji.
+        emoji: String,
+        /// Its number.
+        seq: u64,
+    },
+    /// Reaction `seq` has been shown long enough.
+    ReactionExpired {
+        /// Session.
+        session: SessionId,
+        /// Its number.
+        seq: u64,
+    },
 }
 
 impl MeetingState {
@@ -243,6 +284,8 @@ impl MeetingState {
             encrypted: None,
             safety_code: None,
             key_holders: Vec::new(),
+            chat: ChatPanel::default(),
+            hand_raised: false,
         }
     }
 
@@ -374,8 +417,47 @@ impl MeetingState {
                     peer.unencrypted = true;
                 }
             }
+            action => self.reduce_chat(action),
         }
         self
+    }
+
+    /// Chat, hands and reactions.
+    fn reduce_chat(&mut self, action: Action) {
+        match action {
+            Action::Chat(line) => self.chat.push(line),
+            Action::ToggleChat => self.chat.toggle(),
+            Action::OwnHand(raised) => self.hand_raised = raised,
+            Action::HandLoweredByHost => {
+                self.hand_raised = false;
+                let text = HAND_LOWERED_BY_HOST.to_owned();
+                if !self.notices.contains(&text) {
+                    self.notices.push(text);
+                }
+            }
+            Action::PeerHand { session, raised } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.hand_raised = raised;
+                }
+            }
+            Action::Reaction {
+                session,
+                emoji,
+                seq,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.reaction = Some((seq, emoji));
+                }
+            }
+            Action::ReactionExpired { session, seq } => {
+                if let Some(peer) = self.peers.get_mut(&session)
+                    && peer.reaction.as_ref().is_some_and(|(s, _)| *s == seq)
+                {
+                    peer.reaction = None;
+                }
+            }
+            _ => {}
+        }
     }
 }
 
