@@ -58,22 +58,34 @@ async fn join(http: u16, user: &str) -> TestClient {
     client
 }
 
-/// Sends tagged audio from `from` (and heartbeats from everyone, as real clients do) until `to`
-/// hears it: interest travels between cluster members on its own time, so the first packets
-/// after a subscription or a reconnect may find no route yet.
-async fn until_heard(clients: &mut [TestClient], from: usize, to: usize, what: &str) {
-    for attempt in 0..80 {
+/// How often [`until_heard`] sends: the resolution of the measured gap.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// The longest the meeting may stay cut between the roaming node and the others after its
+/// server is lost (the node notices the closed socket at once and tries every listed server).
+const MAX_GAP: Duration = Duration::from_secs(10);
+
+/// Sends tagged audio from `from` (and heartbeats from everyone, as real clients do) every
+/// [`PROBE_EVERY`] until `to` hears it, and returns when it did: interest travels between
+/// cluster members on its own time, so the first packets after a subscription or a reconnect
+/// may find no route yet.
+async fn until_heard(
+    clients: &mut [TestClient],
+    from: usize,
+    to: usize,
+    what: &str,
+) -> tokio::time::Instant {
+    for attempt in 0..200 {
         let tag = format!("{what} {attempt}");
         clients[from].send(audio(&tag));
         for client in clients.iter() {
             client.send(media(MediaType::Heartbeat, "", vec![]));
         }
         if clients[to]
-            .try_recv_until(Duration::from_millis(250), |w| is_audio(w, &tag))
+            .try_recv_until(PROBE_EVERY, |w| is_audio(w, &tag))
             .await
             .is_some()
         {
-            return;
+            return tokio::time::Instant::now();
         }
     }
     panic!("{what}: client {to} never heard client {from}");
@@ -118,16 +130,25 @@ async fn a_meeting_spans_three_nats_servers_and_survives_losing_one() {
 
     // The roaming node's server dies. The nodes on the other two keep exchanging at once...
     cluster.servers[lost].stop();
+    let lost_at = tokio::time::Instant::now();
     clients[0].send(audio("still here"));
     clients[1].recv_until(|w| is_audio(w, "still here")).await;
     clients[1].send(audio("me too"));
     clients[0].recv_until(|w| is_audio(w, "me too")).await;
-    // ...and the roaming node reconnects to a surviving server and is heard both ways again.
+    // ...and the roaming node reconnects to a surviving server and is heard both ways again,
+    // within a bounded gap (measured from the kill to the later of the two directions).
+    let heard_out = until_heard(&mut clients, 2, 0, "after the loss, cat to ann").await;
+    let heard_in = until_heard(&mut clients, 0, 2, "after the loss, ann to cat").await;
+    let gap = heard_out.max(heard_in) - lost_at;
+    eprintln!(
+        "[nats_cluster] media between the roaming node and the others flowed again {} ms after its server was killed (probes every {} ms)",
+        gap.as_millis(),
+        PROBE_EVERY.as_millis()
+    );
+    assert!(gap < MAX_GAP, "the meeting was cut for {gap:?}");
     let back = server_of_the_node_among(&cluster, lost).await;
     assert_ne!(back, lost);
     wait_for_status(http_c, "/healthz", 200);
-    until_heard(&mut clients, 2, 0, "after the loss, cat to ann").await;
-    until_heard(&mut clients, 0, 2, "after the loss, ann to cat").await;
     until_heard(&mut clients, 1, 2, "after the loss, ben to cat").await;
 }
 

@@ -10,6 +10,7 @@ use prost::Message;
 use videocall_fuzz::input::{push_record, tag_of};
 use videocall_fuzz::relay_driver::{Action, BUS_ACTIONS, CLIENT_ACTIONS};
 use videocall_fuzz::{client_driver, e2ee_driver, keys};
+use videocall_relay::bus_batch::BatchWriter;
 use videocall_types::framing::push_frame;
 use videocall_types::{
     MediaPacket, MediaType, MeetingEventType, PacketType, PacketWrapper, SessionId,
@@ -340,6 +341,39 @@ fn deframer() -> Seeds {
     seeds
 }
 
+fn bus_batch() -> Seeds {
+    let mut seeds = Seeds::new("bus_batch");
+    let mut writer = BatchWriter::new();
+    for (tail, payload) in [
+        ("17", &b"\x08\x03\x12\x01a"[..]),
+        ("17.4", b""),
+        ("9", &[0x5a; 40]),
+    ] {
+        assert!(writer.push(tail, payload));
+    }
+    let good = writer.finish();
+    // Mode 1: a batch as received, whole and cut inside its last entry.
+    let mut s = vec![1];
+    s.extend_from_slice(&good);
+    seeds.add("batch", s.clone());
+    s.truncate(s.len() - 3);
+    seeds.add("truncated", s);
+    // Mode 0: packets to write (one-byte lengths), a refused tail among them.
+    let mut s = vec![0];
+    for (tail, payload) in [
+        (&b"17"[..], &b"abc"[..]),
+        (b"batch", b"x"),
+        (b"3.12", &[7; 20]),
+    ] {
+        s.push(tail.len() as u8);
+        s.extend_from_slice(tail);
+        s.push(payload.len() as u8);
+        s.extend_from_slice(payload);
+    }
+    seeds.add("packets", s);
+    seeds
+}
+
 fn wt_path() -> Seeds {
     let mut seeds = Seeds::new("wt_path");
     seeds.add("ok", b"/lobby/alice%40example.com/m-1?framed=1".to_vec());
@@ -357,6 +391,7 @@ fn main() {
         e2ee_key_packets(),
         deframer(),
         wt_path(),
+        bus_batch(),
     ] {
         let (target, count) = (seeds.target, seeds.files.len());
         seeds.write(&root);

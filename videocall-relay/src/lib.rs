@@ -30,6 +30,7 @@
 //! keyframe, audio and control stay) and published on the bus subject
 //! `room.<meeting>.<session>` for the other nodes, which hold one subscription per meeting.
 
+pub mod bus_batch;
 mod classify;
 mod config;
 mod error;

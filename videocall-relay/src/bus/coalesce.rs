@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::batch::{BATCH_TOKEN, BatchWriter, split_subject};
+use crate::bus_batch::{BATCH_TOKEN, BatchWriter, split_subject};
 #[cfg(doc)]
-use super::batch::{MAX_BATCH_BYTES, MAX_ENTRIES};
+use crate::bus_batch::{MAX_BATCH_BYTES, MAX_ENTRIES};
 
 /// How long the first packet of a batch may wait for others. The worker's timer fires on
 /// tokio's millisecond ticks, so a packet waits at most ~2 ms: a tenth of the 20 ms between a
@@ -79,7 +79,11 @@ impl Coalescer {
                 })
             }
         };
-        open.writer.push(tail, &payload);
+        let pushed = open.writer.push(tail, &payload);
+        debug_assert!(
+            pushed,
+            "split_subject checked the tail, and it fits an open batch"
+        );
         if open.writer.is_full() {
             let open = self.open.remove(meeting).expect("just pushed to it");
             ready.push(finish(meeting, open.writer));
@@ -135,8 +139,8 @@ fn finish(meeting: &str, writer: BatchWriter) -> Ready {
 
 #[cfg(test)]
 mod tests {
-    use super::super::batch::{MAX_BATCH_BYTES, decode};
     use super::*;
+    use crate::bus_batch::{MAX_BATCH_BYTES, decode};
 
     #[test]
     fn a_meetings_packets_wait_together_until_the_window_closes() {

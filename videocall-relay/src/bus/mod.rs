@@ -7,8 +7,6 @@
 //! cut off drops (and counts) what is published meanwhile rather than sending it late.
 
 #[cfg(feature = "nats")]
-mod batch;
-#[cfg(feature = "nats")]
 mod coalesce;
 mod in_process;
 #[cfg(feature = "nats")]

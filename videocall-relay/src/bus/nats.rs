@@ -13,7 +13,7 @@
 //!
 //! Publications are coalesced per meeting ([`super::coalesce`]): a NATS message carries the
 //! packets a node sends to one meeting within about 2 ms (at most 64 KiB or 1024 packets), in
-//! the [`super::batch`] format, and the receiving side splits it back into packets. A node
+//! the [`crate::bus_batch`] format, and the receiving side splits it back into packets. A node
 //! still accepts single-packet messages (nodes of earlier versions sent those).
 //!
 //! `url` may list several servers of one cluster, separated by commas: the client connects to
@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
-use super::batch::{self, BATCH_TOKEN};
 use super::coalesce::{Coalescer, Ready};
 use super::{Bus, BusMessage, BusState, BusSubscription, DropCounter};
+use crate::bus_batch::{self as batch, BATCH_TOKEN};
 
 /// How many publications may wait while NATS is slow.
 const PUBLISH_QUEUE: usize = 16 * 1024;

@@ -14,30 +14,33 @@
 //! where the meeting's one subscription (`room.<meeting>.>`) receives it; the receiver rebuilds
 //! each packet's subject as `room.<meeting>.<tail>`. Bytes from the bus are not trusted: a batch
 //! that does not decode completely, or holds more than [`MAX_ENTRIES`] packets, is refused whole.
+//!
+//! The format is sans-IO and has no async dependency (the NATS bus, feature `nats`, uses it); it
+//! is public so that the fuzz workspace can feed [`decode`] (target `bus_batch`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The format's version, the first byte of every batch. A different one is refused.
-pub(crate) const VERSION: u8 = 1;
+pub const VERSION: u8 = 1;
 /// The last subject token of a batch.
-pub(crate) const BATCH_TOKEN: &str = "batch";
+pub const BATCH_TOKEN: &str = "batch";
 /// A batch is sent once it holds this many bytes (or [`MAX_ENTRIES`] packets, or its window
 /// closed). 64 KiB is a few video frames or ~50 audio packets: most of the per-message saving,
 /// while one batch stays far below NATS' default 1 MiB `max_payload` and within one read of the
 /// server's socket buffer. A single packet larger than this travels alone.
-pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Most packets in one batch, sent or accepted: 64 KiB of the smallest real packets (a few
 /// dozen bytes each) stays below it, and it bounds the work one message from the bus causes.
-pub(crate) const MAX_ENTRIES: usize = 1024;
+pub const MAX_ENTRIES: usize = 1024;
 /// Longest subject tail: `<origin>.<target>`, two session ids of at most 16 digits each.
-pub(crate) const MAX_TAIL: usize = 40;
+pub const MAX_TAIL: usize = 40;
 /// Bytes an entry costs besides its tail and payload.
 const ENTRY_OVERHEAD: usize = 1 + 4;
 
 /// Why a batch from the bus was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum BatchError {
+pub enum BatchError {
     /// Empty, or a version this node does not speak.
     #[error("unknown batch version")]
     Version,
@@ -54,7 +57,7 @@ pub(crate) enum BatchError {
 
 /// Splits a publication's subject into its meeting part (`room.<meeting>`) and the tail that
 /// goes into the batch; `None` for subjects that are not a meeting's (published as they are).
-pub(crate) fn split_subject(subject: &str) -> Option<(&str, &str)> {
+pub fn split_subject(subject: &str) -> Option<(&str, &str)> {
     let first = subject.find('.')?;
     let second = first + 1 + subject[first + 1..].find('.')?;
     let tail = &subject[second + 1..];
@@ -75,59 +78,71 @@ fn valid_tail(tail: &[u8]) -> bool {
 
 /// Builds one batch.
 #[derive(Debug)]
-pub(crate) struct BatchWriter {
+pub struct BatchWriter {
     buf: BytesMut,
     entries: usize,
 }
 
+impl Default for BatchWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl BatchWriter {
     /// An empty batch.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         let mut buf = BytesMut::with_capacity(4096);
         buf.put_u8(VERSION);
         Self { buf, entries: 0 }
     }
 
     /// Whether the packet fits (a first packet always does).
-    pub(crate) fn fits(&self, tail: &str, payload: &[u8]) -> bool {
+    pub fn fits(&self, tail: &str, payload: &[u8]) -> bool {
         self.entries == 0
             || (self.entries < MAX_ENTRIES
                 && self.buf.len() + ENTRY_OVERHEAD + tail.len() + payload.len() <= MAX_BATCH_BYTES)
     }
 
     /// Whether it should go now (full).
-    pub(crate) fn is_full(&self) -> bool {
+    pub fn is_full(&self) -> bool {
         self.entries >= MAX_ENTRIES || self.buf.len() >= MAX_BATCH_BYTES
     }
 
-    /// Appends a packet; the caller checked [`split_subject`] and [`Self::fits`].
-    pub(crate) fn push(&mut self, tail: &str, payload: &[u8]) {
-        debug_assert!(valid_tail(tail.as_bytes()) && self.fits(tail, payload));
+    /// Appends a packet if its tail is one [`split_subject`] gives and it [fits](Self::fits);
+    /// false (and the batch unchanged) otherwise.
+    pub fn push(&mut self, tail: &str, payload: &[u8]) -> bool {
+        let Ok(len) = u32::try_from(payload.len()) else {
+            return false;
+        };
+        if !valid_tail(tail.as_bytes()) || !self.fits(tail, payload) {
+            return false;
+        }
         self.buf
             .reserve(ENTRY_OVERHEAD + tail.len() + payload.len());
-        // valid_tail bounds the tail to MAX_TAIL (< 256) bytes; packets are bounded by the
-        // relay's max_frame_bytes, far below 4 GiB.
+        // valid_tail bounds the tail to MAX_TAIL (< 256) bytes.
         self.buf.put_u8(tail.len() as u8);
         self.buf.put_slice(tail.as_bytes());
-        self.buf.put_u32_le(payload.len() as u32);
+        self.buf.put_u32_le(len);
         self.buf.put_slice(payload);
         self.entries += 1;
+        true
     }
 
     /// How many packets it holds.
-    pub(crate) fn entries(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.entries
     }
 
     /// The encoded batch.
-    pub(crate) fn finish(self) -> Bytes {
+    pub fn finish(self) -> Bytes {
         self.buf.freeze()
     }
 }
 
 /// Decodes a whole batch into `(tail, payload)` pairs (payloads share `batch`'s memory), or
 /// refuses it whole: a node never acts on half of a damaged batch.
-pub(crate) fn decode(batch: &Bytes) -> Result<Vec<(&str, Bytes)>, BatchError> {
+pub fn decode(batch: &Bytes) -> Result<Vec<(&str, Bytes)>, BatchError> {
     let bytes = batch.as_ref();
     if bytes.first() != Some(&VERSION) {
         return Err(BatchError::Version);
@@ -168,8 +183,7 @@ mod tests {
     fn encode(packets: &[(&str, &[u8])]) -> Bytes {
         let mut writer = BatchWriter::new();
         for (tail, payload) in packets {
-            assert!(writer.fits(tail, payload));
-            writer.push(tail, payload);
+            assert!(writer.push(tail, payload));
         }
         writer.finish()
     }
@@ -206,12 +220,13 @@ mod tests {
         let mut writer = BatchWriter::new();
         let big = vec![1; MAX_BATCH_BYTES * 2];
         assert!(writer.fits("1", &big), "a first packet always fits");
-        writer.push("1", &[0; 1000]);
+        assert!(writer.push("1", &[0; 1000]));
         assert!(!writer.fits("1", &big));
+        assert!(!writer.push("1", &big), "refused, not appended");
+        assert!(!writer.push("1.>", b""), "not a subject tail");
+        assert_eq!(writer.entries(), 1);
         let mut writer = BatchWriter::new();
-        while writer.fits("1", b"") {
-            writer.push("1", b"");
-        }
+        while writer.push("1", b"") {}
         assert_eq!(writer.entries(), MAX_ENTRIES);
         assert!(writer.is_full());
         assert_eq!(decode(&writer.finish()).unwrap().len(), MAX_ENTRIES);
@@ -275,9 +290,7 @@ mod tests {
                 .collect();
             let mut writer = BatchWriter::new();
             for (tail, payload) in &packets {
-                if writer.fits(tail, payload) {
-                    writer.push(tail, payload);
-                }
+                writer.push(tail, payload);
             }
             let taken = writer.entries();
             let batch = writer.finish();
