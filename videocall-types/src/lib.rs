@@ -6,8 +6,8 @@
 //!
 //! On top of the generated types this crate adds validated id newtypes ([`MeetingId`],
 //! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]), the
-//! WebTransport framed stream ([`framing`]), the session path parser ([`lobby`]) and the close
-//! codes that end a session for good ([`FinalClose`]).
+//! WebTransport framed stream ([`framing`]), the session path parser ([`lobby`]), presence
+//! state bits ([`presence`]) and the close codes that end a session for good ([`FinalClose`]).
 //! It has no I/O and builds for `wasm32-unknown-unknown`.
 
 mod close;
@@ -15,6 +15,7 @@ pub mod framing;
 mod ids;
 pub mod lobby;
 pub mod packets;
+pub mod presence;
 
 pub use close::FinalClose;
 pub use ids::{IdError, MeetingId, SessionId, StreamKey, StreamKind, UserId};
@@ -32,9 +33,9 @@ pub mod proto {
 
 pub use proto::{
     AesPacket, AudioMetadata, ConnectionPacket, HeartbeatMetadata, MediaPacket, MeetingPacket,
-    PacketWrapper, RelayNotice, RsaPacket, SubscriptionPacket, VideoMetadata,
-    media_packet::MediaType, meeting_packet::MeetingEventType, packet_wrapper::PacketType,
-    relay_notice::Reason as NoticeReason, video_metadata::VideoCodec,
+    PacketWrapper, PresenceDigest, PresenceEntry, RelayNotice, RsaPacket, SubscriptionPacket,
+    VideoMetadata, media_packet::MediaType, meeting_packet::MeetingEventType,
+    packet_wrapper::PacketType, relay_notice::Reason as NoticeReason, video_metadata::VideoCodec,
 };
 
 /// The user id the server puts on every packet it originates (SESSION_ASSIGNED, meeting events).
