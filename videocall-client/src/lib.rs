@@ -38,7 +38,7 @@ mod session;
 mod transport_error;
 
 pub use session::{
-    Action, ClientConfig, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
-    SessionError, Subscription,
+    Action, ClientConfig, ConnectionState, Event, MAX_DIGEST_ENTRIES, MediaFrom, RECONNECT_BACKOFF,
+    Session, SessionError, Subscription,
 };
 pub use transport_error::TransportError;

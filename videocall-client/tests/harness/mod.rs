@@ -22,7 +22,7 @@ use prost::Message;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use videocall_client::{Action, Event, Session};
-use videocall_relay::{CloseReason, Output, Relay, RelayConfig};
+use videocall_relay::{CloseReason, Join, Output, Relay, RelayConfig};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, SessionId};
 
 /// What the links between the clients and the relay do to packets (both directions).
@@ -254,8 +254,14 @@ impl Net {
                         Action::Connect { .. } => {
                             let user = self.clients[i].config().user_id.clone();
                             let meeting = self.clients[i].config().meeting_id.clone();
+                            // What the relays' gatekeeper reads off the session path.
+                            let path = self.clients[i].lobby_path().to_string();
+                            let join = Join {
+                                presence: path.contains("presence=1"),
+                                ..Join::trusted(user, meeting)
+                            };
                             let at = self.at();
-                            let id = self.relay.handle_join(at, user, meeting).expect("joins");
+                            let id = self.relay.handle_admit(at, join).expect("joins");
                             self.next_link += 1;
                             self.links.insert(i, (self.next_link, id));
                             self.clients[i].handle_connected(self.now);
