@@ -65,7 +65,8 @@ pub const BUS_ACTIONS: &[Action] = &[
 /// One thing the driver can do to the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// `meeting: u8, user: u8`: a new local session.
+    /// `meeting: u8, user: u8`: a new local session (taking PRESENCE digests when the user
+    /// byte's top bit is set).
     Join,
     /// `session: u8`: a local session disconnects.
     Leave,
@@ -268,9 +269,15 @@ impl Driver {
     fn join(&mut self, meeting: u8, user: u8) {
         let meeting = MeetingId::new(MEETINGS[meeting as usize % MEETINGS.len()])
             .expect("the fixed meeting ids are valid");
+        // The top bit: a client that takes PRESENCE digests (heartbeats on change only).
+        let presence = user & 0x80 != 0;
         let user =
             UserId::new(USERS[user as usize % USERS.len()]).expect("fixed user ids are valid");
-        if let Ok(s) = self.relay.handle_join(self.now, user, meeting) {
+        let join = videocall_relay::Join {
+            presence,
+            ..videocall_relay::Join::trusted(user, meeting)
+        };
+        if let Ok(s) = self.relay.handle_admit(self.now, join) {
             self.joined.push(s);
             self.live.insert(s, 0);
         }

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
-    AudioMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket, PacketType,
-    PacketWrapper,
+    AudioMetadata, HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket,
+    PacketType, PacketWrapper, PresenceDigest,
 };
 
 /// A MEDIA wrapper whose identity fields claim to be someone else (the relay must overwrite
@@ -81,4 +81,38 @@ pub fn is_joined(wrapper: &PacketWrapper, user: &str) -> bool {
             e.event_type == MeetingEventType::ParticipantJoined as i32
                 && e.target_user_id == user.as_bytes()
         })
+}
+
+/// A HEARTBEAT saying the camera is `video` (the mic on), as clients send every second.
+pub fn heartbeat(video: bool) -> Bytes {
+    let media = MediaPacket {
+        media_type: MediaType::Heartbeat as i32,
+        heartbeat_metadata: Some(HeartbeatMetadata {
+            video_enabled: video,
+            audio_enabled: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    PacketWrapper {
+        packet_type: PacketType::Media as i32,
+        data: media.encode_to_vec().into(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into()
+}
+
+/// The state in a HEARTBEAT from `session`, if `wrapper` is one.
+pub fn heartbeat_from(wrapper: &PacketWrapper, session: u64) -> Option<HeartbeatMetadata> {
+    let media = media_of(wrapper)?;
+    (wrapper.session_id == session && media.media_type == MediaType::Heartbeat as i32)
+        .then(|| media.heartbeat_metadata.unwrap_or_default())
+}
+
+/// The digest in a PRESENCE wrapper, if `wrapper` is one.
+pub fn presence_of(wrapper: &PacketWrapper) -> Option<PresenceDigest> {
+    (wrapper.packet_type == PacketType::Presence as i32)
+        .then(|| PresenceDigest::decode(wrapper.data.clone()).ok())
+        .flatten()
 }

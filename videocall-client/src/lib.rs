@@ -42,7 +42,7 @@ mod session;
 mod transport_error;
 
 pub use session::{
-    Action, ClientConfig, Command, ConnectionState, Event, MediaFrom, RECONNECT_BACKOFF, Session,
-    SessionError, Subscription,
+    Action, ClientConfig, Command, ConnectionState, Event, MAX_DIGEST_ENTRIES, MediaFrom,
+    RECONNECT_BACKOFF, Session, SessionError, Subscription,
 };
 pub use transport_error::TransportError;

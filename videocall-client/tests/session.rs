@@ -64,7 +64,12 @@ fn two_clients_join_see_each_other_and_exchange_media() {
 
 #[test]
 fn heartbeats_go_out_every_second_and_rtt_is_measured() {
-    let mut w = meeting(&["alice", "bob"]);
+    let mut w = Net::new(Conditions::default(), 1);
+    w.add(session("alice"));
+    // Bob acts as a client of the original: it is sent every heartbeat.
+    let mut config = ClientConfig::new(UserId::new("bob").unwrap(), MeetingId::new("m1").unwrap());
+    config.presence = false;
+    w.add(Session::new(config));
     w.clients[0].set_heartbeat(HeartbeatMetadata {
         video_enabled: true,
         ..Default::default()
@@ -83,6 +88,45 @@ fn heartbeats_go_out_every_second_and_rtt_is_measured() {
         w.clients[1].state(),
         ConnectionState::Joined { .. }
     ));
+}
+
+/// The state changes client `i` was told of for `user`, with when.
+fn states_of(w: &Net, i: usize, user: &str) -> Vec<HeartbeatMetadata> {
+    w.events[i]
+        .iter()
+        .filter_map(|e| match e {
+            Event::PeerState { user: u, state, .. } if u == user => Some(*state),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_presence_digests_only_changes_travel_and_a_camera_toggle_is_seen_at_once() {
+    let mut w = meeting(&["alice", "bob"]);
+    let on = HeartbeatMetadata {
+        video_enabled: true,
+        ..Default::default()
+    };
+    w.clients[0].set_heartbeat(on);
+    w.run_for(Duration::from_secs(10));
+    // Ten seconds of heartbeats: bob got the first state and the change, not the repeats.
+    let beats = w.media_from(1, "alice", MediaType::Heartbeat);
+    assert!((1..=2).contains(&beats), "{beats} heartbeats reached bob");
+    assert_eq!(states_of(&w, 1, "alice").last(), Some(&on));
+    // Alice turns her camera off between two periodic heartbeats: bob knows within 200 ms
+    // (the harness's links add no delay; the session sends a change at once).
+    w.run_for(Duration::from_millis(400));
+    let before = states_of(&w, 1, "alice").len();
+    w.clients[0].set_heartbeat(HeartbeatMetadata::default());
+    w.run_for(Duration::from_millis(200));
+    let after = states_of(&w, 1, "alice");
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(after.last(), Some(&HeartbeatMetadata::default()));
+    // Bob stays in alice's peers though her heartbeats no longer reach him every second.
+    w.run_for(Duration::from_secs(40));
+    assert!(w.clients[1].peers().values().any(|u| u == "alice"));
+    assert!(w.clients[0].peers().values().any(|u| u == "bob"));
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub struct RelayArgs {
     /// Milliseconds a PARTICIPANT_LEFT waits for the user to reconnect.
     #[arg(long, env = "RECONNECT_GRACE_MS", default_value_t = RelayConfig::default().reconnect_grace.as_millis() as u64)]
     pub reconnect_grace_ms: u64,
+    /// Milliseconds between two PRESENCE digests to the sessions that take them (`?presence=1`);
+    /// their peers' state changes reach them at once (at least 100).
+    #[arg(long, env = "PRESENCE_DIGEST_MS", default_value_t = RelayConfig::default().presence_digest_interval.as_millis() as u64)]
+    pub presence_digest_ms: u64,
     /// Sustained inbound bytes per second per session.
     #[arg(long, env = "MAX_INBOUND_BYTES_PER_SEC", default_value_t = RelayConfig::default().max_inbound_bytes_per_sec)]
     pub max_inbound_bytes_per_sec: u64,
@@ -118,6 +122,7 @@ impl RelayArgs {
             stall_timeout: Duration::from_secs(self.stall_timeout_secs.max(1)),
             max_remote_per_meeting: self.max_remote_per_meeting,
             reconnect_key: self.reconnect_key(),
+            presence_digest_interval: Duration::from_millis(self.presence_digest_ms.max(100)),
         }
     }
 

@@ -53,6 +53,9 @@ pub struct RelayConfig {
     /// (derived from the shared `JWT_SECRET`) accept each other's secrets, so a client may
     /// reconnect to another node.
     pub reconnect_key: [u8; 32],
+    /// How often a meeting's sessions that take PRESENCE digests (`?presence=1`) are sent the
+    /// next chunk of its presence table (issue #17). Changes reach them at once regardless.
+    pub presence_digest_interval: Duration,
 }
 
 impl Default for RelayConfig {
@@ -75,6 +78,7 @@ impl Default for RelayConfig {
             stall_timeout: Duration::from_secs(10),
             max_remote_per_meeting: 10_000,
             reconnect_key: [0; 32],
+            presence_digest_interval: Duration::from_secs(3),
         }
     }
 }

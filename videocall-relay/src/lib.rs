@@ -57,6 +57,6 @@ pub use error::{InboundError, JoinError};
 pub use metrics::{DropReason, Metrics};
 pub use relay::{
     CloseReason, DRAINING_MESSAGE, Grants, Join, MAX_DISPLAY_NAME_BYTES, MAX_REMOVED_PER_MEETING,
-    Output, PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
+    Output, PRESENCE_DIGEST_CHUNK, PRESENCE_TIMEOUT, Proof, Relay, SessionInfo,
 };
 pub use subject::meeting_subject;

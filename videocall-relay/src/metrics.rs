@@ -160,6 +160,13 @@ pub struct Metrics {
     /// Leaves never announced because the user's newer session (here or on another node)
     /// replaced the one that went.
     pub leaves_replaced: u64,
+    /// Heartbeats not delivered to a receiver that takes presence digests: the sender's state
+    /// had not changed (issue #17).
+    pub heartbeats_suppressed: u64,
+    /// PRESENCE digests queued to sessions.
+    pub presence_digests: u64,
+    /// Heartbeats whose sender was not added to a meeting's presence table: it was full.
+    pub presence_table_full: u64,
     drops: [u64; DropReason::ALL.len()],
     closes: [u64; CloseReason::ALL.len()],
 }
@@ -275,6 +282,21 @@ impl Metrics {
                 "videocall_leaves_replaced_total",
                 "Leaves not announced: the user came back (here or through another node) in time.",
                 self.leaves_replaced,
+            ),
+            (
+                "videocall_heartbeats_suppressed_total",
+                "Heartbeats not delivered to a session that takes presence digests: no change.",
+                self.heartbeats_suppressed,
+            ),
+            (
+                "videocall_presence_digests_total",
+                "PRESENCE digests queued to sessions.",
+                self.presence_digests,
+            ),
+            (
+                "videocall_presence_table_full_total",
+                "Heartbeats from a sender the meeting's full presence table could not hold.",
+                self.presence_table_full,
             ),
         ] {
             e.counter(name, help, value);

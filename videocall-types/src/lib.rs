@@ -6,8 +6,8 @@
 //!
 //! On top of the generated types this crate adds validated id newtypes ([`MeetingId`],
 //! [`UserId`], [`SessionId`]), constructors for the packets the server sends ([`packets`]), the
-//! WebTransport framed stream ([`framing`]), the session path parser ([`lobby`]) and the close
-//! codes that end a session for good ([`FinalClose`]).
+//! WebTransport framed stream ([`framing`]), the session path parser ([`lobby`]), presence
+//! state bits ([`presence`]) and the close codes that end a session for good ([`FinalClose`]).
 //! It has no I/O and builds for `wasm32-unknown-unknown`.
 
 mod close;
@@ -15,6 +15,7 @@ pub mod framing;
 mod ids;
 pub mod lobby;
 pub mod packets;
+pub mod presence;
 
 pub use close::FinalClose;
 pub use ids::{IdError, MeetingId, SessionId, StreamKey, StreamKind, UserId};
@@ -32,10 +33,11 @@ pub mod proto {
 
 pub use proto::{
     AesPacket, AudioMetadata, ChatMessage, ChatPacket, ConnectionPacket, HeartbeatMetadata,
-    MediaPacket, MeetingPacket, PacketWrapper, ReactionPacket, RelayNotice, RsaPacket,
-    SubscriptionPacket, VideoMetadata, media_packet::MediaType, meeting_packet::MeetingEventType,
-    packet_wrapper::PacketType, reaction_packet::Kind as ReactionKind,
-    relay_notice::Reason as NoticeReason, video_metadata::VideoCodec,
+    MediaPacket, MeetingPacket, PacketWrapper, PresenceDigest, PresenceEntry, ReactionPacket,
+    RelayNotice, RsaPacket, SubscriptionPacket, VideoMetadata, media_packet::MediaType,
+    meeting_packet::MeetingEventType, packet_wrapper::PacketType,
+    reaction_packet::Kind as ReactionKind, relay_notice::Reason as NoticeReason,
+    video_metadata::VideoCodec,
 };
 
 /// Chat limits shared by clients and relays (issue #18).

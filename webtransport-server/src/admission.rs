@@ -9,6 +9,8 @@
 //!   (the meeting store; [`AllowOpen`](videocall_auth::AllowOpen) without one,
 //!   [`TokensOnly`](videocall_auth::TokensOnly) with `--require-tokens`).
 //!
+//! A `presence=1` parameter marks a client that understands PRESENCE digests ([`Join::presence`]).
+//!
 //! Every refusal is a [`Refusal`] with the HTTP status to answer, a short reason and a label
 //! counted in `videocall_join_refused_total{reason}`.
 
@@ -139,6 +141,8 @@ impl Gatekeeper {
             })
         };
         let token = param("token");
+        let (key, value) = videocall_types::presence::PRESENCE_QUERY;
+        let presence = param(key).is_some_and(|v| v == value);
         let ids = if path.trim_end_matches('/') == "/lobby" {
             None
         } else {
@@ -174,6 +178,7 @@ impl Gatekeeper {
                     // The original backend's tokens say nothing: no setting to enforce.
                     e2ee: token.claims.e2ee.unwrap_or(false),
                     proof: Proof::Token,
+                    presence,
                 })
             }
             (None, None) => Err(Refusal::new(
@@ -201,6 +206,7 @@ impl Gatekeeper {
                         grants,
                         e2ee,
                         proof: param("reconnect").map_or(Proof::None, Proof::Reconnect),
+                        presence,
                     }),
                     OpenJoin::TokenRequired => Err(Refusal::new(
                         403,

@@ -23,10 +23,14 @@ pub struct ClientConfig {
     /// `user_id` / `meeting_id` must be the token's. Without one it joins an open meeting by
     /// `/lobby/{user_id}/{meeting_id}`.
     pub token: Option<String>,
+    /// Ask the relay for PRESENCE digests (`?presence=1`): peers' heartbeats then arrive only
+    /// when their state changes. False: every heartbeat, as a client of the original gets.
+    pub presence: bool,
 }
 
 impl ClientConfig {
-    /// Defaults: heartbeat and RTT probe every second, 10 s connect timeout, reconnect on.
+    /// Defaults: heartbeat and RTT probe every second, 10 s connect timeout, reconnect on,
+    /// presence digests asked for.
     pub fn new(user_id: UserId, meeting_id: MeetingId) -> Self {
         Self {
             user_id,
@@ -36,6 +40,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             reconnect: true,
             token: None,
+            presence: true,
         }
     }
 }

@@ -36,6 +36,7 @@ impl Session {
         self.transport_open = false;
         self.connect_deadline = None;
         self.transmit.clear();
+        self.peer_states.clear();
         for (session, user) in std::mem::take(&mut self.peers) {
             self.events.push_back(Event::PeerLeft { session, user });
         }

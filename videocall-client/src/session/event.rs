@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use videocall_types::{FinalClose, MediaPacket, PacketWrapper, RelayNotice, SessionId};
+use videocall_types::{
+    FinalClose, HeartbeatMetadata, MediaPacket, PacketWrapper, RelayNotice, SessionId,
+};
 
 use crate::chat::{ChatEntry, ChatError};
 use crate::e2ee::{E2eeError, SafetyCode};
@@ -87,6 +89,16 @@ pub enum Event {
     },
     /// Media (video, audio, screen, heartbeat) from a peer.
     Media(MediaFrom),
+    /// A peer's camera/mic/screen/speaking state is new or changed (from its heartbeat, or the
+    /// relay's PRESENCE digest).
+    PeerState {
+        /// Their session.
+        session: SessionId,
+        /// Their user id.
+        user: String,
+        /// What they have on.
+        state: HeartbeatMetadata,
+    },
     /// A peer (or the relay, for a receiver that skipped frames) wants a keyframe from us; with
     /// E2EE also when peers just received our sender key (they can start decoding).
     KeyframeRequested,

@@ -18,6 +18,7 @@ mod chat;
 mod config;
 mod end;
 mod event;
+mod presence;
 mod reconnect;
 mod subscription;
 
@@ -25,6 +26,7 @@ pub use chat::Command;
 pub use config::ClientConfig;
 
 pub use event::{Action, ConnectionState, Event, MediaFrom, SessionError};
+pub use presence::MAX_DIGEST_ENTRIES;
 pub use subscription::Subscription;
 
 /// Waits before reconnect attempts 1, 2, 3 and every later one.
@@ -55,6 +57,8 @@ pub struct Session {
     /// when we reconnect so the relay lets us replace our old session (no takeover otherwise).
     reconnect_secret: Option<String>,
     peers: HashMap<SessionId, String>,
+    /// Peers' last known heartbeat state (only for sessions in `peers`).
+    peer_states: HashMap<SessionId, HeartbeatMetadata>,
     keyframe_asked: HashMap<String, Duration>,
     transmit: VecDeque<Bytes>,
     events: VecDeque<Event>,
@@ -93,6 +97,7 @@ impl Session {
             subscription: None,
             reconnect_secret: None,
             peers: HashMap::new(),
+            peer_states: HashMap::new(),
             keyframe_asked: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -247,6 +252,7 @@ impl Session {
     ) {
         self.transport_open = false;
         self.connect_deadline = None;
+        self.peer_states.clear();
         for (session, user) in std::mem::take(&mut self.peers) {
             self.events.push_back(Event::PeerLeft { session, user });
         }
@@ -285,6 +291,7 @@ impl Session {
                     .map_err(|e| SessionError::Malformed(e.to_string()))?;
                 self.events.push_back(Event::RelayNotice(notice));
             }
+            Ok(PacketType::Presence) if from_system => self.presence_digest(wrapper.data)?,
             Ok(PacketType::Media) => self.media(now, wrapper),
             Ok(PacketType::Chat) => self.handle_chat(wrapper),
             Ok(PacketType::Reaction) => self.handle_reaction(wrapper),
@@ -363,9 +370,17 @@ impl Session {
         }
     }
 
-    /// What we tell peers in heartbeats (camera/mic/screen on, speaking).
+    /// What we tell peers in heartbeats (camera/mic/screen on, speaking). A changed camera,
+    /// mic or screen goes out at the next [`Session::handle_timeout`] rather than with the next
+    /// periodic heartbeat, so peers see it at once; speaking waits for the period (it may flip
+    /// many times a second).
     pub fn set_heartbeat(&mut self, heartbeat: HeartbeatMetadata) {
+        let was = self.heartbeat;
         self.heartbeat = heartbeat;
+        let media = |h: HeartbeatMetadata| (h.video_enabled, h.audio_enabled, h.screen_enabled);
+        if media(was) != media(heartbeat) {
+            self.next_heartbeat = Duration::ZERO;
+        }
     }
 
     /// Sends a media packet (video, audio, screen). Its identity fields are ours.
@@ -543,18 +558,15 @@ impl Session {
                 for session in replaced {
                     self.retire(session);
                     self.peers.remove(&session);
+                    self.peer_states.remove(&session);
                     self.e2ee_peer_left(session);
                     self.events.push_back(Event::PeerLeft {
                         session,
                         user: user.clone(),
                     });
                 }
-                if self.peers.insert(joined, user.clone()).is_none() {
-                    self.e2ee_peer_joined(joined, &user);
-                    self.events.push_back(Event::PeerJoined {
-                        session: joined,
-                        user,
-                    });
+                if !self.peers.contains_key(&joined) {
+                    self.peer_joined(joined, &user);
                     self.chat_peer_joined(joined);
                 }
             }
@@ -563,6 +575,7 @@ impl Session {
                     return;
                 };
                 if self.peers.remove(&left).is_some() {
+                    self.peer_states.remove(&left);
                     self.retire(left);
                     self.e2ee_peer_left(left);
                     self.events.push_back(Event::PeerLeft {
@@ -605,16 +618,14 @@ impl Session {
                 }
                 let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
                 if !self.peers.contains_key(&from) && !ours {
-                    self.peers.insert(from, user.clone());
-                    self.e2ee_peer_joined(from, &user);
-                    self.events.push_back(Event::PeerJoined {
-                        session: from,
-                        user: user.clone(),
-                    });
+                    self.peer_joined(from, &user);
                 }
                 let Some(packet) = self.open(from, &user, media) else {
                     return;
                 };
+                if packet.media_type == MediaType::Heartbeat as i32 && !ours {
+                    self.apply_peer_state(from, packet.heartbeat_metadata.unwrap_or_default());
+                }
                 self.events.push_back(Event::Media(MediaFrom {
                     session: from,
                     user,
@@ -683,6 +694,16 @@ impl Session {
             self.retired.pop_front();
         }
         self.retired.push_back(session);
+    }
+
+    /// A peer we did not know is in the meeting (an event, its traffic, a digest).
+    fn peer_joined(&mut self, session: SessionId, user: &str) {
+        self.peers.insert(session, user.to_owned());
+        self.e2ee_peer_joined(session, user);
+        self.events.push_back(Event::PeerJoined {
+            session,
+            user: user.to_owned(),
+        });
     }
 
     fn e2ee_peer_joined(&mut self, session: SessionId, user: &str) {

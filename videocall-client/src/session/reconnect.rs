@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use videocall_types::lobby::LobbyPath;
+use videocall_types::presence::PRESENCE_QUERY;
 use videocall_types::{MeetingPacket, SessionId};
 
 use super::{Action, Session};
@@ -16,15 +17,25 @@ const MAX_DRAIN_MESSAGE_CHARS: usize = 200;
 
 impl Session {
     /// The path (and query) to connect to now: `/lobby?token=…` with a room token, else
-    /// `/lobby/{user}/{meeting}`, with `?reconnect=<secret>` once the relay issued us one.
+    /// `/lobby/{user}/{meeting}`, with `reconnect=<secret>` once the relay issued us one; and
+    /// `presence=1` when we take presence digests.
     pub fn lobby_path(&self) -> LobbyPath {
-        if let Some(token) = &self.config.token {
-            return LobbyPath::token(token.clone());
-        }
-        let path = LobbyPath::open(self.config.user_id.clone(), self.config.meeting_id.clone());
-        match &self.reconnect_secret {
-            Some(secret) => path.with_query("reconnect", secret.clone()),
-            None => path,
+        let path = match (&self.config.token, &self.reconnect_secret) {
+            (Some(token), _) => LobbyPath::token(token.clone()),
+            (None, secret) => {
+                let path =
+                    LobbyPath::open(self.config.user_id.clone(), self.config.meeting_id.clone());
+                match secret {
+                    Some(secret) => path.with_query("reconnect", secret.clone()),
+                    None => path,
+                }
+            }
+        };
+        let (key, value) = PRESENCE_QUERY;
+        if self.config.presence {
+            path.with_query(key, value)
+        } else {
+            path
         }
     }
 
@@ -96,7 +107,10 @@ mod tests {
     #[test]
     fn the_relays_secret_for_our_session_is_presented_on_reconnect_and_others_are_ignored() {
         let mut session = joined();
-        assert_eq!(session.lobby_path().to_string(), "/lobby/alice/m1");
+        assert_eq!(
+            session.lobby_path().to_string(),
+            "/lobby/alice/m1?presence=1"
+        );
         let ours = SessionId::new(1, 7).get();
         // Another session's secret, or one that is not URL-safe, is not kept.
         for (to, secret) in [
@@ -108,13 +122,16 @@ mod tests {
                 .handle_packet(Duration::ZERO, secret_event(to, secret))
                 .unwrap();
         }
-        assert_eq!(session.lobby_path().to_string(), "/lobby/alice/m1");
+        assert_eq!(
+            session.lobby_path().to_string(),
+            "/lobby/alice/m1?presence=1"
+        );
         session
             .handle_packet(Duration::ZERO, secret_event(ours, "107.0a1b"))
             .unwrap();
         assert_eq!(
             session.lobby_path().to_string(),
-            "/lobby/alice/m1?reconnect=107.0a1b"
+            "/lobby/alice/m1?reconnect=107.0a1b&presence=1"
         );
     }
 
@@ -255,7 +272,7 @@ mod tests {
         // It presents its secret, so the new node lets the new session replace this one.
         assert_eq!(
             session.lobby_path().to_string(),
-            "/lobby/alice/m1?reconnect=107.0a1b"
+            "/lobby/alice/m1?reconnect=107.0a1b&presence=1"
         );
         // A failed attempt then backs off as usual, and from the relay it moved to.
         session.handle_disconnected(now, "refused");
@@ -302,6 +319,12 @@ mod tests {
         let mut config =
             ClientConfig::new(UserId::new("alice").unwrap(), MeetingId::new("m1").unwrap());
         config.token = Some("h.p.s".into());
+        assert_eq!(
+            Session::new(config.clone()).lobby_path().to_string(),
+            "/lobby?token=h.p.s&presence=1"
+        );
+        // Acting as a client of the original: no presence digests asked for.
+        config.presence = false;
         assert_eq!(
             Session::new(config).lobby_path().to_string(),
             "/lobby?token=h.p.s"

@@ -268,8 +268,14 @@ impl Net {
                         Action::Connect { .. } => {
                             let user = self.clients[i].config().user_id.clone();
                             let meeting = self.clients[i].config().meeting_id.clone();
+                            // What the relays' gatekeeper reads off the session path.
+                            let path = self.clients[i].lobby_path().to_string();
+                            let join = Join {
+                                presence: path.contains("presence=1"),
+                                ..Join::trusted(user, meeting)
+                            };
                             let at = self.at();
-                            let mut join = Join::trusted(user, meeting);
+                            let mut join = join;
                             join.e2ee = self.e2ee_meeting;
                             join.grants.host = self.hosts.iter().any(|h| h == join.user.as_str());
                             let id = self.relay.handle_admit(at, join).expect("joins");

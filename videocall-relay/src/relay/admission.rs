@@ -61,6 +61,10 @@ pub struct Join {
     pub e2ee: bool,
     /// What proves this connection is the user's own client.
     pub proof: Proof,
+    /// The client understands PRESENCE (it asked with `?presence=1`): it is sent a peer's
+    /// heartbeat only when the peer's state changes, and presence digests at a low rate.
+    /// Clients of the original (false) receive every heartbeat.
+    pub presence: bool,
 }
 
 impl Join {
@@ -77,6 +81,7 @@ impl Join {
             },
             e2ee: false,
             proof: Proof::None,
+            presence: false,
         }
     }
 

@@ -12,6 +12,7 @@ use videocall_types::{
 use super::Relay;
 use super::admission::display_name;
 use super::host::HostAction;
+use super::presence::heartbeat_flags;
 use super::roster::participant_event;
 use super::timer::Timer;
 use crate::classify::{Class, classify, is_clear_chat, is_clear_media};
@@ -211,6 +212,16 @@ impl Relay {
             }
             class => class,
         };
-        self.fan_out(now, &meeting_id, origin, &payload, class, &wrapper.user_id);
+        // Every node sees every heartbeat (O(N) per node) and decides for its own sessions.
+        let heartbeat = heartbeat_flags(packet_type, class, &wrapper.data);
+        self.fan_out_with_presence(
+            now,
+            &meeting_id,
+            origin,
+            &payload,
+            class,
+            &wrapper.user_id,
+            heartbeat,
+        );
     }
 }

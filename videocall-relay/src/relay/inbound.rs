@@ -11,6 +11,7 @@ use videocall_types::{
 };
 
 use super::host::HostAction;
+use super::presence::heartbeat_flags;
 use super::{CloseReason, Relay, SECOND};
 use crate::classify::{Class, classify, directed_target, is_clear_chat, is_clear_media};
 use crate::config::max_subscription_bytes;
@@ -67,7 +68,10 @@ impl Relay {
         }
         match packet_type {
             PacketType::Meeting => return self.host_request(now, session, &wrapper.data, len),
-            PacketType::SessionAssigned | PacketType::Congestion | PacketType::RelayNotice => {
+            PacketType::SessionAssigned
+            | PacketType::Congestion
+            | PacketType::RelayNotice
+            | PacketType::Presence => {
                 self.metrics.drop(DropReason::ServerOnly);
                 return Err(InboundError::ServerOnly(packet_type));
             }
@@ -164,7 +168,8 @@ impl Relay {
         }
         let (meeting, subject, user) = (s.meeting.clone(), s.subject.clone(), s.user_bytes.clone());
         self.count_in(len);
-        self.fan_out(now, &meeting, session, &packet, class, &user);
+        let heartbeat = heartbeat_flags(packet_type, class, &wrapper.data);
+        self.fan_out_with_presence(now, &meeting, session, &packet, class, &user, heartbeat);
         self.publish(subject, packet);
         Ok(())
     }

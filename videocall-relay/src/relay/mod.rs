@@ -9,6 +9,8 @@
 //! - `queueing`: offering packets to receivers ([`crate::queue`] applies the congestion policy,
 //!   skip-to-keyframe included) and what their verdicts ask of the relay;
 //! - `feedback`: CONGESTION and KEYFRAME_REQUEST to publishers, throttled per publisher;
+//! - `presence`: each participant's last heartbeat state; heartbeats forwarded on change only
+//!   to sessions that take PRESENCE digests, and the digests;
 //! - `timer`: the typed timers and their heap;
 //! - `inbound`, `bus_input`, `host`, `close`: input from sessions, from the bus, host actions,
 //!   and closing sessions.
@@ -35,6 +37,7 @@ mod drain;
 mod feedback;
 mod host;
 mod inbound;
+mod presence;
 mod queueing;
 mod roster;
 mod session;
@@ -45,6 +48,7 @@ pub use admission::{
 };
 pub use close::CloseReason;
 pub use drain::DRAINING_MESSAGE;
+pub use presence::PRESENCE_DIGEST_CHUNK;
 
 use feedback::Feedback;
 use roster::Meeting;
@@ -244,7 +248,7 @@ impl Relay {
     }
 
     /// Runs every timer due at `now`: idle sessions, stalled receivers, announced leaves, silent
-    /// remote peers.
+    /// remote peers, presence digests.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
@@ -252,6 +256,7 @@ impl Relay {
                 Timer::Stall { session, progress } => self.check_stall(now, session, progress),
                 Timer::Leave(meeting) => self.announce_leaves(now, &meeting),
                 Timer::RemoteExpiry(meeting) => self.expire_remote(now, &meeting),
+                Timer::PresenceDigest(meeting) => self.send_presence_digest(now, &meeting),
             }
         }
     }

@@ -117,6 +117,23 @@ impl Relay {
         class: Class,
         origin_user: &Bytes,
     ) {
+        self.fan_out_where(now, meeting_id, origin, packet, class, origin_user, |_| {
+            true
+        });
+    }
+
+    /// [`Relay::fan_out`] to the receivers `wanted` selects.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fan_out_where(
+        &mut self,
+        now: Instant,
+        meeting_id: &MeetingId,
+        origin: SessionId,
+        packet: &Bytes,
+        class: Class,
+        origin_user: &Bytes,
+        wanted: impl Fn(&Session) -> bool,
+    ) {
         let Some(meeting) = self.meetings.get(meeting_id) else {
             return;
         };
@@ -133,6 +150,9 @@ impl Relay {
             let Some(session) = self.sessions.get_mut(&receiver) else {
                 continue;
             };
+            if !wanted(session) {
+                continue;
+            }
             let verdict = delivery.offer(session, receiver, origin, packet, class);
             outcome.record(receiver, verdict, session.stall_armed);
         }

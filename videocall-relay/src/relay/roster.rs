@@ -12,6 +12,7 @@ use bytes::Bytes;
 use videocall_types::{MeetingEventType, MeetingId, SessionId, packets};
 
 use super::admission::{self, Join};
+use super::presence::Presence;
 use super::session::Session;
 use super::timer::Timer;
 use super::{Output, Relay};
@@ -55,6 +56,8 @@ pub(super) struct Meeting {
     /// last, at most [`REPLACED_CAP`]: traffic still in flight from them is not taken for a
     /// new participant (only their own JOINED brings them back).
     replaced: VecDeque<SessionId>,
+    /// What each participant last said in its heartbeat, and the digest rotation.
+    pub(super) presence: Presence,
 }
 
 /// Replaced remote sessions remembered per meeting.
@@ -71,6 +74,7 @@ impl Meeting {
             pending_leaves: Vec::new(),
             e2ee: false,
             replaced: VecDeque::new(),
+            presence: Presence::default(),
         }
     }
 
@@ -99,6 +103,7 @@ impl Meeting {
     /// the user never left.
     pub(super) fn remove_local(&mut self, session: SessionId, user: Bytes, due: Instant) -> bool {
         self.local.retain(|id| *id != session);
+        self.presence.forget(session);
         let replaced = self
             .by_user
             .get(&user)
@@ -132,6 +137,7 @@ impl Meeting {
         if Some(old) == new || self.remote.remove(&old).is_none() {
             return None;
         }
+        self.presence.forget(old);
         self.by_user.remove(user);
         if self.replaced.len() == REPLACED_CAP {
             self.replaced.pop_front();
@@ -216,6 +222,7 @@ impl Meeting {
         if let Some(peer) = self.remote.remove(&origin) {
             self.forget_user(&peer.user, origin);
         }
+        self.presence.forget(origin);
     }
 
     /// Whether a [`Timer::RemoteExpiry`] must be armed (there are remote peers and none is).
@@ -240,6 +247,7 @@ impl Meeting {
             .collect();
         for (session, user) in &gone {
             self.remote.remove(session);
+            self.presence.forget(*session);
             self.forget_user(user, *session);
         }
         let next = self.remote.values().map(|p| p.last_seen + idle).min();
@@ -263,6 +271,7 @@ impl Relay {
             display_name,
             grants,
             e2ee,
+            presence,
             ..
         } = join;
         if self.stopping {
@@ -297,9 +306,10 @@ impl Relay {
                 meeting: meeting_id.clone(),
             });
         }
+        self.arm_presence_digest(now, &meeting_id);
         let user_bytes = Bytes::copy_from_slice(user.as_bytes());
         let display_name = admission::display_name(&display_name, &user_bytes);
-        let session = Session::new(
+        let mut session = Session::new(
             now,
             &self.config,
             id,
@@ -308,6 +318,7 @@ impl Relay {
             display_name.clone(),
             grants,
         );
+        session.presence = presence;
         self.sessions.insert(id, session);
         self.timers
             .push(now + self.config.idle_timeout, Timer::Idle(id));
@@ -346,6 +357,9 @@ impl Relay {
                 session,
             );
             self.send_to(id, event);
+        }
+        if presence {
+            self.send_full_digest(id, &meeting_id);
         }
         let joined = participant_event(
             MeetingEventType::ParticipantJoined,

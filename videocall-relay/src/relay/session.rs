@@ -38,6 +38,9 @@ pub(super) struct Session {
     pub(super) over_limit_since: Option<Instant>,
     pub(super) last_over_limit: Option<Instant>,
     pub(super) notices: WindowLimit<NOTICES_PER_SEC>,
+    /// It takes PRESENCE digests (`?presence=1`): it is sent a peer's heartbeat only when the
+    /// peer's state changes.
+    pub(super) presence: bool,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             over_limit_since: None,
             last_over_limit: None,
             notices: WindowLimit::default(),
+            presence: false,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! looks at the current state when it fires (a session that has left, a meeting no longer
 //! served) and does nothing, or re-arms itself, when there is nothing to do. The heap holds at
 //! most one idle and one stall timer per session and one leave and one expiry timer per pending
-//! leave and meeting, so its size is bounded by what the node serves.
+//! leave and meeting and one digest timer per meeting (a stale one, of a meeting forgotten and
+//! served again, fires once and is not re-armed), so its size is bounded by what the node serves.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,6 +30,8 @@ pub(super) enum Timer {
     Leave(MeetingId),
     /// Forget the meeting's remote participants not heard from for the idle timeout.
     RemoteExpiry(MeetingId),
+    /// Send the meeting's next PRESENCE digest chunk to its sessions that take digests.
+    PresenceDigest(MeetingId),
 }
 
 /// Timers ordered by when they are due (ties in a fixed order, so runs are deterministic).

@@ -43,12 +43,16 @@ async fn a_token_join_takes_user_name_and_grants_from_the_token_never_the_url() 
         (join.display_name.as_str(), join.proof),
         ("Alice A.", Proof::Token)
     );
-    // The path form must agree with the token.
     assert!(
-        k.admit(&format!("/lobby/alice/m1?token={t}&framed=1"))
-            .await
-            .is_ok()
+        !join.presence,
+        "the original's clients do not ask for presence digests"
     );
+    // The path form must agree with the token.
+    let join = k
+        .admit(&format!("/lobby/alice/m1?token={t}&framed=1&presence=1"))
+        .await
+        .unwrap();
+    assert!(join.presence);
     let wrong_user = k
         .admit(&format!("/lobby/bob/m1?token={t}"))
         .await
@@ -130,9 +134,17 @@ async fn plain_joins_ask_the_gate_and_carry_the_reconnect_secret() {
     let join = open.admit("/lobby/alice/m1?reconnect=1.ab").await.unwrap();
     assert_eq!(join.proof, Proof::Reconnect("1.ab".into()));
     assert!(join.grants.publish && !join.grants.host);
-    assert_eq!(
-        open.admit("/lobby/alice/m1").await.unwrap().proof,
-        Proof::None
+    assert!(!join.presence);
+    let plain = open.admit("/lobby/alice/m1").await.unwrap();
+    assert_eq!(plain.proof, Proof::None);
+    let ours = open.admit("/lobby/alice/m1?presence=1").await.unwrap();
+    assert!(ours.presence && !plain.presence);
+    assert!(
+        !open
+            .admit("/lobby/alice/m1?presence=0")
+            .await
+            .unwrap()
+            .presence
     );
     let closed = keeper(Arc::new(TokensOnly));
     let refusal = closed.admit("/lobby/alice/m1").await.unwrap_err();

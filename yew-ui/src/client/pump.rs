@@ -443,6 +443,14 @@ impl Pump {
             Event::Media(media) => {
                 self.handle_media(media.session, &media.user, media.packet);
             }
+            // From a peer's heartbeat or the relay's presence digest, only when it changed.
+            Event::PeerState { session, state, .. } => dispatch.emit(Action::Heartbeat {
+                session,
+                video: state.video_enabled,
+                audio: state.audio_enabled,
+                screen: state.screen_enabled,
+                speaking: state.is_speaking,
+            }),
             Event::KeyframeRequested => self.media.request_keyframes(),
             Event::Congestion { .. } => dispatch.emit(Action::Congestion),
             Event::MuteRequested => dispatch.emit(Action::MuteRequested),
@@ -545,17 +553,6 @@ impl Pump {
                 }
             }
             MediaType::Audio => self.media.handle_audio(session, &packet),
-            MediaType::Heartbeat => {
-                if let Some(h) = &packet.heartbeat_metadata {
-                    self.dispatch.emit(Action::Heartbeat {
-                        session,
-                        video: h.video_enabled,
-                        audio: h.audio_enabled,
-                        screen: h.screen_enabled,
-                        speaking: h.is_speaking,
-                    });
-                }
-            }
             _ => {}
         }
     }
