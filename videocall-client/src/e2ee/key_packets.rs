@@ -100,6 +100,15 @@ pub(crate) fn check_announce(
     ))
 }
 
+/// Whether `wrapper` is the RSA_PUB_KEY of `user` announcing exactly `known`: its signature was
+/// checked when `known` was taken from this session, and would verify the same message again.
+pub(crate) fn is_known_announce(wrapper: &PacketWrapper, user: &str, known: &PeerIdentity) -> bool {
+    wrapper.user_id == user.as_bytes()
+        && RsaPacket::decode(wrapper.data.clone()).is_ok_and(|p| {
+            p.public_key_der == known.public_key.der() && p.signing_key == known.signing_key[..]
+        })
+}
+
 /// Our AES_KEY for one recipient: the relay delivers a packet of one wrap to that session only.
 /// `version`: [`SENDER_KEY_VERSION`] for an RSA wrap, [`SENDER_KEY_CHANNEL_VERSION`] for a
 /// channel wrap.

@@ -20,8 +20,14 @@ pub use super::types::{E2eeConfig, E2eeStats, KeyHolder, KeyPacket, UnwrapReques
 
 mod keys_in;
 
+/// A receiver holding a sender's key asks for its next one once this many of its frames failed
+/// to open (a fresh key's wrap, sent before those frames, normally overtakes them: the
+/// receiver gets the wrap without asking; the rare miss is repaired after a few frames).
+pub(crate) const KEY_ASK_FRAMES: u32 = 3;
 /// A receiver asks again for a key it asked for once this many of the sender's frames failed to
-/// open since (the request or its answer was lost).
+/// open since (the request or its answer was lost), and asks a sender it holds no key from at
+/// all only then (its first wrap is on its way: a newcomer's peers wrap for it as soon as its
+/// public key arrives, while their frames reach it at once).
 const KEY_REASK_FRAMES: u32 = 64;
 
 /// End-to-end encryption of one participant, sans-IO.
@@ -561,17 +567,34 @@ impl E2ee {
         if peer.identity.is_none() {
             return;
         }
-        let ask = match &mut peer.asked {
-            Some((asked, failed)) if *asked == epoch => {
-                *failed += 1;
-                *failed >= KEY_REASK_FRAMES
-            }
-            _ => true,
+        peer.failed += 1;
+        let holds_a_key = peer
+            .signing_key()
+            .and_then(|k| self.keyring.epoch(k))
+            .is_some();
+        let due = if peer.asked.is_none() && holds_a_key {
+            KEY_ASK_FRAMES
+        } else {
+            KEY_REASK_FRAMES
         };
-        if ask {
-            peer.asked = Some((epoch, 0));
-            self.requests.insert(from, epoch);
+        if peer.failed >= due {
+            self.ask(from, epoch);
         }
+    }
+
+    /// Sends `from` a KEY_REQUEST for its key (we saw `epoch`), at most once per epoch until a
+    /// key arrives; its answer is an RSA wrap, which the request pays for (unwrap credit).
+    pub(super) fn ask(&mut self, from: u64, epoch: u32) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        peer.failed = 0;
+        if self.requests.get(&from) == Some(&epoch) {
+            return;
+        }
+        peer.asked = Some(epoch);
+        peer.unwrap_credit = (peer.unwrap_credit + 1).min(UNWRAP_CREDIT_MAX);
+        self.requests.insert(from, epoch);
     }
 
     fn open_inner(&mut self, from: u64, envelope: &MediaPacket) -> Result<MediaPacket, E2eeError> {

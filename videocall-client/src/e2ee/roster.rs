@@ -36,8 +36,10 @@ pub(crate) struct Peer {
     pub(crate) unwrap_credit: u32,
     /// The newest epoch handed out for an external unwrap and not back yet.
     pub(crate) unwrapping: Option<u32>,
-    /// The epoch we last asked it for (KEY_REQUEST), and frames that failed to open since.
-    pub(crate) asked: Option<(u32, u32)>,
+    /// The epoch we last asked it for (KEY_REQUEST) since its last key reached us.
+    pub(crate) asked: Option<u32>,
+    /// Its frames that failed to open for want of a key, since its last key or our last ask.
+    pub(crate) failed: u32,
     /// Our epoch it last asked for and was answered: one answer per epoch.
     pub(crate) answered: Option<u32>,
     /// The channel key we wrap our sender keys for it with, once an RSA wrap carried it.
@@ -57,6 +59,7 @@ impl Peer {
             unwrap_credit: UNWRAP_CREDIT_INITIAL,
             unwrapping: None,
             asked: None,
+            failed: 0,
             answered: None,
             channel_out: None,
             channel_in: None,

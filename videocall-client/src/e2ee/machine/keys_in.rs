@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::E2ee;
 use crate::e2ee::channel::{self, WrapContext};
 use crate::e2ee::error::E2eeError;
-use crate::e2ee::key_packets::{self, SENDER_KEY_CHANNEL_VERSION};
+use crate::e2ee::key_packets::{self, SENDER_KEY_CHANNEL_VERSION, SENDER_KEY_VERSION};
 use crate::e2ee::roster::{PENDING_MAX, Peer};
 use crate::e2ee::sender_key::{KeyMaterial, ReceivingKey};
 use crate::e2ee::types::UnwrapRequest;
@@ -16,6 +16,14 @@ impl E2ee {
     pub(super) fn public_key_packet(&mut self, wrapper: &PacketWrapper) -> Result<(), E2eeError> {
         let from = wrapper.session_id;
         if Some(from) == self.session {
+            return Ok(());
+        }
+        // The announce we already verified, again (every member announces again when someone
+        // joins, for the joiner): same session, user and keys, so the same signed message.
+        if let Some(peer) = self.peers.get(&from)
+            && let Some(known) = &peer.identity
+            && key_packets::is_known_announce(wrapper, &peer.user, known)
+        {
             return Ok(());
         }
         let (user, identity) = key_packets::check_announce(&self.meeting, wrapper)?;
@@ -60,8 +68,12 @@ impl E2ee {
         // Only newer epochs are unwrapped: a peer (or relay) cannot make us decrypt the same or
         // an old epoch again, which bounds the RSA decryptions it can trigger and keeps every
         // installed key's replay window.
+        // One exception: the RSA answer to our request, older than a key we derived meanwhile
+        // by the ratchet, still brings the channel key later wraps travel under.
+        let answer = packet.version == SENDER_KEY_VERSION && peer.asked.is_some();
         if let Some(current) = self.keyring.epoch(&sender.signing_key)
             && packet.epoch <= current
+            && !answer
         {
             return Err(E2eeError::StaleKey {
                 from,
@@ -110,7 +122,7 @@ impl E2ee {
                 peer.deferred = Some((epoch, sealed));
                 return Ok(());
             }
-            self.missing_key(from, epoch);
+            self.ask(from, epoch);
             return Err(E2eeError::NoChannel(from));
         };
         let context = WrapContext {
@@ -122,7 +134,7 @@ impl E2ee {
         let Ok(secret) = channel.open(context, &sealed) else {
             // Sealed under a channel key we do not hold: the RSA wrap that carried the current
             // one was refused or lost.
-            self.missing_key(from, epoch);
+            self.ask(from, epoch);
             return Err(E2eeError::NoChannel(from));
         };
         self.stats.channel_unwraps += 1;
@@ -161,10 +173,13 @@ impl E2ee {
     ) -> Result<(), E2eeError> {
         let (secret, channel) = channel::split_rsa_plaintext(secret);
         let material = KeyMaterial::from_secret(secret)?;
-        if let Some(channel) = channel
-            && let Some(peer) = self.peers.get_mut(&from)
-        {
-            peer.channel_in = Some(channel);
+        if let Some(peer) = self.peers.get_mut(&from) {
+            // Its key (or the answer to our request) is here: no more asking for now.
+            peer.asked = None;
+            peer.failed = 0;
+            if let Some(channel) = channel {
+                peer.channel_in = Some(channel);
+            }
         }
         if material.epoch != epoch {
             return Err(E2eeError::Malformed(format!(
