@@ -90,10 +90,10 @@ fn participant(
             tokio::select! {
                 update = client.next_update() => match update {
                     Some(Update::Session(Event::Media(m))) => {
-                        seen.lock().unwrap().opened_from.insert(m.user, Instant::now());
+                        seen.lock().unwrap().opened_from.insert(m.user.to_string(), Instant::now());
                     }
                     Some(Update::Session(Event::PeerLeft { user, .. })) => {
-                        seen.lock().unwrap().left.entry(user).or_insert_with(Instant::now);
+                        seen.lock().unwrap().left.entry(user.to_string()).or_insert_with(Instant::now);
                     }
                     Some(_) => {}
                     None => break,

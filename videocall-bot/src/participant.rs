@@ -269,7 +269,7 @@ async fn session(
                     joined = true;
                 }
                 Some(Update::Session(Event::PeerJoined { session, user })) => {
-                    if visible > 0 && let Some(k) = publisher_of(&user) {
+                    if visible > 0 && let Some(k) = publisher_of(user.as_str()) {
                         publishers_seen.retain(|(other, _)| *other != k);
                         publishers_seen.push((k, session));
                         publishers_seen.sort_unstable();
@@ -294,7 +294,7 @@ async fn session(
                             }
                             // With --visible a subscription briefly shows more than the rule
                             // while a publisher is away: only what the rule expects counts.
-                            if counted && publisher_of(&media.user).is_some_and(|k| sees(seat.slot, k, publishers, visible)) {
+                            if counted && publisher_of(media.user.as_str()).is_some_and(|k| sees(seat.slot, k, publishers, visible)) {
                                 totals.window_delivered.fetch_add(1, Ordering::Relaxed);
                                 if life > 0 {
                                     totals.delivered_after_rejoin.fetch_add(1, Ordering::Relaxed);

@@ -35,10 +35,10 @@ const MAX_STREAMS: usize = 256;
 struct Recorder {
     out: PathBuf,
     print_frames: bool,
-    tracks: HashMap<String, Track>,
+    tracks: HashMap<UserId, Track>,
     reorder: ReorderBuffers<MediaPacket>,
     /// (user, codec name) → frames that could not be decoded.
-    undecodable: BTreeMap<(String, String), u64>,
+    undecodable: BTreeMap<(UserId, String), u64>,
     latencies_ms: Vec<f64>,
 }
 
@@ -135,7 +135,9 @@ impl Recorder {
                 session: from.session,
                 decoder: H264Decoder::new()?,
                 writer: None,
-                path: self.out.join(format!("{}.y4m", file_name(&from.user))),
+                path: self
+                    .out
+                    .join(format!("{}.y4m", file_name(from.user.as_str()))),
                 frames: 0,
                 resized: 0,
                 errors: 0,
@@ -193,9 +195,7 @@ impl Recorder {
         }
         // Only this stream's requests can be pending: each frame is handled to the end.
         while self.reorder.poll_keyframe_request().is_some() {
-            if let Ok(user) = UserId::new(from.user.clone()) {
-                handle.request_keyframe(user);
-            }
+            handle.request_keyframe(from.user.clone());
         }
         Ok(())
     }

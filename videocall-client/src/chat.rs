@@ -8,6 +8,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use videocall_types::UserId;
 use videocall_types::chat_limits::{ALLOWED_EMOJI, MAX_TEXT_BYTES};
 
 /// Most messages kept for late joiners.
@@ -27,14 +28,14 @@ pub struct ChatEntry {
     /// Its id (hex of the sender's random bytes).
     pub id: String,
     /// Its author's user id.
-    pub from: String,
+    pub from: UserId,
     /// The text (plain: render it as text, never as markup).
     pub text: String,
     /// When its author sent it, Unix milliseconds on the author's clock.
     pub at_ms: u64,
     /// History only: the member who re-sent it (the relay vouches for this one, not for
     /// `from`).
-    pub via: Option<String>,
+    pub via: Option<UserId>,
 }
 
 /// Why a message or reaction is refused before it is sent.
@@ -189,7 +190,7 @@ mod tests {
     fn entry(id: &str, text: &str) -> ChatEntry {
         ChatEntry {
             id: id.into(),
-            from: "alice".into(),
+            from: UserId::new("alice").unwrap(),
             text: text.into(),
             at_ms: 1,
             via: None,

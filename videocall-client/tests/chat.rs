@@ -235,7 +235,7 @@ fn a_raised_hand_is_seen_by_newcomers_and_a_host_lowers_it() {
         net.events[i]
             .iter()
             .filter_map(|e| match e {
-                Event::Hand { user, raised, .. } => Some((user.clone(), *raised)),
+                Event::Hand { user, raised, .. } => Some((user.to_string(), *raised)),
                 _ => None,
             })
             .collect()

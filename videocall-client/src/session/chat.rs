@@ -16,7 +16,7 @@ use rand_core::RngCore;
 use videocall_types::proto::SealedMedia;
 use videocall_types::{
     ChatMessage, ChatPacket, MeetingEventType, MeetingPacket, PacketType, PacketWrapper,
-    ReactionKind, ReactionPacket, SessionId, chat_limits, packets,
+    ReactionKind, ReactionPacket, SessionId, UserId, chat_limits, packets,
 };
 
 use super::{Event, Session, SessionError};
@@ -53,7 +53,7 @@ pub(super) struct ChatState {
     /// Newcomers owed our history once our sender key has gone to them (E2EE).
     owed: HashSet<SessionId>,
     /// Sealed messages whose sender's key has not arrived yet.
-    pending: VecDeque<(SessionId, String, ChatPacket)>,
+    pending: VecDeque<(SessionId, UserId, ChatPacket)>,
     /// Chat packets dropped: malformed, oversize, in clear while we encrypt, or not opened.
     dropped: u64,
 }
@@ -80,7 +80,7 @@ impl Session {
                 // Ours too: re-sent to newcomers, and never shown twice.
                 self.chat.log.accept(ChatEntry {
                     id: chat::hex(&id),
-                    from: self.config.user_id.as_str().to_owned(),
+                    from: self.config.user_id.clone(),
                     text,
                     at_ms: wall_ms,
                     via: None,
@@ -166,7 +166,10 @@ impl Session {
         let Some(session) = SessionId::from_wire(wrapper.session_id) else {
             return;
         };
-        let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+        let Some(user) = UserId::from_wire(&wrapper.user_id) else {
+            self.chat.dropped += 1;
+            return;
+        };
         let valid = wrapper.data.len() <= chat_limits::MAX_REACTION_PACKET_BYTES;
         let reaction = ReactionPacket::decode(wrapper.data).ok().filter(|_| valid);
         let event = match reaction
@@ -211,7 +214,10 @@ impl Session {
             return;
         };
         let ours = self.session_id();
-        let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+        let Some(user) = UserId::from_wire(&wrapper.user_id) else {
+            self.chat.dropped += 1;
+            return;
+        };
         let packet = (wrapper.data.len() <= chat_limits::MAX_CHAT_PACKET_BYTES)
             .then(|| ChatPacket::decode(wrapper.data).ok())
             .flatten()
@@ -222,7 +228,7 @@ impl Session {
         }
     }
 
-    fn open_chat(&mut self, from: SessionId, user: String, packet: ChatPacket) {
+    fn open_chat(&mut self, from: SessionId, user: UserId, packet: ChatPacket) {
         let history = packet.target_session != 0;
         let message = match (&mut self.e2ee, packet.sealed.as_ref(), packet.message) {
             (Some(e2ee), Some(sealed), None) => {
@@ -250,7 +256,7 @@ impl Session {
         }
     }
 
-    fn hold(&mut self, from: SessionId, user: String, sealed: SealedMedia, history: bool) {
+    fn hold(&mut self, from: SessionId, user: UserId, sealed: SealedMedia, history: bool) {
         if self.chat.pending.len() == PENDING_SEALED {
             self.chat.pending.pop_front();
             self.chat.dropped += 1;
@@ -373,7 +379,7 @@ impl Session {
 
 /// The entry shown for `message` from `sender`; `None` when it breaks a rule (id length, text
 /// or author too long).
-fn entry(message: ChatMessage, sender: &str, history: bool) -> Option<ChatEntry> {
+fn entry(message: ChatMessage, sender: &UserId, history: bool) -> Option<ChatEntry> {
     let id_ok = !message.id.is_empty() && message.id.len() <= 2 * chat::ID_BYTES;
     let text_ok = message.text.len() <= chat_limits::MAX_TEXT_BYTES;
     let author_ok = message.author.len() <= chat::MAX_AUTHOR_BYTES;
@@ -381,10 +387,10 @@ fn entry(message: ChatMessage, sender: &str, history: bool) -> Option<ChatEntry>
         return None;
     }
     let (from, via) = if history && !message.author.is_empty() {
-        let author = String::from_utf8_lossy(&message.author).into_owned();
-        (author, Some(sender.to_owned()))
+        let author = UserId::from_wire(&message.author)?;
+        (author, Some(sender.clone()))
     } else {
-        (sender.to_owned(), None)
+        (sender.clone(), None)
     };
     Some(ChatEntry {
         id: chat::hex(&message.id),

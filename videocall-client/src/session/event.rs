@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use videocall_types::{
-    FinalClose, HeartbeatMetadata, MediaPacket, PacketWrapper, RelayNotice, SessionId,
+    FinalClose, HeartbeatMetadata, MediaPacket, PacketWrapper, RelayNotice, SessionId, UserId,
 };
 
 use crate::chat::{ChatEntry, ChatError};
@@ -59,7 +59,7 @@ pub struct MediaFrom {
     /// The sender's session.
     pub session: SessionId,
     /// The sender's user id.
-    pub user: String,
+    pub user: UserId,
     /// The packet.
     pub packet: MediaPacket,
 }
@@ -78,14 +78,14 @@ pub enum Event {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
     },
     /// Someone left.
     PeerLeft {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
     },
     /// Media (video, audio, screen, heartbeat) from a peer.
     Media(MediaFrom),
@@ -95,7 +95,7 @@ pub enum Event {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
         /// What they have on.
         state: HeartbeatMetadata,
     },
@@ -105,7 +105,7 @@ pub enum Event {
     /// A receiver is dropping our video: lower the bitrate.
     Congestion {
         /// Who is dropping.
-        receiver: String,
+        receiver: UserId,
     },
     /// A round trip to the relay and back took this long.
     Rtt(Duration),
@@ -122,7 +122,7 @@ pub enum Event {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
         /// Raised (true) or lowered.
         raised: bool,
     },
@@ -131,7 +131,7 @@ pub enum Event {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
         /// The emoji.
         emoji: String,
     },
@@ -148,7 +148,7 @@ pub enum Event {
         /// Their session.
         session: SessionId,
         /// Their user id.
-        user: String,
+        user: UserId,
         /// Whether the peer seals its media.
         peer_encrypts: bool,
     },

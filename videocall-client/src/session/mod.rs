@@ -7,7 +7,8 @@ use bytes::Bytes;
 use prost::Message;
 use videocall_types::{
     FinalClose, HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingPacket,
-    PacketType, PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, packets,
+    PacketType, PacketWrapper, RelayNotice, SYSTEM_USER_ID, SessionId, SubscriptionPacket, UserId,
+    packets,
 };
 
 use crate::e2ee::{
@@ -56,7 +57,7 @@ pub struct Session {
     /// The relay's reconnect secret for our session (MEETING `RECONNECT_SECRET`), presented
     /// when we reconnect so the relay lets us replace our old session (no takeover otherwise).
     reconnect_secret: Option<String>,
-    peers: HashMap<SessionId, String>,
+    peers: HashMap<SessionId, UserId>,
     /// Peers' last known heartbeat state (only for sessions in `peers`).
     peer_states: HashMap<SessionId, HeartbeatMetadata>,
     keyframe_asked: HashMap<String, Duration>,
@@ -205,7 +206,7 @@ impl Session {
     }
 
     /// Peers known now: session → user id.
-    pub fn peers(&self) -> &HashMap<SessionId, String> {
+    pub fn peers(&self) -> &HashMap<SessionId, UserId> {
         &self.peers
     }
 
@@ -283,9 +284,11 @@ impl Session {
                     .map_err(|e| SessionError::Malformed(e.to_string()))?;
                 self.meeting_event(now, event);
             }
-            Ok(PacketType::Congestion) => self.events.push_back(Event::Congestion {
-                receiver: String::from_utf8_lossy(&wrapper.user_id).into_owned(),
-            }),
+            Ok(PacketType::Congestion) => {
+                if let Some(receiver) = UserId::from_wire(&wrapper.user_id) {
+                    self.events.push_back(Event::Congestion { receiver });
+                }
+            }
             Ok(PacketType::RelayNotice) if from_system => {
                 let notice = RelayNotice::decode(wrapper.data)
                     .map_err(|e| SessionError::Malformed(e.to_string()))?;
@@ -299,8 +302,8 @@ impl Session {
                 if self.e2ee.is_some() =>
             {
                 // The relay stamped the sender's identity.
-                let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
-                let result = self.key_change(now, wrapper.session_id, Some(user), |e2ee| {
+                let user = UserId::from_wire(&wrapper.user_id);
+                let result = self.key_change(now, wrapper.session_id, user, |e2ee| {
                     e2ee.handle_key_packet(&wrapper)
                 });
                 self.flush_keys();
@@ -510,7 +513,7 @@ impl Session {
     }
 
     fn meeting_event(&mut self, now: Duration, event: MeetingPacket) {
-        let user = String::from_utf8_lossy(&event.target_user_id).into_owned();
+        let user = UserId::from_wire(&event.target_user_id);
         match MeetingEventType::try_from(event.event_type) {
             Ok(MeetingEventType::ReconnectSecret) => {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
@@ -542,8 +545,9 @@ impl Session {
                 if Some(event.session_id) == self.session_id().map(SessionId::get) {
                     return;
                 }
-                // A JOINED names a session (0 is none: nothing to learn).
-                let Some(joined) = SessionId::from_wire(event.session_id) else {
+                // A JOINED names a session (0 is none: nothing to learn) and a valid user.
+                let (Some(joined), Some(user)) = (SessionId::from_wire(event.session_id), user)
+                else {
                     return;
                 };
                 // A JOINED for a user already present with another session is a reconnect:
@@ -574,7 +578,7 @@ impl Session {
                 let Some(left) = SessionId::from_wire(event.session_id) else {
                     return;
                 };
-                if self.peers.remove(&left).is_some() {
+                if let Some(user) = self.peers.remove(&left) {
                     self.peer_states.remove(&left);
                     self.retire(left);
                     self.e2ee_peer_left(left);
@@ -616,7 +620,10 @@ impl Session {
                 if self.retired.contains(&from) {
                     return;
                 }
-                let user = String::from_utf8_lossy(&wrapper.user_id).into_owned();
+                // Stamped by the relay; anything else is not a participant's media.
+                let Some(user) = UserId::from_wire(&wrapper.user_id) else {
+                    return;
+                };
                 if !self.peers.contains_key(&from) && !ours {
                     self.peer_joined(from, &user);
                 }
@@ -637,7 +644,12 @@ impl Session {
 
     /// E2EE on a media packet from a peer: opens sealed frames, refuses clear private media
     /// while we encrypt and sealed media while we do not. `None`: dropped (and counted).
-    fn open(&mut self, session: SessionId, user: &str, media: MediaPacket) -> Option<MediaPacket> {
+    fn open(
+        &mut self,
+        session: SessionId,
+        user: &UserId,
+        media: MediaPacket,
+    ) -> Option<MediaPacket> {
         let sealed = media.sealed.is_some();
         match &mut self.e2ee {
             // Failures are counted by the E2EE core; a missing key is on its way (a keyframe
@@ -655,12 +667,12 @@ impl Session {
         }
     }
 
-    fn mismatch(&mut self, session: SessionId, user: &str, peer_encrypts: bool) {
+    fn mismatch(&mut self, session: SessionId, user: &UserId, peer_encrypts: bool) {
         self.mismatch_drops += 1;
         if self.mismatched.insert(session) {
             self.events.push_back(Event::E2eeMismatch {
                 session,
-                user: user.to_owned(),
+                user: user.clone(),
                 peer_encrypts,
             });
         }
@@ -672,7 +684,7 @@ impl Session {
         &mut self,
         now: Duration,
         from: u64,
-        user: Option<String>,
+        user: Option<UserId>,
         change: impl FnOnce(&mut E2ee) -> Result<(), E2eeError>,
     ) -> Result<(), SessionError> {
         let Some(e2ee) = &mut self.e2ee else {
@@ -683,7 +695,7 @@ impl Session {
         let keyed = !had_key && e2ee.has_key_from(from);
         self.keys_changed = true;
         if keyed && let Some(user) = user {
-            let _ = self.request_keyframe(now, &user);
+            let _ = self.request_keyframe(now, user.as_str());
         }
         result.map_err(SessionError::from)
     }
@@ -697,18 +709,18 @@ impl Session {
     }
 
     /// A peer we did not know is in the meeting (an event, its traffic, a digest).
-    fn peer_joined(&mut self, session: SessionId, user: &str) {
-        self.peers.insert(session, user.to_owned());
+    fn peer_joined(&mut self, session: SessionId, user: &UserId) {
+        self.peers.insert(session, user.clone());
         self.e2ee_peer_joined(session, user);
         self.events.push_back(Event::PeerJoined {
             session,
-            user: user.to_owned(),
+            user: user.clone(),
         });
     }
 
-    fn e2ee_peer_joined(&mut self, session: SessionId, user: &str) {
+    fn e2ee_peer_joined(&mut self, session: SessionId, user: &UserId) {
         if let Some(e2ee) = &mut self.e2ee {
-            e2ee.handle_peer_joined(session.get(), user);
+            e2ee.handle_peer_joined(session.get(), user.as_str());
             self.keys_changed = true;
         }
     }

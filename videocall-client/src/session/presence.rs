@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use prost::Message;
 use videocall_types::presence::heartbeat;
-use videocall_types::{HeartbeatMetadata, PresenceDigest, SessionId};
+use videocall_types::{HeartbeatMetadata, PresenceDigest, SessionId, UserId};
 
 use super::{Event, Session, SessionError};
 
@@ -41,7 +41,9 @@ impl Session {
             if Some(session) == ours || self.retired.contains(&session) {
                 continue;
             }
-            let user = String::from_utf8_lossy(&entry.user_id).into_owned();
+            let Some(user) = UserId::from_wire(&entry.user_id) else {
+                continue;
+            };
             if !self.peers.contains_key(&session) {
                 self.peer_joined(session, &user);
             }
@@ -126,7 +128,7 @@ mod tests {
             digest(&[(bob, "bob", VIDEO), (me, "alice", 0)]),
         )
         .unwrap();
-        assert_eq!(s.peers().get(&bob).map(String::as_str), Some("bob"));
+        assert_eq!(s.peers().get(&bob).map(UserId::as_str), Some("bob"));
         assert!(!s.peers().contains_key(&me), "never our own session");
         assert_eq!(s.peer_state(bob), Some(heartbeat(VIDEO)));
         assert_eq!(states(&mut s), [(bob, heartbeat(VIDEO))]);

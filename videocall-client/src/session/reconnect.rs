@@ -262,7 +262,7 @@ mod tests {
         let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
         assert!(events.contains(&Event::PeerLeft {
             session: SessionId::new(2, 1),
-            user: "bob".into()
+            user: UserId::new("bob").unwrap()
         }));
         assert!(events.iter().any(|e| matches!(
             e,

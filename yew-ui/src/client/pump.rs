@@ -283,7 +283,7 @@ impl Pump {
         if chat && let Some(entry) = self.session.chat_history().last() {
             self.dispatch.emit(Action::Chat(ChatLine {
                 id: entry.id.clone(),
-                from: entry.from.clone(),
+                from: entry.from.to_string(),
                 text: entry.text.clone(),
                 at_ms: entry.at_ms,
                 mine: true,
@@ -432,6 +432,7 @@ impl Pump {
                 self.media.handle_joined();
             }
             Event::PeerJoined { session, user } => {
+                let user = user.to_string();
                 dispatch.emit(Action::PeerJoined { session, user });
                 // A newcomer needs a keyframe to start decoding us.
                 self.media.request_camera_keyframe();
@@ -441,7 +442,7 @@ impl Pump {
                 dispatch.emit(Action::PeerLeft { session });
             }
             Event::Media(media) => {
-                self.handle_media(media.session, &media.user, media.packet);
+                self.handle_media(media.session, media.user.as_str(), media.packet);
             }
             // From a peer's heartbeat or the relay's presence digest, only when it changed.
             Event::PeerState { session, state, .. } => dispatch.emit(Action::Heartbeat {
@@ -456,11 +457,11 @@ impl Pump {
             Event::MuteRequested => dispatch.emit(Action::MuteRequested),
             Event::Chat(entry) => dispatch.emit(Action::Chat(ChatLine {
                 id: entry.id,
-                from: entry.from,
+                from: entry.from.to_string(),
                 text: entry.text,
                 at_ms: entry.at_ms,
                 mine: false,
-                via: entry.via,
+                via: entry.via.map(|v| v.to_string()),
             })),
             Event::Hand {
                 session, raised, ..
