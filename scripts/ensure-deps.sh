@@ -85,7 +85,10 @@ for want in "$@"; do
       # Cross toolchain for the Raspberry Pi build of videocall-cli, and qemu to run it here.
       if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1 \
           || ! command -v file >/dev/null 2>&1 || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
-        apt_install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file
+        # Without qemu-user's recommended qemu-user-binfmt: its registration (no F flag) would
+        # stand in for qemu-user-static's, which arm64 images need (see arm64 below).
+        apt_install --no-install-recommends gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \
+          libc6-dev-arm64-cross qemu-user file
       fi
       if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
         say "rustup target add aarch64-unknown-linux-gnu"
@@ -125,7 +128,10 @@ for want in "$@"; do
     arm64)
       # The linux/arm64 CLI image: qemu-user-static, registered with binfmt_misc while an arm64
       # image is built or run (scripts/binfmt-arm64.sh).
-      if [ "$(uname -m)" != aarch64 ] && [ ! -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+      # Only qemu-user-static's line has the F flag (last field), which chroots (debootstrap)
+      # and containers need; qemu-user-binfmt's line (no F) is replaced (the two conflict).
+      conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+      if [ "$(uname -m)" != aarch64 ] && ! { [ -f "$conf" ] && awk -F: '{ exit ($NF ~ /F/) ? 0 : 1 }' "$conf"; }; then
         apt_install qemu-user-static
       fi
       ;;
