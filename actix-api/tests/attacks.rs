@@ -5,10 +5,9 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use videocall_testkit::client::TestClient;
-use videocall_testkit::free_tcp_port;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, is_joined, video, video_seq};
-use videocall_testkit::process::{Service, binary, http_get, single_node, wait_for_status};
+use videocall_testkit::process::{Service, http_get, single_node, ws_node_on_nats};
 use videocall_types::{
     MeetingEventType, MeetingPacket, PacketType, PacketWrapper, SubscriptionPacket,
 };
@@ -193,17 +192,7 @@ async fn junk_control_traffic_and_oversized_frames_leave_other_meetings_without_
 }
 
 fn node_on_nats(nats: &NatsServer, extra: &[&str]) -> (Service, u16) {
-    let http = free_tcp_port();
-    let mut args = vec![
-        "--listen".to_owned(),
-        format!("127.0.0.1:{http}"),
-        "--nats-url".to_owned(),
-        nats.url(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    wait_for_status(http, "/healthz", 200);
-    (service, http)
+    ws_node_on_nats(&nats.url(), extra)
 }
 
 fn is_left(wrapper: &PacketWrapper, user: &str) -> bool {

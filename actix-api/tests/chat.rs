@@ -13,9 +13,9 @@ use videocall_client::chat::ChatEntry;
 use videocall_client::e2ee::{Identity, OsRng};
 use videocall_client::native::{Client, NativeConfig, RelayUrls, Update};
 use videocall_client::{ClientConfig, Command, Event};
+use videocall_testkit::PATIENCE;
 use videocall_testkit::nats::NatsServer;
-use videocall_testkit::process::{Service, binary, wait_for_status};
-use videocall_testkit::{PATIENCE, free_tcp_port};
+use videocall_testkit::process::{Service, ws_node_on_nats};
 use videocall_types::{MeetingId, UserId};
 
 const MEETING: &str = "chat";
@@ -24,19 +24,7 @@ const SENTINEL: &str = "room.chat.sentinel";
 
 /// An `actix-api` node on `nats`, WebSocket only: (process, http port).
 fn node_on_nats(nats: &NatsServer) -> (Service, u16) {
-    let http = free_tcp_port();
-    let args: Vec<String> = [
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--nats-url",
-        &nats.url(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    wait_for_status(http, "/healthz", 200);
-    (service, http)
+    ws_node_on_nats(&nats.url(), &[])
 }
 
 /// A real E2EE client and every session event it told.

@@ -14,11 +14,11 @@ use prost::Message;
 use videocall_client::e2ee::{Identity, OsRng};
 use videocall_client::native::{Client, NativeConfig, RelayUrls, Status, Update};
 use videocall_client::{ClientConfig, ConnectionState, Event};
+use videocall_testkit::PATIENCE;
 use videocall_testkit::client::TestClient;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::numbered_audio;
-use videocall_testkit::process::{Service, binary, http_get, single_node, wait_for_status};
-use videocall_testkit::{PATIENCE, free_tcp_port};
+use videocall_testkit::process::{Service, http_get, single_node, ws_node_on_nats};
 use videocall_types::{
     MeetingEventType, MeetingId, MeetingPacket, PacketType, PacketWrapper, SessionId, UserId,
 };
@@ -34,23 +34,11 @@ const JWT_SECRET: &str = "drain-test-secret-shared-by-both-nodes";
 
 /// An `actix-api` node on `nats`, WebSocket only: (process, http port).
 fn node_on_nats(nats: &NatsServer) -> (Service, u16) {
-    let http = free_tcp_port();
-    let args: Vec<String> = [
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--nats-url",
+    let drain = DRAIN_SECONDS.to_string();
+    ws_node_on_nats(
         &nats.url(),
-        "--drain-seconds",
-        &DRAIN_SECONDS.to_string(),
-        "--jwt-secret",
-        JWT_SECRET,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    wait_for_status(http, "/healthz", 200);
-    (service, http)
+        &["--drain-seconds", &drain, "--jwt-secret", JWT_SECRET],
+    )
 }
 
 fn relay(http: u16) -> RelayUrls {

@@ -22,10 +22,10 @@ use prost::Message;
 use videocall_client::e2ee::{E2ee, E2eeConfig, E2eeStats, Identity, KeyHolder, OsRng};
 use videocall_client::native::{Client, NativeConfig, RelayUrls, Status, Update};
 use videocall_client::{ClientConfig, ConnectionState, Event};
+use videocall_testkit::PATIENCE;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::numbered_audio;
-use videocall_testkit::process::{Service, binary, wait_for_status};
-use videocall_testkit::{PATIENCE, free_tcp_port};
+use videocall_testkit::process::{Service, ws_node_on_nats};
 use videocall_types::proto::{SenderKeyPacket, WrappedSenderKey};
 use videocall_types::{MediaPacket, MeetingId, PacketType, PacketWrapper, SessionId, UserId};
 
@@ -33,19 +33,7 @@ const MEETING: &str = "inj";
 
 /// An `actix-api` node on `nats`, WebSocket only: (process, http port).
 fn node_on_nats(nats: &NatsServer) -> (Service, u16) {
-    let http = free_tcp_port();
-    let args: Vec<String> = [
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--nats-url",
-        &nats.url(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    wait_for_status(http, "/healthz", 200);
-    (service, http)
+    ws_node_on_nats(&nats.url(), &[])
 }
 
 /// One real client and what it showed: its latest key holders and safety code.

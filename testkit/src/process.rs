@@ -147,6 +147,22 @@ pub fn single_node(extra: &[&str]) -> (Service, u16, u16) {
     (single_node_on(http, udp, extra), http, udp)
 }
 
+/// An `actix-api` node (WebSocket only) on the NATS at `nats_url`, with `extra` flags, ready
+/// (its `/healthz` answers 200): (process, http port).
+pub fn ws_node_on_nats(nats_url: &str, extra: &[&str]) -> (Service, u16) {
+    let http = crate::free_tcp_port();
+    let mut args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--nats-url".to_owned(),
+        nats_url.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
+    wait_for_status(http, "/healthz", 200);
+    (service, http)
+}
+
 /// A standalone webtransport-server on the NATS at `nats_url`, with `env`, ready (its
 /// `/healthz` answers 200): (process, health port, udp port).
 pub fn webtransport_server_on(nats_url: &str, env: &[(&str, String)]) -> (Service, u16, u16) {

@@ -12,7 +12,7 @@ use videocall_testkit::client::{Incoming, TestClient};
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{media, media_of};
 use videocall_testkit::process::{
-    Service, binary, certificate_hash, http_get, single_node_on, wait_for_status,
+    self, Service, certificate_hash, http_get, single_node_on, wait_for_status,
 };
 use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
 use videocall_types::{
@@ -423,17 +423,7 @@ pub(crate) async fn metric_reaches(
 
 /// An actix-api node (WebSocket only) on NATS: (process, http port).
 pub(crate) fn ws_node_on_nats(nats: &NatsServer, extra: &[&str]) -> (Service, u16) {
-    let http = free_tcp_port();
-    let mut args = vec![
-        "--listen".to_owned(),
-        format!("127.0.0.1:{http}"),
-        "--nats-url".to_owned(),
-        nats.url(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let service = Service::start(&binary("actix-api"), &args, &[], "Ctrl-C stops.");
-    wait_for_status(http, "/healthz", 200);
-    (service, http)
+    process::ws_node_on_nats(&nats.url(), extra)
 }
 
 /// The all-in-one node (WebSocket and WebTransport) on NATS: (process, http port, udp port).
