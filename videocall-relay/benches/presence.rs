@@ -8,33 +8,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use prost::Message;
 use videocall_relay::{Join, Output, Relay, RelayConfig};
-use videocall_types::{
-    HeartbeatMetadata, MediaPacket, MediaType, MeetingId, PacketType, PacketWrapper, SessionId,
-    UserId,
-};
+use videocall_testkit::packets::heartbeat;
+use videocall_types::{MeetingId, SessionId, UserId};
 
 const PARTICIPANTS: usize = 200;
-
-fn heartbeat() -> Bytes {
-    let media = MediaPacket {
-        media_type: MediaType::Heartbeat as i32,
-        heartbeat_metadata: Some(HeartbeatMetadata {
-            video_enabled: true,
-            audio_enabled: true,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    PacketWrapper {
-        packet_type: PacketType::Media as i32,
-        data: media.encode_to_vec().into(),
-        ..Default::default()
-    }
-    .encode_to_vec()
-    .into()
-}
 
 /// A meeting of [`PARTICIPANTS`] sessions, each taking digests or not.
 fn meeting(presence: bool) -> (Relay, Vec<SessionId>, Instant) {
@@ -72,7 +50,7 @@ fn one_second(relay: &mut Relay, sessions: &[SessionId], now: &mut Instant, beat
 }
 
 fn presence(c: &mut Criterion) {
-    let beat = heartbeat();
+    let beat = heartbeat(true);
     let mut group = c.benchmark_group("presence_200_one_second");
     group.sample_size(20);
     for (name, digests) in [("original_clients", false), ("presence_digests", true)] {
