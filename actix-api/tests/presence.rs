@@ -11,8 +11,8 @@ use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, heartbeat, heartbeat_from, is_audio, presence_of};
 use videocall_testkit::process::{Service, binary, certificate_hash, single_node, wait_for_status};
 use videocall_testkit::{PATIENCE, free_tcp_port};
+use videocall_types::SYSTEM_USER_ID;
 use videocall_types::presence::{AUDIO, VIDEO};
-use videocall_types::{PacketType, SYSTEM_USER_ID};
 
 /// Unchanged heartbeats a sender repeats in each phase.
 const REPEATS: usize = 10;
@@ -24,14 +24,6 @@ async fn ws(http: u16, user: &str, query: &str) -> TestClient {
     TestClient::websocket(&url)
         .await
         .expect("WebSocket connects")
-}
-
-async fn session_id(client: &mut TestClient) -> u64 {
-    let assigned = client
-        .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
-        .await;
-    assert_eq!(assigned.user_id, SYSTEM_USER_ID.as_bytes());
-    assigned.session_id
 }
 
 /// Receives until the audio tagged `mark`, taking and counting the heartbeats from `from` on
@@ -123,16 +115,16 @@ async fn on_one_node_over_websocket_and_webtransport_changes_travel_at_once_and_
     let (_node, http, udp) = single_node(&["--presence-digest-ms", "500"]);
     let hash = certificate_hash(http);
     let mut alice = ws(http, "alice", "").await;
-    let alice_id = session_id(&mut alice).await;
+    let alice_id = alice.session_assigned().await;
     let mut bob = ws(http, "bob", "?presence=1").await;
-    session_id(&mut bob).await;
+    bob.session_assigned().await;
     let url = format!("https://127.0.0.1:{udp}/lobby/carol/m1?presence=1");
     let mut carol = TestClient::webtransport(&url, hash)
         .await
         .expect("WebTransport connects");
-    session_id(&mut carol).await;
+    carol.session_assigned().await;
     let mut dave = ws(http, "dave", "").await;
-    session_id(&mut dave).await;
+    dave.session_assigned().await;
     let mut ours = [bob, carol];
     camera_toggle(&mut alice, alice_id, &mut ours, &mut dave).await;
 }
@@ -158,11 +150,11 @@ async fn across_two_nodes_on_nats_changes_travel_at_once_and_repeats_do_not() {
     let (_one, http1) = node_on(&nats);
     let (_two, http2) = node_on(&nats);
     let mut alice = ws(http1, "alice", "").await;
-    let alice_id = session_id(&mut alice).await;
+    let alice_id = alice.session_assigned().await;
     let mut bob = ws(http2, "bob", "?presence=1").await;
-    session_id(&mut bob).await;
+    bob.session_assigned().await;
     let mut dave = ws(http2, "dave", "").await;
-    session_id(&mut dave).await;
+    dave.session_assigned().await;
     // Node 2 knows alice (her JOINED came over the bus) before she speaks.
     for client in [&mut bob, &mut dave] {
         client

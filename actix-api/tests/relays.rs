@@ -12,7 +12,7 @@ use videocall_testkit::process::{
     webtransport_server_on,
 };
 use videocall_types::framing::Deframer;
-use videocall_types::{MediaType, PacketType, SYSTEM_USER_ID};
+use videocall_types::{MediaType, PacketType};
 
 fn api_on_nats(nats: &NatsServer) -> (Service, u16) {
     let http = free_tcp_port();
@@ -41,15 +41,6 @@ async fn wt(udp: u16, hash: [u8; 32], user: &str, meeting: &str) -> TestClient {
     .expect("WebTransport connects")
 }
 
-/// Awaits SESSION_ASSIGNED and returns the session id.
-async fn session_id(client: &mut TestClient) -> u64 {
-    let assigned = client
-        .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
-        .await;
-    assert_eq!(assigned.user_id, SYSTEM_USER_ID.as_bytes());
-    assigned.session_id
-}
-
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
@@ -61,11 +52,11 @@ async fn websocket_and_webtransport_clients_share_a_meeting_on_the_single_node()
     let (_node, http, udp) = single_node(&[]);
     let hash = certificate_hash(http);
     let mut alice = ws(http, "alice", "m1").await;
-    let alice_id = session_id(&mut alice).await;
+    let alice_id = alice.session_assigned().await;
     let mut bob = wt(udp, hash, "bob", "m1").await;
-    let bob_id = session_id(&mut bob).await;
+    let bob_id = bob.session_assigned().await;
     let mut eve = ws(http, "eve", "m2").await;
-    session_id(&mut eve).await;
+    eve.session_assigned().await;
     alice.recv_until(|w| is_joined(w, "bob")).await;
     bob.recv_until(|w| is_joined(w, "alice")).await;
 
@@ -124,7 +115,7 @@ async fn two_websocket_nodes_and_a_webtransport_node_on_nats_form_one_meeting() 
     ];
     let names = ["one", "two", "three"];
     for (name, client) in &mut clients {
-        session_id(client).await;
+        client.session_assigned().await;
         for other in names.iter().filter(|o| *o != name) {
             client.recv_until(|w| is_joined(w, other)).await;
         }
@@ -152,7 +143,7 @@ async fn bad_clients_are_cut_off_or_counted_while_the_meeting_goes_on_without_a_
     let hash = certificate_hash(http);
     let mut publisher = ws(http, "publisher", "m1").await;
     let mut viewer = wt(udp, hash, "viewer", "m1").await;
-    session_id(&mut viewer).await;
+    viewer.session_assigned().await;
     publisher.recv_until(|w| is_joined(w, "viewer")).await;
     let garbage = ws(http, "garbage", "m1").await;
     let flood = ws(http, "flood", "m1").await;
@@ -229,8 +220,8 @@ async fn both_services_ride_out_a_nats_restart() {
     wait_for_status(http, "/healthz", 200);
     let mut on_ws = ws(http, "ws-user", "m1").await;
     let mut on_wt = wt(udp, hash, "wt-user", "m1").await;
-    session_id(&mut on_ws).await;
-    session_id(&mut on_wt).await;
+    on_ws.session_assigned().await;
+    on_wt.session_assigned().await;
     on_ws.recv_until(|w| is_joined(w, "wt-user")).await;
     on_ws.send(audio("before"));
     on_wt.recv_until(|w| is_audio(w, "before")).await;
@@ -268,8 +259,8 @@ async fn sigterm_tells_clients_and_exits_zero_within_five_seconds() {
     let hash = certificate_hash(http);
     let mut on_ws = ws(http, "a", "m1").await;
     let mut on_wt = wt(udp, hash, "b", "m1").await;
-    session_id(&mut on_ws).await;
-    session_id(&mut on_wt).await;
+    on_ws.session_assigned().await;
+    on_wt.session_assigned().await;
 
     let started = std::time::Instant::now();
     node.terminate();
@@ -291,7 +282,7 @@ async fn a_burst_reaches_a_webtransport_client_complete() {
     let hash = certificate_hash(http);
     let mut sender = ws(http, "sender", "m1").await;
     let mut receiver = wt(udp, hash, "receiver", "m1").await;
-    session_id(&mut receiver).await;
+    receiver.session_assigned().await;
     sender.recv_until(|w| is_joined(w, "receiver")).await;
     for i in 0..200 {
         sender.send(audio(&format!("burst {i}")));

@@ -10,8 +10,8 @@ use futures_util::{SinkExt, StreamExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
-use videocall_types::PacketWrapper;
 use videocall_types::framing::UniStreamReader;
+use videocall_types::{PacketType, PacketWrapper, SYSTEM_USER_ID};
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Endpoint};
 
@@ -173,6 +173,15 @@ impl TestClient {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Awaits SESSION_ASSIGNED (from the server's own id) and returns the session id.
+    pub async fn session_assigned(&mut self) -> u64 {
+        let assigned = self
+            .recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
+            .await;
+        assert_eq!(assigned.user_id, SYSTEM_USER_ID.as_bytes());
+        assigned.session_id
     }
 
     /// Awaits the first packet satisfying `want`; panics on closure or after [`PATIENCE`].

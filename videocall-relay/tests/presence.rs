@@ -7,14 +7,13 @@ mod harness;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use harness::{Cluster, wrapper};
 use prost::Message;
 use videocall_relay::{InboundError, Join, PRESENCE_DIGEST_CHUNK, RelayConfig};
+use videocall_testkit::packets::heartbeat;
 use videocall_types::presence::{AUDIO, VIDEO};
 use videocall_types::{
-    HeartbeatMetadata, MediaPacket, MediaType, MeetingEventType, MeetingId, PacketType,
-    PresenceDigest, SessionId, UserId,
+    MediaType, MeetingEventType, MeetingId, PacketType, PresenceDigest, SessionId, UserId,
 };
 
 const DIGEST: Duration = Duration::from_secs(3);
@@ -33,19 +32,6 @@ fn join_ours(c: &mut Cluster, node: usize, user: &str) -> SessionId {
         ..Join::trusted(UserId::new(user).unwrap(), MeetingId::new("m1").unwrap())
     };
     c.admit(node, join).expect("joins")
-}
-
-fn beat(video: bool) -> Bytes {
-    let media = MediaPacket {
-        media_type: MediaType::Heartbeat as i32,
-        heartbeat_metadata: Some(HeartbeatMetadata {
-            video_enabled: video,
-            audio_enabled: true,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    wrapper(PacketType::Media, media.encode_to_vec())
 }
 
 /// Heartbeats `session` received from `from`, with the camera flag of each.
@@ -84,7 +70,7 @@ fn a_changed_heartbeat_reaches_digest_takers_at_once_and_unchanged_ones_do_not()
     let mut previous = None;
     for video in states {
         c.advance(Duration::from_millis(500));
-        c.send(alice, beat(video)).unwrap();
+        c.send(alice, heartbeat(video)).unwrap();
         if previous != Some(video) {
             let last = c.received[&bob].last().expect("bob received it");
             assert_eq!(last.wrapper.session_id, alice.get());
@@ -107,8 +93,8 @@ fn digests_go_out_at_their_period_to_digest_takers_only_and_list_everyone_heard(
     let carol = c.join(0, "carol", "m1");
     for _ in 0..10 {
         c.advance(Duration::from_secs(1));
-        c.send(alice, beat(true)).unwrap();
-        c.send(carol, beat(false)).unwrap();
+        c.send(alice, heartbeat(true)).unwrap();
+        c.send(carol, heartbeat(false)).unwrap();
     }
     let at: Vec<Duration> = c
         .of_type(bob, PacketType::Presence)
@@ -129,7 +115,7 @@ fn digests_go_out_at_their_period_to_digest_takers_only_and_list_everyone_heard(
 fn a_newcomer_taking_digests_learns_everyones_state_right_after_the_roster() {
     let mut c = Cluster::new(1, config());
     let alice = c.join(0, "alice", "m1");
-    c.send(alice, beat(true)).unwrap();
+    c.send(alice, heartbeat(true)).unwrap();
     let bob = join_ours(&mut c, 0, "bob");
     let received = &c.received[&bob];
     let digest_at = received
@@ -153,7 +139,7 @@ fn a_large_meetings_digest_is_chunked_and_each_tick_sends_one_capped_chunk() {
     let n = PRESENCE_DIGEST_CHUNK + 44;
     for i in 0..n {
         let s = c.join(0, &format!("u{i}"), "m1");
-        c.send(s, beat(i % 2 == 0)).unwrap();
+        c.send(s, heartbeat(i % 2 == 0)).unwrap();
     }
     let bob = join_ours(&mut c, 0, "bob");
     let at_join = digests(&c, bob);
@@ -187,11 +173,11 @@ fn a_departed_participant_is_announced_as_before_and_leaves_the_digest() {
     let start = c.now;
     let alice = c.join(0, "alice", "m1");
     let bob = join_ours(&mut c, 0, "bob");
-    c.send(alice, beat(true)).unwrap();
+    c.send(alice, heartbeat(true)).unwrap();
     // Alice goes silent (her client died without closing); bob keeps heartbeating.
     for _ in 0..20 {
         c.advance(Duration::from_secs(1));
-        c.send(bob, beat(false)).unwrap();
+        c.send(bob, heartbeat(false)).unwrap();
     }
     let left = c
         .received
@@ -229,7 +215,7 @@ fn across_nodes_each_node_decides_for_its_own_sessions_from_the_heartbeats_on_th
     let states = [false, false, true, true, true];
     for video in states {
         c.advance(Duration::from_secs(1));
-        c.send(alice, beat(video)).unwrap();
+        c.send(alice, heartbeat(video)).unwrap();
     }
     // Every heartbeat crosses the bus once (O(N) per node), whoever takes digests.
     assert_eq!(c.bus_messages - before, states.len());
