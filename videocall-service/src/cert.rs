@@ -70,6 +70,22 @@ pub async fn certificate_file_hash(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(leaf_hash(&chain))
 }
 
+/// Writes `chain` as PEM to `path` atomically: a temporary file beside it, synced, then renamed,
+/// so a process reading `path` sees the old certificate or the whole new one, never part.
+/// (wtransport's `store_pemfile` returns before its tokio writes reach the file.)
+pub fn store_certificate_chain(chain: &CertificateChain, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let pem: String = chain.as_slice().iter().map(|c| c.to_pem()).collect();
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
 /// The hash of a chain's first certificate; callers make sure there is one.
 fn leaf_hash(chain: &CertificateChain) -> [u8; 32] {
     *chain.as_slice()[0].hash().as_ref()
@@ -89,10 +105,7 @@ mod tests {
         let identity = dev_identity(DEV_CERT_NAMES, 3).expect("a certificate is generated");
         let path =
             std::env::temp_dir().join(format!("videocall-service-cert-{}.pem", std::process::id()));
-        identity
-            .certificate_chain()
-            .store_pemfile(&path)
-            .await
+        store_certificate_chain(identity.certificate_chain(), &path)
             .expect("the PEM file is written");
         let from_file = certificate_file_hash(&path).await;
         let _ = std::fs::remove_file(&path);

@@ -70,10 +70,7 @@ async fn run(config: &Config) -> anyhow::Result<()> {
     // find its key.
     write_private(&key_path, identity.private_key().to_secret_pem().as_bytes())
         .with_context(|| format!("cannot write {}", key_path.display()))?;
-    identity
-        .certificate_chain()
-        .store_pemfile(&cert_path)
-        .await
+    cert::store_certificate_chain(identity.certificate_chain(), &cert_path)
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
     let expires = now + DAY * config.days;
     std::fs::write(&expires_path, format!("{}\n", expires.as_secs()))
