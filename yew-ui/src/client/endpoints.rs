@@ -93,8 +93,11 @@ pub(crate) async fn fetch_endpoints() -> Endpoints {
 }
 
 /// One connection attempt: the endpoints learnt when the page joined serve the very first
-/// attempt; every later one asks the server again. Answers the transport (or why none opened)
-/// and the endpoints it used, to keep for next time.
+/// attempt; every later one asks the server again. WebTransport first; when it fails, the server
+/// is asked once more before falling back to WebSocket, because a node that restarted while we
+/// looked it up (the answer came from the old process) serves a new development certificate,
+/// which the old hash refuses. Answers the transport (or why none opened) and the endpoints it
+/// used, to keep for next time.
 /// `lobby` is the session's lobby path (`/lobby/<user>/<meeting>`, `/lobby?token=…`, with the
 /// relay's reconnect secret once it issued one).
 pub(crate) async fn connect(
@@ -103,10 +106,39 @@ pub(crate) async fn connect(
     on_packet: OnPacket,
     on_close: OnClose,
 ) -> (Result<Transport, String>, Endpoints) {
-    let endpoints = match known {
+    let mut endpoints = match known {
         Some(endpoints) => endpoints,
         None => fetch_endpoints().await,
     };
-    let result = transport::connect(&endpoints.with_path(lobby), on_packet, on_close).await;
-    (result, endpoints)
+    let mut tried = Vec::new();
+    if endpoints.webtransport_url.is_some() {
+        let attempt = endpoints.with_path(lobby);
+        match transport::connect_webtransport(&attempt, on_packet.clone(), on_close.clone()).await {
+            Ok(t) => return (Ok(t), endpoints),
+            Err(e) => tried.push(e),
+        }
+        let fresh = fetch_endpoints().await;
+        let moved = fresh.webtransport_url.is_some()
+            && (fresh.certificate_hash != endpoints.certificate_hash
+                || fresh.webtransport_url != endpoints.webtransport_url);
+        endpoints = fresh;
+        if moved {
+            let attempt = endpoints.with_path(lobby);
+            match transport::connect_webtransport(&attempt, on_packet.clone(), on_close.clone())
+                .await
+            {
+                Ok(t) => return (Ok(t), endpoints),
+                Err(e) => tried.push(format!("{e} (with the server's new certificate)")),
+            }
+        }
+    }
+    let attempt = endpoints.with_path(lobby);
+    match transport::connect_websocket(&attempt, on_packet, on_close).await {
+        Ok(t) => (Ok(t), endpoints),
+        Err(e) => {
+            tried.push(e);
+            let reason = format!("cannot reach the relay ({})", tried.join("; "));
+            (Err(reason), endpoints)
+        }
+    }
 }

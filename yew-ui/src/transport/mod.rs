@@ -81,34 +81,41 @@ const WEBTRANSPORT_TIMEOUT_MS: u32 = 3_000;
 /// How long WebSocket may take before giving up.
 const WEBSOCKET_TIMEOUT_MS: u32 = 5_000;
 
-/// Opens WebTransport, or WebSocket when WebTransport is unavailable or does not connect in
-/// time. The error says what was tried.
-pub(crate) async fn connect(
+/// Opens WebTransport, when the endpoints offer it, within [`WEBTRANSPORT_TIMEOUT_MS`]; the
+/// error says why not.
+pub(crate) async fn connect_webtransport(
     endpoints: &Endpoints,
     on_packet: OnPacket,
     on_close: OnClose,
 ) -> Result<Transport, String> {
-    let mut tried = Vec::new();
-    if let Some(url) = &endpoints.webtransport_url {
-        let attempt = webtransport::WtTransport::connect(
-            url,
-            endpoints.certificate_hash.as_deref(),
-            on_packet.clone(),
-            on_close.clone(),
-        );
-        match with_timeout(attempt, WEBTRANSPORT_TIMEOUT_MS).await {
-            Some(Ok(t)) => return Ok(Transport::WebTransport(t)),
-            Some(Err(e)) => tried.push(format!("WebTransport: {e}")),
-            None => tried.push("WebTransport: timed out".to_owned()),
-        }
+    let Some(url) = &endpoints.webtransport_url else {
+        return Err("WebTransport: not offered".to_owned());
+    };
+    let attempt = webtransport::WtTransport::connect(
+        url,
+        endpoints.certificate_hash.as_deref(),
+        on_packet,
+        on_close,
+    );
+    match with_timeout(attempt, WEBTRANSPORT_TIMEOUT_MS).await {
+        Some(Ok(t)) => Ok(Transport::WebTransport(t)),
+        Some(Err(e)) => Err(format!("WebTransport: {e}")),
+        None => Err("WebTransport: timed out".to_owned()),
     }
+}
+
+/// Opens WebSocket within [`WEBSOCKET_TIMEOUT_MS`]; the error says why not.
+pub(crate) async fn connect_websocket(
+    endpoints: &Endpoints,
+    on_packet: OnPacket,
+    on_close: OnClose,
+) -> Result<Transport, String> {
     let attempt = websocket::WsTransport::connect(&endpoints.websocket_url, on_packet, on_close);
     match with_timeout(attempt, WEBSOCKET_TIMEOUT_MS).await {
-        Some(Ok(t)) => return Ok(Transport::WebSocket(t)),
-        Some(Err(e)) => tried.push(format!("WebSocket: {e}")),
-        None => tried.push("WebSocket: timed out".to_owned()),
+        Some(Ok(t)) => Ok(Transport::WebSocket(t)),
+        Some(Err(e)) => Err(format!("WebSocket: {e}")),
+        None => Err("WebSocket: timed out".to_owned()),
     }
-    Err(format!("cannot reach the relay ({})", tried.join("; ")))
 }
 
 pub(crate) async fn with_timeout<T>(
