@@ -15,7 +15,7 @@ test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check docker-lint c
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats postgres nasm libclang wasm-bindgen chromium e2e
+	@scripts/ensure-deps.sh wasm nats postgres nasm libclang wasm-bindgen chromium firefox e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -55,7 +55,7 @@ ui:
 # Browser tests: real Chromium (fake camera and microphone) against real single nodes, serving
 # the app built with the `bench` feature (the perf test calls window.videocallE2eeBench).
 e2e: bins
-	@scripts/ensure-deps.sh wasm wasm-bindgen chromium e2e
+	@scripts/ensure-deps.sh wasm wasm-bindgen chromium firefox e2e
 	UI_FEATURES=bench scripts/build-ui.sh $(E2E_UI_DIST)
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
 		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \

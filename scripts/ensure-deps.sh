@@ -54,9 +54,14 @@ for want in "$@"; do
         apt_install chromium
       fi
       ;;
+    firefox)
+      if [ ! -x /usr/bin/firefox-esr ]; then
+        apt_install firefox-esr
+      fi
+      ;;
     e2e)
-      if [ ! -d e2e/node_modules/playwright-core ]; then
-        say "npm ci in e2e/ (playwright-core; it uses Debian's chromium, no browser download)"
+      if [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/puppeteer-core ]; then
+        say "npm ci in e2e/ (playwright-core and puppeteer-core; they use Debian's chromium and firefox-esr, no browser download)"
         (cd e2e && npm ci --no-audit --no-fund >/dev/null)
       fi
       ;;

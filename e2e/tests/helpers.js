@@ -122,3 +122,30 @@ export async function pixelSpread(tile) {
     return Math.sqrt(sq / n - mean * mean);
   });
 }
+
+/**
+ * Debian's Firefox ESR over WebDriver BiDi (puppeteer-core), fake camera and microphone, in a
+ * fresh profile. This machine has no sound card: cubeb's mock context stands in for the audio
+ * device (without one an AudioContext never runs), as the fake devices stand in for the camera
+ * and microphone. Collects page errors.
+ */
+export async function openFirefox() {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
+    headless: true,
+    userDataDir: mkdtempSync(joinPath(tmpdir(), 'videocall-e2e-firefox-')),
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'media.cubeb.force_mock_context': true,
+    },
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 720 });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return { browser, page, errors, close: () => browser.close() };
+}

@@ -92,8 +92,9 @@ impl MediaPipeline {
     ) -> Self {
         let audio_context = AudioContext::new().ok();
         if let Some(ctx) = &audio_context {
-            // Created on Connect, a user gesture: resuming now lets audio play.
-            let _ = ctx.resume();
+            // Created on Connect, a user gesture: resuming now lets audio play (or, where the
+            // browser still refuses, on the next click or key press).
+            crate::media::autoplay::resume_audio(ctx);
         }
         Self {
             local,
@@ -259,7 +260,8 @@ impl MediaPipeline {
         }
     }
 
-    /// One audio packet of `session`; its count shows on the tile (`data-audio-packets`).
+    /// One audio packet of `session`; the packets received and frames decoded show on the tile
+    /// (`data-audio-packets`, `data-audio-decoded`).
     pub(crate) fn handle_audio(&mut self, session: SessionId, packet: &MediaPacket) {
         let context = &self.audio_context;
         let receiver = self
@@ -273,6 +275,8 @@ impl MediaPipeline {
             .and_then(|d| d.get_element_by_id(&format!("tile-{session}")))
         {
             let _ = tile.set_attribute("data-audio-packets", &count.to_string());
+            let decoded = receiver.decoded.get();
+            let _ = tile.set_attribute("data-audio-decoded", &decoded.to_string());
         }
     }
 

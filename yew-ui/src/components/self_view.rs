@@ -18,7 +18,7 @@ pub(crate) fn self_view(props: &SelfViewProps) -> Html {
         use_effect_with(props.stream.clone(), move |stream| {
             if let Some(element) = video.cast::<HtmlVideoElement>() {
                 element.set_src_object(stream.as_ref());
-                let _ = element.play();
+                crate::media::autoplay::play_muted(&element);
             }
         });
     }

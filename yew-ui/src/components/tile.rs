@@ -1,6 +1,6 @@
 //! One remote participant's camera (or screen) tile: a canvas the decoder draws into, the name,
-//! mic/camera state and a speaking ring. Decoded-frame and audio-packet counts appear as
-//! `data-frames` (canvas) and `data-audio-packets` (tile) for tests and diagnostics.
+//! mic/camera state and a speaking ring. Decoded-frame and audio counts appear as `data-frames`
+//! (canvas), `data-audio-packets` and `data-audio-decoded` (tile) for tests and diagnostics.
 
 use yew::prelude::*;
 

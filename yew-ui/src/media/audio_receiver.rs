@@ -22,6 +22,8 @@ const MAX_DELAY_S: f64 = 0.12;
 pub(crate) struct AudioReceiver {
     decoder: Option<AudioDecoder>,
     pub(crate) packets: Rc<Cell<u64>>,
+    /// Audio frames the decoder has produced (and we scheduled for playback).
+    pub(crate) decoded: Rc<Cell<u64>>,
     _on_output: Option<Closure<dyn FnMut(AudioData)>>,
     _on_error: Option<Closure<dyn FnMut(JsValue)>>,
 }
@@ -32,13 +34,16 @@ impl AudioReceiver {
         let mut receiver = Self {
             decoder: None,
             packets: Rc::new(Cell::new(0)),
+            decoded: Rc::new(Cell::new(0)),
             _on_output: None,
             _on_error: None,
         };
         let Some(context) = context else {
             return receiver;
         };
+        let decoded = receiver.decoded.clone();
         let on_output = Closure::<dyn FnMut(AudioData)>::new(move |data: AudioData| {
+            decoded.set(decoded.get() + 1);
             play(&context, &data, &next_time);
             data.close();
         });

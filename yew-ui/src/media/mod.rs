@@ -3,9 +3,11 @@
 
 pub(crate) mod audio_receiver;
 pub(crate) mod audio_sender;
+pub(crate) mod autoplay;
 pub(crate) mod devices;
 pub(crate) mod video_receiver;
 pub(crate) mod video_sender;
+mod worklet_capture;
 
 use std::rc::Rc;
 

@@ -207,9 +207,8 @@ async fn run(
             .unchecked_into();
         let stream = MediaStream::new().map_err(|e| crate::transport::js_error(&e))?;
         stream.add_track(&track);
-        video.set_muted(true);
         video.set_src_object(Some(&stream));
-        let _ = video.play();
+        super::autoplay::play_muted(&video);
         while !stopped.get() && track.ready_state() == web_sys::MediaStreamTrackState::Live {
             gloo_timers::future::TimeoutFuture::new(33).await;
             if video.ready_state() >= 2
