@@ -27,6 +27,9 @@
 //! [`chat`] holds chat history, dedupe and text rules; the session sends and receives chat,
 //! raised hands and reactions ([`Command`], [`Event::Chat`]), sealing chat like media.
 //!
+//! [`quality`] is the sender's adaptive quality ladder (down fast on CONGESTION or a rising
+//! round trip, up slowly), applied by each driver to its encoder.
+//!
 //! With the `native` feature, [`native::Client`] is that loop on tokio over WebTransport or
 //! WebSocket.
 
@@ -36,6 +39,7 @@ pub mod e2ee;
 pub mod http;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod quality;
 pub mod reorder;
 mod session;
 
