@@ -54,6 +54,12 @@ for want in "$@"; do
         apt_install chromium
       fi
       ;;
+    emoji-font)
+      # The README's screenshots show reactions and emoji in chat (make screenshots).
+      if [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+        apt_install fonts-noto-color-emoji
+      fi
+      ;;
     e2e)
       if [ ! -d e2e/node_modules/playwright-core ]; then
         say "npm ci in e2e/ (playwright-core; it uses Debian's chromium, no browser download)"
