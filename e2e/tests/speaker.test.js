@@ -217,4 +217,16 @@ describe('speaker view, shortcuts and the phone layout', () => {
       await page.setViewportSize({ width: 1280, height: 720 });
     }
   });
+
+  test('the chosen layout is remembered for the meeting across a reload', async () => {
+    const page = carol.page;
+    await page.click('#layout-speaker');
+    await page.waitForSelector('#grid[data-layout="speaker"]', { timeout: 5000 });
+    await joinAs(page, node.url, 'carol', 'speakers', { muted: true });
+    await page.waitForSelector('#grid[data-layout="speaker"]', { timeout: 5000 });
+    assert.equal(await page.getAttribute('#layout-speaker', 'aria-pressed'), 'true');
+    // Another meeting starts in the grid.
+    await joinAs(page, node.url, 'carol', 'elsewhere', { muted: true });
+    assert.equal(await page.getAttribute('#grid', 'data-layout'), 'grid');
+  });
 });

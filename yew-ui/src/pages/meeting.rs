@@ -60,6 +60,24 @@ fn stop(stream: &MediaStream) {
     }
 }
 
+/// Where the layout chosen for `meeting` is kept (`localStorage`).
+fn layout_key(meeting: &str) -> String {
+    format!("videocall.layout.{meeting}")
+}
+
+/// The layout last chosen in `meeting`, if any (and storage is allowed).
+fn stored_layout(meeting: &str) -> Option<Layout> {
+    let storage = web_sys::window()?.local_storage().ok()??;
+    let name = storage.get_item(&layout_key(meeting)).ok()??;
+    Layout::from_name(&name)
+}
+
+fn store_layout(meeting: &str, layout: Layout) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(&layout_key(meeting), layout.name());
+    }
+}
+
 /// Moves the keyboard focus to the element with `id`, if it is there.
 fn focus(id: &str) {
     if let Some(element) = web_sys::window()
@@ -135,7 +153,18 @@ fn use_shortcuts(
 
 #[function_component(Meeting)]
 pub(crate) fn meeting(props: &MeetingProps) -> Html {
-    let state = use_reducer(|| MeetingState::new(props.user.clone(), props.meeting.clone()));
+    let state = use_reducer(|| {
+        let state = MeetingState::new(props.user.clone(), props.meeting.clone());
+        match stored_layout(&props.meeting) {
+            Some(layout) => state.reduce(Action::SetLayout(layout)),
+            None => state,
+        }
+    });
+    // The layout chosen is remembered for this meeting (in this browser), across reloads.
+    {
+        let meeting = props.meeting.clone();
+        use_effect_with(state.layout, move |layout| store_layout(&meeting, *layout));
+    }
     let stream = use_state(|| None::<MediaStream>);
     let devices = use_state(DeviceList::default);
     let camera_id = use_state(|| None::<String>);
