@@ -9,7 +9,7 @@ UI_DIST := yew-ui/dist
 # perf test runs; the production build (`make ui`) leaves it out.
 E2E_UI_DIST := $(TARGET_DIR)/ui-e2e
 
-.PHONY: test run deps lint unit bins wasm core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check docker-lint images image-cli-arm64 up down test-compose compose
+.PHONY: test run deps lint unit bins wasm screenshots core-deps bench bench-micro soak fmt ui e2e cli-aarch64 aarch64 test-cli-aarch64 fuzz helm-check docker-lint images image-cli-arm64 up down test-compose compose
 
 test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check docker-lint compose
 	@echo "[test] all checks passed"
@@ -60,6 +60,13 @@ e2e: bins
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
 		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \
 		UI_DIR=$(abspath $(E2E_UI_DIST)) npm test
+
+# The README's screenshots (docs/screenshots/*.png) from real pages: e2e/screenshots.js.
+screenshots: bins
+	@scripts/ensure-deps.sh wasm wasm-bindgen chromium emoji-font e2e
+	UI_FEATURES=bench scripts/build-ui.sh $(E2E_UI_DIST)
+	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
+		UI_DIR=$(abspath $(E2E_UI_DIST)) node screenshots.js
 
 # One process: the UI and HTTP + WebSocket on :8080, WebTransport on :4433 (udp), in-process bus.
 run: ui

@@ -59,6 +59,12 @@ for want in "$@"; do
         apt_install firefox-esr
       fi
       ;;
+    emoji-font)
+      # The README's screenshots show reactions and emoji in chat (make screenshots).
+      if [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+        apt_install fonts-noto-color-emoji
+      fi
+      ;;
     e2e)
       if [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/puppeteer-core ]; then
         say "npm ci in e2e/ (playwright-core and puppeteer-core; they use Debian's chromium and firefox-esr, no browser download)"

@@ -33,6 +33,10 @@ const SCREEN_BITRATE: u32 = 1_200_000;
 /// decoder is a WebCodecs `VideoDecoder`, a scarce resource.
 const MAX_VIDEO_STREAMS: usize = 64;
 
+/// How often the peers' audio levels go to the reducer (the active speaker), ms: often enough
+/// for its switch window, far less often than audio packets.
+const LEVEL_REPORT_MS: f64 = 200.0;
+
 /// Called with the result of asking the browser for a screen to share.
 pub(crate) type OnScreen = Rc<dyn Fn(Result<MediaStream, String>)>;
 
@@ -77,6 +81,7 @@ pub(crate) struct MediaPipeline {
     /// Last second's (decoded frames, bytes) per stream, for fps and kbit/s.
     last_stats: HashMap<StreamKey, (u64, u64)>,
     last_stats_at: f64,
+    last_levels_at: f64,
     /// Packets of new streams refused past [`MAX_VIDEO_STREAMS`].
     refused_streams: u64,
 }
@@ -112,6 +117,7 @@ impl MediaPipeline {
             audios: HashMap::new(),
             last_stats: HashMap::new(),
             last_stats_at: now_ms(),
+            last_levels_at: now_ms(),
             refused_streams: 0,
         }
     }
@@ -298,7 +304,8 @@ impl MediaPipeline {
         self.last_stats.clear();
     }
 
-    /// Every 100 ms: a share the browser ended, and once a second the peers' video statistics.
+    /// Every 100 ms: a share the browser ended, every [`LEVEL_REPORT_MS`] the peers' audio
+    /// levels, and once a second the peers' video statistics.
     pub(crate) fn tick(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         if matches!(&self.screen, Screen::Live { sender, .. } if !sender.is_live()) {
@@ -306,6 +313,15 @@ impl MediaPipeline {
             actions.push(Action::Sharing(false));
         }
         let t = now_ms();
+        if t - self.last_levels_at >= LEVEL_REPORT_MS && !self.audios.is_empty() {
+            self.last_levels_at = t;
+            let levels = self
+                .audios
+                .iter()
+                .map(|(session, receiver)| (*session, receiver.take_level()))
+                .collect();
+            actions.push(Action::AudioLevels { at_ms: t, levels });
+        }
         let elapsed = (t - self.last_stats_at) / 1000.0;
         if elapsed < 1.0 {
             return actions;

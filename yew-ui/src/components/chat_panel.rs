@@ -46,14 +46,32 @@ pub(crate) fn chat_panel(props: &ChatPanelProps) -> Html {
         let on_close = props.on_close.clone();
         Callback::from(move |_: MouseEvent| on_close.emit(()))
     };
+    // Escape closes the panel (the page then focuses the Chat button again).
+    let on_key = {
+        let on_close = props.on_close.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                on_close.emit(());
+            }
+        })
+    };
+    // Opened: the box to write in takes the focus.
+    {
+        let input = input.clone();
+        use_effect_with((), move |_| {
+            if let Some(field) = input.cast::<HtmlInputElement>() {
+                let _ = field.focus();
+            }
+        });
+    }
     html! {
-        <aside id="chat-panel" class="chat" aria-label="Chat">
+        <aside id="chat-panel" class="chat" aria-label="Chat" onkeydown={on_key}>
             <header>
                 <h2>{"Chat"}</h2>
                 <span class="muted small" title="Messages are end-to-end encrypted when the meeting is">{"only people in the meeting can read it"}</span>
                 <button class="small secondary" onclick={on_close} aria-label="Close chat">{"×"}</button>
             </header>
-            <ul id="chat-messages">
+            <ul id="chat-messages" aria-label="Messages">
                 { for props.lines.iter().map(|line| html! {
                     <li key={line.id.clone()} class={classes!("chat-line", line.mine.then_some("mine"))}
                         data-from={line.from.clone()}>

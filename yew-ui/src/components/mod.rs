@@ -1,5 +1,6 @@
 //! Components of the meeting page, one per file.
 
+pub(crate) mod announcer;
 pub(crate) mod chat_panel;
 pub(crate) mod controls;
 pub(crate) mod diagnostics;
@@ -8,3 +9,4 @@ pub(crate) mod peer_list;
 pub(crate) mod prejoin;
 pub(crate) mod self_view;
 pub(crate) mod tile;
+pub(crate) mod top_bar;

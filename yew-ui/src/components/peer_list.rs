@@ -16,6 +16,9 @@ pub(crate) struct PeerListProps {
     /// A host lowers this user's hand.
     #[prop_or_default]
     pub(crate) on_lower_hand: Callback<String>,
+    /// Closes the list (a toggled panel on a narrow screen).
+    #[prop_or_default]
+    pub(crate) on_close: Callback<()>,
 }
 
 #[function_component(PeerList)]
@@ -38,9 +41,16 @@ pub(crate) fn peer_list(props: &PeerListProps) -> Html {
             </span>
         }
     };
+    let on_close = {
+        let cb = props.on_close.clone();
+        Callback::from(move |_: MouseEvent| cb.emit(()))
+    };
     html! {
-        <aside class="peers">
-            <h2>{format!("People ({})", s.peers.len() + 1)}</h2>
+        <aside id="people-panel" class={classes!("peers", s.people_open.then_some("open"))} aria-label="People">
+            <header>
+                <h2>{format!("People ({})", s.peers.len() + 1)}</h2>
+                <button class="small secondary close" onclick={on_close} aria-label="Close people list">{"×"}</button>
+            </header>
             <ul id="peer-list">
                 <li class="me">
                     if s.hand_raised { <span class="hand" title="your hand is raised" aria-label="hand raised">{"✋"}</span> }

@@ -1,6 +1,7 @@
 //! One remote participant's camera (or screen) tile: a canvas the decoder draws into, the name,
 //! mic/camera state and a speaking ring. Decoded-frame and audio counts appear as `data-frames`
-//! (canvas), `data-audio-packets` and `data-audio-decoded` (tile) for tests and diagnostics.
+//! (canvas), `data-audio-packets`, `data-audio-decoded` and `data-level` (tile) for tests and
+//! diagnostics.
 
 use yew::prelude::*;
 
@@ -16,6 +17,15 @@ pub(crate) struct TileProps {
     pub(crate) peer: Peer,
     #[prop_or_default]
     pub(crate) pinned: bool,
+    /// Shown large (the speaker or pinned layout).
+    #[prop_or_default]
+    pub(crate) main: bool,
+    /// The active speaker.
+    #[prop_or_default]
+    pub(crate) active: bool,
+    /// Their audio level envelope (0..1), as the active speaker is chosen from it.
+    #[prop_or_default]
+    pub(crate) level: f32,
     pub(crate) on_pin: Callback<SessionId>,
 }
 
@@ -37,6 +47,8 @@ pub(crate) fn tile(props: &TileProps) -> Html {
         "tile",
         screen.then_some("screen"),
         props.pinned.then_some("pinned"),
+        props.main.then_some("main"),
+        props.active.then_some("active-speaker"),
         (peer.speaking && !screen).then_some("speaking"),
     );
     let name = if screen {
@@ -46,7 +58,9 @@ pub(crate) fn tile(props: &TileProps) -> Html {
     };
     html! {
         <div {id} {class} data-user={peer.user.clone()} data-session={session.to_string()}
-            data-kind={if screen { "screen" } else { "camera" }} ondblclick={on_click.clone()}>
+            data-kind={if screen { "screen" } else { "camera" }} ondblclick={on_click.clone()}
+            data-level={format!("{:.3}", props.level)}
+            role="group" aria-label={if props.active { format!("{name}, speaking") } else { name.clone() }}>
             <canvas id={canvas_id(props.stream)} class="video" />
             if peer.unencrypted {
                 <div class="notice unencrypted">{"Not end-to-end encrypted: not shown"}</div>
@@ -58,11 +72,13 @@ pub(crate) fn tile(props: &TileProps) -> Html {
             }
             <div class="label">
                 if peer.hand_raised && !screen { <span class="hand" title="hand raised" aria-label="hand raised">{"✋"}</span> }
-                <span class="name">{name}</span>
+                <span class="name">{name.clone()}</span>
                 if !screen {
-                    <span class={classes!("mic", (!peer.audio_on).then_some("off"))} title={if peer.audio_on { "microphone on" } else { "muted" }}>{ if peer.audio_on { "mic" } else { "muted" } }</span>
+                    <span class={classes!("mic", (!peer.audio_on).then_some("off"))} title={if peer.audio_on { "microphone on" } else { "muted" }}
+                        aria-label={if peer.audio_on { "microphone on" } else { "muted" }}>{ if peer.audio_on { "mic" } else { "muted" } }</span>
                 }
-                <button class="pin" title={if props.pinned { "Unpin" } else { "Pin" }} onclick={on_click}>{ if props.pinned { "unpin" } else { "pin" } }</button>
+                <button class="pin" title={if props.pinned { "Unpin" } else { "Pin" }} onclick={on_click}
+                    aria-pressed={props.pinned.to_string()} aria-label={format!("Pin {name}")}>{ if props.pinned { "unpin" } else { "pin" } }</button>
             </div>
         </div>
     }

@@ -1,5 +1,8 @@
 //! One remote audio stream → `AudioDecoder` (Opus) → a small jitter buffer of scheduled
 //! `AudioBufferSourceNode`s (target 40 ms, never more than 120 ms behind).
+//!
+//! The level of what is decoded (RMS of each buffer, after decryption) is kept as the loudest
+//! since the driver last took it ([`AudioReceiver::take_level`]): the active speaker follows it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,6 +27,8 @@ pub(crate) struct AudioReceiver {
     pub(crate) packets: Rc<Cell<u64>>,
     /// Audio frames the decoder has produced (and we scheduled for playback).
     pub(crate) decoded: Rc<Cell<u64>>,
+    /// The loudest buffer (RMS, 0..1) decoded since the last [`take_level`](Self::take_level).
+    level: Rc<Cell<f32>>,
     _on_output: Option<Closure<dyn FnMut(AudioData)>>,
     _on_error: Option<Closure<dyn FnMut(JsValue)>>,
 }
@@ -35,6 +40,7 @@ impl AudioReceiver {
             decoder: None,
             packets: Rc::new(Cell::new(0)),
             decoded: Rc::new(Cell::new(0)),
+            level: Rc::new(Cell::new(0.0)),
             _on_output: None,
             _on_error: None,
         };
@@ -42,9 +48,12 @@ impl AudioReceiver {
             return receiver;
         };
         let decoded = receiver.decoded.clone();
+        let level = receiver.level.clone();
         let on_output = Closure::<dyn FnMut(AudioData)>::new(move |data: AudioData| {
             decoded.set(decoded.get() + 1);
-            play(&context, &data, &next_time);
+            if let Some(rms) = play(&context, &data, &next_time) {
+                level.set(level.get().max(rms));
+            }
             data.close();
         });
         let on_error = Closure::<dyn FnMut(JsValue)>::new(|e: JsValue| {
@@ -82,6 +91,13 @@ impl AudioReceiver {
     }
 }
 
+impl AudioReceiver {
+    /// The loudest level decoded since the last call (0 when nothing was: muted, or silent).
+    pub(crate) fn take_level(&self) -> f32 {
+        self.level.replace(0.0)
+    }
+}
+
 impl Drop for AudioReceiver {
     fn drop(&mut self) {
         if let Some(decoder) = self.decoder.take() {
@@ -90,24 +106,26 @@ impl Drop for AudioReceiver {
     }
 }
 
-fn play(context: &AudioContext, data: &AudioData, next_time: &Cell<f64>) {
+/// Schedules `data`; its RMS level, when it could be read.
+fn play(context: &AudioContext, data: &AudioData, next_time: &Cell<f64>) -> Option<f32> {
     let frames = data.number_of_frames();
     let options = AudioDataCopyToOptions::new(0);
     options.set_format(web_sys::AudioSampleFormat::F32Planar);
     let mut bytes = vec![0u8; frames as usize * 4];
     if data.copy_to_with_u8_slice(&mut bytes, &options).is_err() {
-        return;
+        return None;
     }
     let samples: Vec<f32> = bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    let rms = (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt();
     let Ok(buffer) = context.create_buffer(1, frames, data.sample_rate()) else {
-        return;
+        return Some(rms);
     };
     let _ = buffer.copy_to_channel(&samples, 0);
     let Ok(source) = context.create_buffer_source() else {
-        return;
+        return Some(rms);
     };
     source.set_buffer(Some(&buffer));
     let _ = source.connect_with_audio_node(&context.destination());
@@ -119,4 +137,5 @@ fn play(context: &AudioContext, data: &AudioData, next_time: &Cell<f64>) {
     }
     let _ = source.start_with_when(at);
     next_time.set(at + buffer.duration());
+    Some(rms)
 }

@@ -2,16 +2,18 @@
 
 use std::rc::Rc;
 
+use gloo_events::{EventListener, EventListenerOptions};
 use gloo_timers::callback::Interval;
 use videocall_client::Command;
 use videocall_types::{FinalClose, SessionId, StreamKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{MediaStream, MediaStreamTrack};
+use web_sys::{HtmlElement, KeyboardEvent, MediaStream, MediaStreamTrack};
 use yew::prelude::*;
 
 use crate::app::{Route, navigate};
 use crate::client::MeetingClient;
+use crate::components::announcer::Announcer;
 use crate::components::chat_panel::ChatPanelView;
 use crate::components::controls::Controls;
 use crate::components::diagnostics::Diagnostics;
@@ -20,10 +22,11 @@ use crate::components::peer_list::PeerList;
 use crate::components::prejoin::PreJoin;
 use crate::components::self_view::SelfView;
 use crate::components::tile::Tile;
+use crate::components::top_bar::TopBar;
 use crate::media::audio_sender::AudioSender;
 use crate::media::canvas_id;
 use crate::media::devices::{self, DeviceList};
-use crate::state::{Action, MeetingState, Phase};
+use crate::state::{Action, KeyPress, Layout, MeetingState, Phase, Shortcut, shortcut};
 
 impl Reducible for MeetingState {
     type Action = Action;
@@ -57,9 +60,111 @@ fn stop(stream: &MediaStream) {
     }
 }
 
+/// Where the layout chosen for `meeting` is kept (`localStorage`).
+fn layout_key(meeting: &str) -> String {
+    format!("videocall.layout.{meeting}")
+}
+
+/// The layout last chosen in `meeting`, if any (and storage is allowed).
+fn stored_layout(meeting: &str) -> Option<Layout> {
+    let storage = web_sys::window()?.local_storage().ok()??;
+    let name = storage.get_item(&layout_key(meeting)).ok()??;
+    Layout::from_name(&name)
+}
+
+fn store_layout(meeting: &str, layout: Layout) {
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(&layout_key(meeting), layout.name());
+    }
+}
+
+/// Moves the keyboard focus to the element with `id`, if it is there.
+fn focus(id: &str) {
+    if let Some(element) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<HtmlElement>().ok())
+    {
+        let _ = element.focus();
+    }
+}
+
+/// Whether keys pressed in `target` are text being typed (a field, a picker, editable text).
+fn typing_in(target: Option<web_sys::EventTarget>) -> bool {
+    let Some(element) = target.and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        return false;
+    };
+    let editable = element
+        .dyn_ref::<HtmlElement>()
+        .is_some_and(HtmlElement::is_content_editable);
+    editable || matches!(element.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+}
+
+/// The meeting's keyboard shortcuts ([`Shortcut`]), while in the meeting.
+#[hook]
+fn use_shortcuts(
+    dispatch: UseReducerDispatcher<MeetingState>,
+    command: Rc<dyn Fn(Command)>,
+    hand_raised: bool,
+    in_meeting: bool,
+) {
+    use_effect_with(
+        (hand_raised, in_meeting),
+        move |&(hand_raised, in_meeting)| {
+            let listener = in_meeting.then(|| {
+                let document = web_sys::window().and_then(|w| w.document());
+                document.map(|document| {
+                    // Not passive: a shortcut's key must not also be typed into the chat box that
+                    // it opens and focuses.
+                    let options = EventListenerOptions::enable_prevent_default();
+                    EventListener::new_with_options(&document, "keydown", options, move |event| {
+                        let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
+                            return;
+                        };
+                        let press = KeyPress {
+                            key: &key.key(),
+                            modifier: key.ctrl_key() || key.alt_key() || key.meta_key(),
+                            typing: typing_in(key.target()),
+                            repeat: key.repeat(),
+                        };
+                        let Some(shortcut) = shortcut(press) else {
+                            return;
+                        };
+                        key.prevent_default();
+                        match shortcut {
+                            Shortcut::Mic => dispatch.dispatch(Action::ToggleMic),
+                            Shortcut::Camera => dispatch.dispatch(Action::ToggleCamera),
+                            Shortcut::Chat => dispatch.dispatch(Action::ToggleChat),
+                            Shortcut::People => dispatch.dispatch(Action::TogglePeople),
+                            Shortcut::Layout => dispatch.dispatch(Action::NextLayout),
+                            Shortcut::Hand => command(if hand_raised {
+                                Command::LowerHand
+                            } else {
+                                Command::RaiseHand
+                            }),
+                        }
+                    })
+                })
+            });
+            move || drop(listener)
+        },
+    );
+}
+
 #[function_component(Meeting)]
 pub(crate) fn meeting(props: &MeetingProps) -> Html {
-    let state = use_reducer(|| MeetingState::new(props.user.clone(), props.meeting.clone()));
+    let state = use_reducer(|| {
+        let state = MeetingState::new(props.user.clone(), props.meeting.clone());
+        match stored_layout(&props.meeting) {
+            Some(layout) => state.reduce(Action::SetLayout(layout)),
+            None => state,
+        }
+    });
+    // The layout chosen is remembered for this meeting (in this browser), across reloads.
+    {
+        let meeting = props.meeting.clone();
+        use_effect_with(state.layout, move |layout| store_layout(&meeting, *layout));
+    }
     let stream = use_state(|| None::<MediaStream>);
     let devices = use_state(DeviceList::default);
     let camera_id = use_state(|| None::<String>);
@@ -279,10 +384,35 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         let command = command.clone();
         Callback::from(move |emoji: String| command(Command::React(emoji)))
     };
-    let on_lower_hand = Callback::from(move |user: String| command(Command::LowerHandOf(user)));
+    let on_lower_hand = {
+        let command = command.clone();
+        Callback::from(move |user: String| command(Command::LowerHandOf(user)))
+    };
+    use_shortcuts(
+        state.dispatcher(),
+        Rc::new(command),
+        state.hand_raised,
+        matches!(state.phase, Phase::Joined | Phase::Reconnecting(_)),
+    );
     let on_chat = {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::ToggleChat))
+    };
+    let on_people = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::TogglePeople))
+    };
+    let on_layout = {
+        let state = state.clone();
+        Callback::from(move |layout: Layout| state.dispatch(Action::SetLayout(layout)))
+    };
+    // Closing the chat gives the focus back to the button that opens it.
+    let on_chat_close = {
+        let state = state.clone();
+        Callback::from(move |_| {
+            state.dispatch(Action::ToggleChat);
+            focus("toggle-chat");
+        })
     };
     let on_home = {
         let on_route = props.on_route.clone();
@@ -340,60 +470,46 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         Phase::Joined | Phase::Reconnecting(_) => {
             let count =
                 s.peers.len() + s.peers.values().filter(|p| p.has_screen_stream).count() + 1;
+            let layout = s.shown_layout();
+            let main = s.main_tile();
+            let active = s.active_speaker();
+            let active_user = active.and_then(|a| s.peers.get(&a)).map(|p| p.user.clone());
             html! {
                 <div class="meeting" data-phase={if s.phase == Phase::Joined { "joined" } else { "reconnecting" }}>
-                    <header class="topbar">
-                        <span class="title">{s.meeting.clone()}</span>
-                        <span id="transport" class="badge">{s.transport.map(|t| t.label()).unwrap_or("—")}</span>
-                        if s.encrypted == Some(true) {
-                            <span id="e2ee" class="badge ok" title="Media is end-to-end encrypted: the server cannot see or hear it">
-                                <svg class="lock" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
-                                    <path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8" />
-                                    <rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor" />
-                                </svg>
-                                {"End-to-end encrypted"}
-                            </span>
-                            <span class="badge code" title="Safety code: everyone in the meeting should see the same code. A different code means someone's keys were substituted.">
-                                <span class="muted">{"Safety code "}</span>
-                                <span id="safety-code">{s.safety_code.clone().unwrap_or_else(|| "…".into())}</span>
-                                <details id="key-holders" title="Everyone who holds your key; the safety code covers exactly this list">
-                                    <summary>{format!("{} key holders", s.key_holders.len())}</summary>
-                                    <ul>
-                                        { for s.key_holders.iter().map(|(user, fingerprint)| html! {
-                                            <li><span class="user">{user.clone()}</span>{" "}<code>{fingerprint.clone()}</code></li>
-                                        }) }
-                                    </ul>
-                                </details>
-                            </span>
-                        } else if s.encrypted == Some(false) {
-                            <span id="e2ee" class="badge warn" title="This meeting is set to send media in clear to the server">{"Not end-to-end encrypted"}</span>
-                        }
-                        if let Some(rtt) = s.rtt_ms { <span class="badge muted">{format!("RTT {rtt:.0} ms")}</span> }
-                        if let Phase::Reconnecting(reason) = &s.phase { <span id="reconnecting" class="badge warn">{reason.clone()}</span> }
-                    </header>
+                    <TopBar state={s.clone()} on_layout={on_layout} />
                     <div class="body">
-                        <section id="grid" class={classes!("grid", format!("n{}", count.min(16)), s.pinned.map(|_| "has-pinned"))}>
+                        // Every tile is a sibling in every layout (CSS puts the large one
+                        // first), so a layout change never restarts a tile's canvas.
+                        <main id="grid" aria-label="Participants"
+                            class={classes!("grid", format!("layout-{}", layout.name()), format!("n{}", count.min(16)))}
+                            data-layout={layout.name()} data-active-speaker={active_user}>
                             { for s.tiles().into_iter().filter_map(|stream| s.peers.get(&stream.session).map(|peer| html! {
                                 <Tile key={canvas_id(stream)} {stream} peer={peer.clone()}
                                     pinned={stream.kind == StreamKind::Camera && s.pinned == Some(stream.session)}
+                                    main={main == Some(stream)}
+                                    active={stream.kind == StreamKind::Camera && active == Some(stream.session)}
+                                    level={if stream.kind == StreamKind::Camera { s.speaker.level(stream.session) } else { 0.0 }}
                                     on_pin={on_pin.clone()} />
                             })) }
-                            <div class="tile self" id="tile-self">
+                            <div class="tile self" id="tile-self" role="group" aria-label="Your camera">
                                 if s.camera_on { <SelfView stream={(*stream).clone()} /> } else { <div class="avatar">{"You"}</div> }
                                 <div class="label"><span class="name">{format!("{} (you)", s.user)}</span></div>
                             </div>
-                        </section>
-                        <PeerList state={s.clone()} host={props.host.clone()} on_lower_hand={on_lower_hand} />
+                        </main>
+                        <PeerList state={s.clone()} host={props.host.clone()} on_lower_hand={on_lower_hand}
+                            on_close={on_people.clone()} />
                         if s.chat.open {
-                            <ChatPanelView lines={s.chat.lines.clone()} on_send={on_chat_send} on_close={on_chat.clone()} />
+                            <ChatPanelView lines={s.chat.lines.clone()} on_send={on_chat_send} on_close={on_chat_close} />
                         }
                     </div>
                     if s.diagnostics_open { <Diagnostics state={s.clone()} /> }
                     <Controls mic_on={s.mic_on} camera_on={s.camera_on} sharing={s.sharing}
                         hand_raised={s.hand_raised} chat_open={s.chat.open} unread={s.chat.unread}
-                        on_hand={on_hand} on_chat={on_chat} on_react={on_react}
+                        people_open={s.people_open} people={s.peers.len() + 1}
+                        on_hand={on_hand} on_chat={on_chat} on_react={on_react} on_people={on_people}
                         on_mic={on_mic} on_camera={on_camera} on_share={on_share}
                         on_diagnostics={on_diagnostics} on_leave={on_leave} />
+                    <Announcer announcements={s.announcements.clone()} />
                 </div>
             }
         }

@@ -8,11 +8,20 @@ use videocall_types::{FinalClose, SessionId};
 
 mod chat;
 mod lobby;
+mod shortcuts;
+mod speaker;
 mod tiles;
 
 pub use chat::{ChatLine, ChatPanel, HAND_LOWERED_BY_HOST, MAX_CHAT_LINES, REACTION_SHOWN_MS};
 pub use lobby::{LobbyAction, LobbyPhase, LobbyState};
-pub use tiles::MAX_VISIBLE_VIDEOS;
+pub use shortcuts::{KeyPress, Shortcut, shortcut};
+pub use speaker::{ActiveSpeaker, SpeakerConfig};
+pub use tiles::{Layout, MAX_VISIBLE_VIDEOS};
+
+/// Announcements kept for the live region (screen readers read each new one).
+pub const MAX_ANNOUNCEMENTS: usize = 5;
+/// Longest chat text read out in an announcement, in characters.
+const ANNOUNCED_CHAT_CHARS: usize = 140;
 
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +133,16 @@ pub struct MeetingState {
     pub chat: ChatPanel,
     /// Our hand is raised.
     pub hand_raised: bool,
+    /// The layout chosen (kept for the whole meeting, across reconnects).
+    pub layout: Layout,
+    /// Who speaks, from the audio levels of the peers.
+    pub speaker: ActiveSpeaker,
+    /// The people list is open (it is a toggled panel on a narrow screen).
+    pub people_open: bool,
+    /// What the live region says: joins, leaves, messages, hands (numbered, newest last).
+    pub announcements: Vec<(u64, String)>,
+    /// Announcements made so far.
+    announced: u64,
 }
 
 /// What our own media should be doing: the driver follows it (the reducer is the only place
@@ -262,6 +281,19 @@ pub enum Action {
         /// Its number.
         seq: u64,
     },
+    /// Choose a layout (grid and speaker drop a pin).
+    SetLayout(Layout),
+    /// The next layout on the switch.
+    NextLayout,
+    /// The loudest level (RMS, 0..1) of each peer heard since the last report, at `at_ms`.
+    AudioLevels {
+        /// When, in ms.
+        at_ms: f64,
+        /// (session, level).
+        levels: Vec<(SessionId, f32)>,
+    },
+    /// Open or close the people list.
+    TogglePeople,
 }
 
 impl MeetingState {
@@ -286,6 +318,11 @@ impl MeetingState {
             key_holders: Vec::new(),
             chat: ChatPanel::default(),
             hand_raised: false,
+            layout: Layout::Grid,
+            speaker: ActiveSpeaker::default(),
+            people_open: false,
+            announcements: Vec::new(),
+            announced: 0,
         }
     }
 
@@ -310,6 +347,7 @@ impl MeetingState {
                 if !matches!(self.phase, Phase::Left | Phase::Ended(_)) {
                     self.phase = Phase::Reconnecting(reason);
                     self.peers.clear();
+                    self.speaker.clear();
                     self.pinned = None;
                 }
             }
@@ -320,20 +358,28 @@ impl MeetingState {
             Action::Ended(why) => {
                 self.phase = Phase::Ended(why);
                 self.peers.clear();
+                self.speaker.clear();
                 self.pinned = None;
                 self.sharing = false;
             }
             Action::Leave => {
                 self.phase = Phase::Left;
                 self.peers.clear();
+                self.speaker.clear();
                 self.pinned = None;
                 self.sharing = false;
             }
             Action::PeerJoined { session, user } => {
+                if !self.peers.contains_key(&session) {
+                    self.announce(format!("{user} joined"));
+                }
                 self.peers.entry(session).or_default().user = user;
             }
             Action::PeerLeft { session } => {
-                self.peers.remove(&session);
+                if let Some(peer) = self.peers.remove(&session) {
+                    self.announce(format!("{} left", peer.user));
+                }
+                self.speaker.remove(session);
                 if self.pinned == Some(session) {
                     self.pinned = None;
                 }
@@ -417,16 +463,69 @@ impl MeetingState {
                     peer.unencrypted = true;
                 }
             }
+            Action::SetLayout(layout) => {
+                self.layout = layout;
+                if layout != Layout::Pinned {
+                    self.pinned = None;
+                }
+            }
+            Action::NextLayout => {
+                // Without a pin the pinned layout is the speaker view: skip it.
+                let next = match self.shown_layout() {
+                    Layout::Grid => Layout::Speaker,
+                    Layout::Speaker if self.pinned.is_some() => Layout::Pinned,
+                    Layout::Speaker | Layout::Pinned => Layout::Grid,
+                };
+                return self.reduce(Action::SetLayout(next));
+            }
+            Action::AudioLevels { at_ms, levels } => {
+                // Only peers in the meeting: a level never invents a participant.
+                let levels: Vec<_> = levels
+                    .into_iter()
+                    .filter(|(s, _)| self.peers.contains_key(s))
+                    .collect();
+                self.speaker = std::mem::take(&mut self.speaker).handle_levels(at_ms, &levels);
+            }
+            Action::TogglePeople => {
+                self.people_open = !self.people_open;
+                // On a phone the panels cover the meeting: one at a time.
+                if self.people_open && self.chat.open {
+                    self.chat.toggle();
+                }
+            }
             action => self.reduce_chat(action),
         }
         self
     }
 
+    /// Says `text` in the live region.
+    fn announce(&mut self, text: String) {
+        self.announced += 1;
+        self.announcements.push((self.announced, text));
+        if self.announcements.len() > MAX_ANNOUNCEMENTS {
+            self.announcements.remove(0);
+        }
+    }
+
     /// Chat, hands and reactions.
     fn reduce_chat(&mut self, action: Action) {
         match action {
-            Action::Chat(line) => self.chat.push(line),
-            Action::ToggleChat => self.chat.toggle(),
+            Action::Chat(line) => {
+                if !line.mine
+                    && line.via.is_none()
+                    && !self.chat.lines.iter().any(|l| l.id == line.id)
+                {
+                    let text: String = line.text.chars().take(ANNOUNCED_CHAT_CHARS).collect();
+                    self.announce(format!("Message from {}: {text}", line.from));
+                }
+                self.chat.push(line);
+            }
+            Action::ToggleChat => {
+                self.chat.toggle();
+                if self.chat.open {
+                    self.people_open = false;
+                }
+            }
             Action::OwnHand(raised) => self.hand_raised = raised,
             Action::HandLoweredByHost => {
                 self.hand_raised = false;
@@ -437,7 +536,12 @@ impl MeetingState {
             }
             Action::PeerHand { session, raised } => {
                 if let Some(peer) = self.peers.get_mut(&session) {
+                    let newly = raised && !peer.hand_raised;
                     peer.hand_raised = raised;
+                    if newly {
+                        let text = format!("{} raised their hand", peer.user);
+                        self.announce(text);
+                    }
                 }
             }
             Action::Reaction {
@@ -623,6 +727,57 @@ mod tests {
         // The transport's close that follows does not turn it into a reconnect.
         let s = s.reduce(Action::ConnectionLost("closed".into()));
         assert_eq!(s.phase, Phase::Ended(FinalClose::Replaced));
+    }
+
+    #[test]
+    fn joins_leaves_messages_and_hands_are_announced_and_the_region_stays_small() {
+        let s = joined()
+            .reduce(Action::PeerHand {
+                session: sid(7),
+                raised: true,
+            })
+            .reduce(Action::PeerHand {
+                session: sid(7),
+                raised: true,
+            })
+            .reduce(Action::Chat(ChatLine {
+                id: "01".into(),
+                from: "bob".into(),
+                text: "hello".into(),
+                at_ms: 1,
+                mine: false,
+                via: None,
+            }))
+            .reduce(Action::PeerLeft { session: sid(7) });
+        let said: Vec<_> = s.announcements.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            said,
+            [
+                "bob joined",
+                "bob raised their hand",
+                "Message from bob: hello",
+                "bob left"
+            ]
+        );
+        let mut s = s;
+        for i in 0..20 {
+            s = s.reduce(Action::PeerJoined {
+                session: sid(100 + i),
+                user: format!("u{i}"),
+            });
+        }
+        assert_eq!(s.announcements.len(), MAX_ANNOUNCEMENTS);
+        assert_eq!(s.announcements.last().map(|(n, _)| *n), Some(24));
+    }
+
+    #[test]
+    fn on_a_phone_the_people_list_and_the_chat_open_one_at_a_time() {
+        let s = joined()
+            .reduce(Action::ToggleChat)
+            .reduce(Action::TogglePeople);
+        assert!(s.people_open && !s.chat.open);
+        let s = s.reduce(Action::ToggleChat);
+        assert!(!s.people_open && s.chat.open);
     }
 
     #[test]
