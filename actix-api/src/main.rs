@@ -46,6 +46,12 @@ struct Config {
     /// Seconds between WebSocket pings; a socket silent for three intervals is closed.
     #[arg(long, env = "PING_INTERVAL_SECS", default_value_t = 10)]
     ping_interval_secs: u64,
+    /// Kernel send buffer of each TCP connection, in KiB (0: the kernel's autotuning, which on
+    /// Linux grows to megabytes). Small keeps a slow receiver's backlog in the relay's queue,
+    /// which skips to keyframes and tells the sender (CONGESTION), instead of seconds of stale
+    /// video in the kernel.
+    #[arg(long, env = "TCP_SEND_BUFFER_KIB", default_value_t = 256)]
+    tcp_send_buffer_kib: usize,
     /// HTTP worker threads.
     #[arg(long, env = "HTTP_WORKERS", default_value_t = 2)]
     workers: usize,
@@ -218,6 +224,7 @@ fn main() -> anyhow::Result<()> {
         gatekeeper,
     };
     let listen = config.listen;
+    let send_buffer = config.tcp_send_buffer_kib * 1024;
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
@@ -229,10 +236,14 @@ fn main() -> anyhow::Result<()> {
         .shutdown_timeout(2)
         // A client has this long to send its request head (the WebSocket handshake).
         .client_request_timeout(limits.handshake_timeout)
-        .on_connect(|connection, _| {
-            // Real-time media: never let Nagle hold a small packet back.
+        .on_connect(move |connection, _| {
+            // Real-time media: never let Nagle hold a small packet back, nor the kernel queue
+            // seconds of video for a slow receiver.
             if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
+                if send_buffer > 0 {
+                    let _ = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer);
+                }
             }
         })
         .bind(listen)

@@ -2,7 +2,7 @@
 // on free ports, and Debian's Chromium with a fake camera and microphone.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -148,4 +148,56 @@ export async function openFirefox() {
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   return { browser, page, errors, close: () => browser.close() };
+}
+
+/**
+ * A TCP proxy to `127.0.0.1:targetPort` whose server-to-client direction can be slowed to
+ * `setRate(bytesPerSecond)` (`null`: full speed). It stops reading from the server while a
+ * read's time at that rate passes, so the server meets real TCP back-pressure, as behind a slow
+ * link (DevTools' network throttling buffers inside the browser instead).
+ */
+export async function throttleProxy(targetPort) {
+  let rate = null;
+  const sockets = new Set();
+  const server = createServer((client) => {
+    // Small reads (4 KiB at a time) so the kernel sees a slow reader and its receive window
+    // stays small: the server's queue, not a kernel buffer, takes the backlog.
+    const upstream = connect({
+      port: targetPort,
+      host: '127.0.0.1',
+      onread: {
+        buffer: Buffer.alloc(4096),
+        callback: (n, buffer) => {
+          client.write(Buffer.from(buffer.subarray(0, n)));
+          if (!rate) return true;
+          setTimeout(() => upstream.resume(), (n * 1000) / rate);
+          return false;
+        },
+      },
+    });
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream);
+    upstream.on('end', () => client.end());
+    const kill = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('error', kill);
+      s.on('close', kill);
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://localhost:${port}`,
+    setRate: (bytesPerSecond) => { rate = bytesPerSecond; },
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }

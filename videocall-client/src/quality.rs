@@ -2,8 +2,8 @@
 //! along as the relay and the network say how its video fares. Down fast, up slowly:
 //!
 //! - **Down** one rung at once on a bad signal — a CONGESTION from the relay (a receiver's queue
-//!   is dropping our frames), or the round trip to the relay well above its recent floor twice
-//!   in a row (queues building on our path) — then not again for [`DOWN_HOLD`], so one burst of
+//!   is dropping our frames), or the round trip to the relay well above its recent floor three
+//!   times in a row (queues building on our path) — then not again for [`DOWN_HOLD`], so one burst of
 //!   signals costs one rung.
 //! - **Up** one rung after `up_wait` without a bad signal (from [`UP_WAIT_MIN`]). A step up that
 //!   meets a bad signal within [`UP_PROBE`] was a failed probe: the wait doubles (to
@@ -108,11 +108,15 @@ pub const UP_PROBE: Duration = Duration::from_secs(5);
 const RTT_WINDOW: Duration = Duration::from_secs(30);
 /// RTT is high when above both `floor × RTT_FACTOR` and `floor + RTT_MARGIN`.
 const RTT_FACTOR: u32 = 2;
-const RTT_MARGIN: Duration = Duration::from_millis(100);
+const RTT_MARGIN: Duration = Duration::from_millis(200);
+/// This many high round trips in a row are a bad signal (one slow probe is not).
+const HIGH_RTTS: u32 = 3;
 
 /// Why the rung changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
+    /// The first rung, for the source.
+    Start,
     /// A receiver was dropping our video at the relay.
     Congestion,
     /// The round trip to the relay rose well above its floor.
@@ -125,6 +129,7 @@ impl Reason {
     /// For people (diagnostics, logs).
     pub fn as_str(self) -> &'static str {
         match self {
+            Reason::Start => "start",
             Reason::Congestion => "congestion",
             Reason::Rtt => "round trip rising",
             Reason::Probe => "link quiet",
@@ -168,12 +173,13 @@ pub struct QualityController {
 impl QualityController {
     /// Starts at the best rung for a source `source_height` pixels high: the smallest rung
     /// that still holds it whole (a 480p camera starts at "540p", i.e. 480p at that bitrate).
+    /// That first rung is the first change to poll.
     pub fn new(now: Duration, source_height: u32) -> Self {
         let top = LADDER
             .iter()
             .rposition(|r| r.height >= source_height)
             .unwrap_or(0);
-        Self {
+        let mut controller = Self {
             index: top,
             top,
             last_bad: None,
@@ -188,7 +194,9 @@ impl QualityController {
             changes: Vec::new(),
             steps_down: 0,
             steps_up: 0,
-        }
+        };
+        controller.push(Reason::Start);
+        controller
     }
 
     /// The current rung and its index.
@@ -227,7 +235,7 @@ impl QualityController {
         let high = rtt > floor * RTT_FACTOR && rtt > floor + RTT_MARGIN;
         if high {
             self.high_rtts += 1;
-            if self.high_rtts >= 2 {
+            if self.high_rtts >= HIGH_RTTS {
                 self.high_rtts = 0;
                 self.bad(now, Reason::Rtt);
             }
@@ -324,6 +332,15 @@ mod tests {
         std::iter::from_fn(|| q.poll_change()).collect()
     }
 
+    /// A controller for a 720p source, its start change taken.
+    fn ctl() -> QualityController {
+        let mut q = QualityController::new(s(0.0), 720);
+        let start = drain(&mut q);
+        assert_eq!(start.len(), 1);
+        assert_eq!((start[0].index, start[0].reason), (0, Reason::Start));
+        q
+    }
+
     #[test]
     fn starts_at_the_best_rung_the_source_allows() {
         assert_eq!(QualityController::new(s(0.0), 1080).current().0, 0);
@@ -352,7 +369,7 @@ mod tests {
 
     #[test]
     fn congestion_steps_down_at_once_and_a_burst_costs_one_rung() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         q.handle_congestion(s(1.0));
         let changes = drain(&mut q);
         assert_eq!(changes.len(), 1);
@@ -372,7 +389,7 @@ mod tests {
 
     #[test]
     fn never_below_the_last_rung() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         for i in 0..20 {
             q.handle_congestion(s(f64::from(i) * 2.0));
         }
@@ -382,7 +399,7 @@ mod tests {
 
     #[test]
     fn steps_up_one_rung_after_a_quiet_wait_and_not_before() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         q.handle_congestion(s(1.0));
         q.handle_congestion(s(3.0));
         assert_eq!(q.current().0, 2);
@@ -404,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_doubles_the_wait() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         q.handle_congestion(s(1.0));
         q.handle_congestion(s(3.0)); // rung 2
         let up_at = s(3.0) + UP_WAIT_MIN;
@@ -422,7 +439,7 @@ mod tests {
 
     #[test]
     fn the_wait_is_capped_and_resets_after_a_long_hold() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         let mut now = s(1.0);
         q.handle_congestion(now);
         for _ in 0..10 {
@@ -445,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_rising_round_trip_steps_down_but_one_spike_does_not() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         for i in 0..5 {
             q.handle_rtt(s(f64::from(i)), Duration::from_millis(20));
         }
@@ -454,20 +471,22 @@ mod tests {
         assert_eq!(q.current().0, 0, "a single spike is not congestion");
         q.handle_rtt(s(7.0), Duration::from_millis(300));
         q.handle_rtt(s(8.0), Duration::from_millis(350));
+        assert_eq!(q.current().0, 0, "two in a row are not yet");
+        q.handle_rtt(s(9.0), Duration::from_millis(320));
         assert_eq!(q.current().0, 1);
         assert_eq!(drain(&mut q)[0].reason, Reason::Rtt);
         // Small absolute rises on a fast link are not congestion (below floor + margin).
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         q.handle_rtt(s(0.0), Duration::from_millis(2));
         for i in 1..10 {
-            q.handle_rtt(s(f64::from(i)), Duration::from_millis(50));
+            q.handle_rtt(s(f64::from(i)), Duration::from_millis(150));
         }
         assert_eq!(q.current().0, 0);
     }
 
     #[test]
     fn a_route_that_got_slower_for_good_stops_counting_after_a_window() {
-        let mut q = QualityController::new(s(0.0), 720);
+        let mut q = ctl();
         q.handle_rtt(s(0.0), Duration::from_millis(10));
         let mut t = 1.0;
         // The route changes: 250 ms from now on. It costs a step or two, then the floor

@@ -9,6 +9,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use std::time::Duration;
+
+use videocall_client::quality::{Fitted, QualityController};
 use videocall_client::reorder::{REORDER_FRAMES, ReorderBuffers};
 use videocall_types::{
     HeartbeatMetadata, MediaPacket, MediaType, SessionId, StreamKey, StreamKind,
@@ -22,7 +25,7 @@ use crate::media::audio_sender::AudioSender;
 use crate::media::video_receiver::{Decoded, VideoReceiver};
 use crate::media::video_sender::VideoSender;
 use crate::media::{PacketSink, canvas_id, log, now_ms};
-use crate::state::{Action, MediaIntent};
+use crate::state::{Action, MediaIntent, SendQuality};
 
 /// Video bitrate of the camera, bits/s.
 const CAMERA_BITRATE: u32 = 600_000;
@@ -69,6 +72,8 @@ pub(crate) struct MediaPipeline {
     on_screen: OnScreen,
     want: MediaIntent,
     camera: Option<VideoSender>,
+    /// The camera's adaptive-quality ladder, while the camera runs.
+    quality: Option<QualityController>,
     screen: Screen,
     mic: Option<AudioSender>,
     videos: HashMap<StreamKey, VideoReceiver>,
@@ -108,6 +113,7 @@ impl MediaPipeline {
             on_screen,
             want,
             camera: None,
+            quality: None,
             screen: Screen::Off,
             mic: None,
             videos: HashMap::new(),
@@ -131,6 +137,7 @@ impl MediaPipeline {
         }
         if !want.camera {
             self.camera = None;
+            self.quality = None;
         } else if joined && self.camera.is_none() {
             self.start_camera();
         }
@@ -304,10 +311,43 @@ impl MediaPipeline {
         self.last_stats.clear();
     }
 
-    /// Every 100 ms: a share the browser ended, every [`LEVEL_REPORT_MS`] the peers' audio
-    /// levels, and once a second the peers' video statistics.
+    /// The relay says a receiver drops our video: adaptive quality steps down.
+    pub(crate) fn handle_congestion(&mut self) {
+        if let Some(quality) = &mut self.quality {
+            quality.handle_congestion(clock());
+        }
+    }
+
+    /// A round trip to the relay took `rtt`: adaptive quality watches it rise.
+    pub(crate) fn handle_rtt(&mut self, rtt: Duration) {
+        if let Some(quality) = &mut self.quality {
+            quality.handle_rtt(clock(), rtt);
+        }
+    }
+
+    /// Applies the ladder's pending changes to the camera encoder; one action per change.
+    fn apply_quality(&mut self, actions: &mut Vec<Action>) {
+        let (Some(quality), Some(camera)) = (&mut self.quality, &self.camera) else {
+            return;
+        };
+        quality.handle_timeout(clock());
+        while let Some(change) = quality.poll_change() {
+            camera.set_quality(change.rung);
+            let (width, height) = camera.source_size();
+            actions.push(send_quality(
+                change.index,
+                change.rung.fit(width, height),
+                change.reason.as_str(),
+                quality.steps(),
+            ));
+        }
+    }
+
+    /// Every 100 ms: a share the browser ended and quality changes, every [`LEVEL_REPORT_MS`]
+    /// the peers' audio levels, and once a second the peers' video statistics.
     pub(crate) fn tick(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.apply_quality(&mut actions);
         if matches!(&self.screen, Screen::Live { sender, .. } if !sender.is_live()) {
             self.stop_screen();
             actions.push(Action::Sharing(false));
@@ -358,13 +398,18 @@ impl MediaPipeline {
             .and_then(|s| first_track(&s.get_video_tracks()))
         {
             Some(track) => {
-                self.camera = Some(VideoSender::start(
+                let camera = VideoSender::start(
                     track,
                     MediaType::Video,
                     CAMERA_BITRATE,
                     self.sink.clone(),
                     self.camera_sequence.clone(),
-                ));
+                );
+                // The ladder starts at the best rung for the camera (applied at the next tick)
+                // and moves as the relay and the round trip say (videocall_client::quality).
+                let (_, height) = camera.source_size();
+                self.quality = Some(QualityController::new(clock(), height));
+                self.camera = Some(camera);
             }
             None => log("no camera track to send"),
         }
@@ -408,4 +453,23 @@ fn stop_tracks(stream: &MediaStream) {
     for track in stream.get_tracks().iter() {
         track.unchecked_into::<MediaStreamTrack>().stop();
     }
+}
+
+/// The pipeline's clock for the quality ladder: time since the page loaded.
+fn clock() -> Duration {
+    Duration::from_secs_f64(now_ms().max(0.0) / 1000.0)
+}
+
+/// The reducer's view of a rung change.
+fn send_quality(index: usize, fitted: Fitted, reason: &'static str, steps: (u64, u64)) -> Action {
+    Action::SendQuality(SendQuality {
+        rung: index,
+        width: fitted.width,
+        height: fitted.height,
+        fps: fitted.fps,
+        kbps: fitted.bitrate / 1000,
+        reason,
+        steps_down: steps.0,
+        steps_up: steps.1,
+    })
 }

@@ -453,7 +453,10 @@ impl Pump {
                 speaking: state.is_speaking,
             }),
             Event::KeyframeRequested => self.media.request_keyframes(),
-            Event::Congestion { .. } => dispatch.emit(Action::Congestion),
+            Event::Congestion { .. } => {
+                self.media.handle_congestion();
+                dispatch.emit(Action::Congestion);
+            }
             Event::MuteRequested => dispatch.emit(Action::MuteRequested),
             Event::Chat(entry) => dispatch.emit(Action::Chat(ChatLine {
                 id: entry.id,
@@ -510,6 +513,7 @@ impl Pump {
                 dispatch.emit(Action::PeerUnencrypted { session });
             }
             Event::Rtt(rtt) => {
+                self.media.handle_rtt(rtt);
                 let t = now_ms();
                 if t - self.last_rtt_report >= 1000.0 {
                     self.last_rtt_report = t;

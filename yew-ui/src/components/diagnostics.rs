@@ -1,4 +1,5 @@
-//! Per-peer fps, bitrate, decode queue and drops; RTT, transport and congestion.
+//! Per-peer fps, bitrate, decode queue and drops; RTT, transport, congestion and what our camera
+//! sends (adaptive quality).
 
 use yew::prelude::*;
 
@@ -21,6 +22,13 @@ pub(crate) fn diagnostics(props: &DiagnosticsProps) -> Html {
                     s.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_else(|| "—".into()),
                     s.congestion_events)}
             </p>
+            if let Some(q) = &s.send_quality {
+                <p id="send-quality" data-rung={q.rung.to_string()} data-steps-down={q.steps_down.to_string()}
+                    data-steps-up={q.steps_up.to_string()}>
+                    {format!("Sending {}×{} at {} fps, {} kbit/s (rung {} of 5: {}; {} down, {} up)",
+                        q.width, q.height, q.fps, q.kbps, q.rung + 1, q.reason, q.steps_down, q.steps_up)}
+                </p>
+            }
             <table>
                 <tr><th>{"Peer"}</th><th>{"fps"}</th><th>{"kbit/s"}</th><th>{"decode queue"}</th><th>{"dropped"}</th></tr>
                 { for s.peers.iter().map(|(session, p)| html! {

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::Reflect;
+use videocall_client::quality::Rung;
 use videocall_types::{MediaPacket, MediaType, VideoCodec, VideoMetadata};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -29,6 +30,8 @@ pub(crate) struct VideoSender {
     force_key: Rc<Cell<bool>>,
     track: MediaStreamTrack,
     encoder: Rc<RefCell<Option<VideoEncoder>>>,
+    /// A quality rung to apply at the next frame (adaptive quality, camera only).
+    quality: Rc<Cell<Option<Rung>>>,
 }
 
 impl VideoSender {
@@ -46,18 +49,22 @@ impl VideoSender {
         let stopped = Rc::new(Cell::new(false));
         let force_key = Rc::new(Cell::new(true));
         let encoder = Rc::new(RefCell::new(None));
+        let quality = Rc::new(Cell::new(None));
         let sender = Self {
             stopped: stopped.clone(),
             force_key: force_key.clone(),
             track: track.clone(),
             encoder: encoder.clone(),
+            quality: quality.clone(),
+        };
+        let cells = Cells {
+            stopped,
+            force_key,
+            encoder,
+            quality,
         };
         spawn_local(async move {
-            if let Err(e) = run(
-                track, media_type, bitrate, sink, sequence, stopped, force_key, encoder,
-            )
-            .await
-            {
+            if let Err(e) = run(track, media_type, bitrate, sink, sequence, cells).await {
                 log(&format!("video encoder stopped: {e}"));
             }
         });
@@ -67,6 +74,17 @@ impl VideoSender {
     /// The next frame is encoded as a keyframe.
     pub(crate) fn request_keyframe(&self) {
         self.force_key.set(true);
+    }
+
+    /// Encodes from the next frame on at `rung` (size, frame rate and bitrate fitted to the
+    /// track), starting with a keyframe.
+    pub(crate) fn set_quality(&self, rung: Rung) {
+        self.quality.set(Some(rung));
+    }
+
+    /// The track's size (even), what a quality rung is fitted to.
+    pub(crate) fn source_size(&self) -> (u32, u32) {
+        track_size(&self.track)
     }
 
     /// Whether the track still produces frames (a screen share ends when the user stops it).
@@ -111,19 +129,45 @@ fn track_size(track: &MediaStreamTrack) -> (u32, u32) {
     (width & !1, height & !1)
 }
 
-// The encoder task's inputs: the track, what to send it as, and the cells it shares with its
-// `VideoSender` and the pipeline.
-#[allow(clippy::too_many_arguments)]
+/// What the encoder task shares with its `VideoSender`.
+struct Cells {
+    stopped: Rc<Cell<bool>>,
+    force_key: Rc<Cell<bool>>,
+    encoder: Rc<RefCell<Option<VideoEncoder>>>,
+    quality: Rc<Cell<Option<Rung>>>,
+}
+
+/// The encoder configuration for `codec` at `width` × `height`, `bitrate` and `fps`.
+fn encoder_config(
+    codec: &str,
+    width: u32,
+    height: u32,
+    bitrate: u32,
+    fps: u32,
+) -> VideoEncoderConfig {
+    let config = VideoEncoderConfig::new(codec, height, width);
+    config.set_bitrate(bitrate);
+    config.set_latency_mode(LatencyMode::Realtime);
+    config.set_framerate(f64::from(fps));
+    config
+}
+
+// The encoder task: the track, what to send it as, where packets go, and the cells it shares
+// with its `VideoSender`.
 async fn run(
     track: MediaStreamTrack,
     media_type: MediaType,
     bitrate: u32,
     sink: PacketSink,
     sequence: Rc<Cell<u64>>,
-    stopped: Rc<Cell<bool>>,
-    force_key: Rc<Cell<bool>>,
-    encoder_slot: Rc<RefCell<Option<VideoEncoder>>>,
+    cells: Cells,
 ) -> Result<(), String> {
+    let Cells {
+        stopped,
+        force_key,
+        encoder: encoder_slot,
+        quality,
+    } = cells;
     let (width, height) = track_size(&track);
     let (codec, wire_codec) = choose_codec(width, height).await;
     let on_output = {
@@ -159,20 +203,62 @@ async fn run(
         on_output.as_ref().unchecked_ref(),
     ))
     .map_err(|e| crate::transport::js_error(&e))?;
-    let config = VideoEncoderConfig::new(codec, height, width);
-    config.set_bitrate(bitrate);
-    config.set_latency_mode(LatencyMode::Realtime);
-    config.set_framerate(30.0);
     encoder
-        .configure(&config)
+        .configure(&encoder_config(codec, width, height, bitrate, 30))
         .map_err(|e| crate::transport::js_error(&e))?;
     *encoder_slot.borrow_mut() = Some(encoder.clone());
 
     let mut last_key = f64::MIN;
+    // Frame-rate cap below 30 fps: a budget of frames that fills at `fps` per second (at most 2
+    // banked).
+    let mut fps = 30u32;
+    let mut budget = 1.0f64;
+    let mut last_frame = now_ms();
     let mut encode = |frame: VideoFrame| {
+        let now = now_ms();
+        if let Some(rung) = quality.take() {
+            // The source may have changed size since the start (a camera renegotiating).
+            let (source_width, source_height) = track_size(&track);
+            let fitted = rung.fit(source_width, source_height);
+            let config = encoder_config(
+                codec,
+                fitted.width,
+                fitted.height,
+                fitted.bitrate,
+                fitted.fps,
+            );
+            // WebCodecs scales each frame to the configured size.
+            match encoder.configure(&config) {
+                Ok(()) => {
+                    fps = fitted.fps;
+                    force_key.set(true);
+                    log(&format!(
+                        "sending {}x{} at {} fps, {} kbit/s",
+                        fitted.width,
+                        fitted.height,
+                        fitted.fps,
+                        fitted.bitrate / 1000
+                    ));
+                }
+                Err(e) => log(&format!(
+                    "cannot change the video quality: {}",
+                    crate::transport::js_error(&e)
+                )),
+            }
+        }
+        // At 30 fps and above the camera's own rate is the cap (a budget would drop frames
+        // arriving a little early).
+        budget = (budget + (now - last_frame) / 1000.0 * f64::from(fps)).min(2.0);
+        last_frame = now;
+        if fps < 30 {
+            if budget < 1.0 {
+                frame.close();
+                return;
+            }
+            budget -= 1.0;
+        }
         // Realtime: never queue; a busy encoder skips the frame.
         if encoder.encode_queue_size() < 2 && encoder.state() == web_sys::CodecState::Configured {
-            let now = now_ms();
             let key = force_key.replace(false) || now - last_key >= KEYFRAME_INTERVAL_MS;
             if key {
                 last_key = now;

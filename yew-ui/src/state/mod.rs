@@ -118,6 +118,8 @@ pub struct MeetingState {
     pub rtt_ms: Option<f64>,
     /// CONGESTION signals received.
     pub congestion_events: u64,
+    /// What our camera sends now (adaptive quality), once it runs.
+    pub send_quality: Option<SendQuality>,
     /// Device problems to show (denied permission, no camera…).
     pub notices: Vec<String>,
     /// Diagnostics panel open.
@@ -147,6 +149,25 @@ pub struct MeetingState {
 
 /// What our own media should be doing: the driver follows it (the reducer is the only place
 /// these toggles live).
+/// Our camera's place on the adaptive-quality ladder (`videocall_client::quality`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendQuality {
+    /// Rung index, 0 best.
+    pub rung: usize,
+    /// Encoded size.
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second at most.
+    pub fps: u32,
+    /// Target bitrate, kbit/s.
+    pub kbps: u32,
+    /// Why it last changed ("congestion", "round trip rising", "link quiet", "start").
+    pub reason: &'static str,
+    /// Steps taken down and up so far.
+    pub steps_down: u64,
+    pub steps_up: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaIntent {
     /// Microphone sending (unmuted).
@@ -222,6 +243,8 @@ pub enum Action {
     Rtt(f64),
     /// A receiver told us it drops our video.
     Congestion,
+    /// Our camera's quality rung changed (adaptive quality).
+    SendQuality(SendQuality),
     /// A host asked us to mute: the microphone goes off, with a notice saying why.
     MuteRequested,
     /// Microphone toggled.
@@ -311,6 +334,7 @@ impl MeetingState {
             sharing: false,
             rtt_ms: None,
             congestion_events: 0,
+            send_quality: None,
             notices: Vec::new(),
             diagnostics_open: false,
             encrypted: None,
@@ -422,6 +446,7 @@ impl MeetingState {
             }
             Action::Rtt(ms) => self.rtt_ms = Some(ms),
             Action::Congestion => self.congestion_events += 1,
+            Action::SendQuality(quality) => self.send_quality = Some(quality),
             Action::ToggleMic => self.mic_on = !self.mic_on,
             Action::MuteRequested => {
                 self.mic_on = false;
@@ -657,6 +682,19 @@ mod tests {
             });
         assert!(!s.mic_on && !s.camera_on);
         assert_eq!((s.rtt_ms, s.congestion_events), (Some(12.5), 1));
+        assert_eq!(s.send_quality, None);
+        let q = SendQuality {
+            rung: 2,
+            width: 640,
+            height: 360,
+            fps: 30,
+            kbps: 500,
+            reason: "congestion",
+            steps_down: 1,
+            steps_up: 0,
+        };
+        let s = s.reduce(Action::SendQuality(q.clone()));
+        assert_eq!(s.send_quality, Some(q));
         assert_eq!(s.notices.len(), 1);
         assert_eq!(s.peers[&sid(7)].fps, 29.0);
     }
