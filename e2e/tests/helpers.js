@@ -64,15 +64,17 @@ export async function startNode({ webtransport = true, listen = '127.0.0.1', ext
   return node;
 }
 
-/** A fresh Chromium profile with fake devices; collects console errors. */
-export async function openBrowser() {
+/** A fresh Chromium profile with fake devices (`cameras` fake cameras); collects console errors. */
+export async function openBrowser({ cameras = 1 } = {}) {
   const context = await chromium.launchPersistentContext(mkdtempSync(joinPath(tmpdir(), 'videocall-e2e-')), {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1280, height: 720 },
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--disable-sync', '--no-first-run',
+      cameras > 1 ? `--use-fake-device-for-media-stream=device-count=${cameras}` : '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
       '--auto-select-desktop-capture-source=Entire screen', '--autoplay-policy=no-user-gesture-required',
     ],
   });

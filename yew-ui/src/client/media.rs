@@ -25,7 +25,7 @@ use crate::media::audio_sender::AudioSender;
 use crate::media::video_receiver::{Decoded, VideoReceiver};
 use crate::media::video_sender::VideoSender;
 use crate::media::{PacketSink, canvas_id, log, now_ms};
-use crate::state::{Action, MediaIntent, SendQuality};
+use crate::state::{Action, DeviceKind, MediaIntent, SendQuality};
 
 /// Video bitrate of the camera, bits/s.
 const CAMERA_BITRATE: u32 = 600_000;
@@ -323,6 +323,63 @@ impl MediaPipeline {
         if let Some(quality) = &mut self.quality {
             quality.handle_rtt(clock(), rtt);
         }
+    }
+
+    /// Switches the camera or microphone to the first track of `opened` (a mid-call device
+    /// switch): the old track stops, the new one joins the page's stream (the self-view follows)
+    /// and a running encoder restarts on it, its frame numbering going on. False when `opened`
+    /// has no track of that kind.
+    pub(crate) fn replace_device(&mut self, kind: DeviceKind, opened: MediaStream) -> bool {
+        let video = kind == DeviceKind::Camera;
+        let tracks = |s: &MediaStream| {
+            if video {
+                s.get_video_tracks()
+            } else {
+                s.get_audio_tracks()
+            }
+        };
+        let Some(track) = first_track(&tracks(&opened)) else {
+            stop_tracks(&opened);
+            return false;
+        };
+        if self.local.is_none() {
+            self.local = MediaStream::new().ok();
+        }
+        let Some(local) = &self.local else {
+            return false;
+        };
+        for old in tracks(local).iter() {
+            let old: MediaStreamTrack = old.unchecked_into();
+            local.remove_track(&old);
+            old.stop();
+        }
+        local.add_track(&track);
+        match kind {
+            DeviceKind::Camera => {
+                if self.camera.take().is_some() {
+                    self.quality = None;
+                    self.start_camera();
+                }
+            }
+            DeviceKind::Microphone => {
+                if self.mic.take().is_some() {
+                    self.start_mic();
+                }
+            }
+            DeviceKind::Speaker => {}
+        }
+        true
+    }
+
+    /// Plays everyone's audio on output `id`: the promise of `AudioContext.setSinkId`, or `None`
+    /// where the browser has no such method.
+    pub(crate) fn set_speaker(&self, id: &str) -> Option<js_sys::Promise> {
+        let context = self.audio_context.as_ref()?;
+        let set_sink_id: js_sys::Function = js_sys::Reflect::get(context, &"setSinkId".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        set_sink_id.call1(context, &id.into()).ok()?.dyn_into().ok()
     }
 
     /// Applies the ladder's pending changes to the camera encoder; one action per change.

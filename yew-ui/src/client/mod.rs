@@ -18,7 +18,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
 use yew::Callback;
 
-use crate::state::{Action, MediaIntent};
+use crate::state::{Action, DeviceKind, MediaIntent};
 use pump::{Input, Pump};
 
 /// A handle to the running meeting; dropping it leaves.
@@ -65,6 +65,11 @@ impl MeetingClient {
     /// Chat, raise or lower our hand, react, or (hosts) lower someone's hand.
     pub(crate) fn command(&self, command: Command) {
         self.send(Input::Command(command));
+    }
+
+    /// Switches to camera, microphone or speaker `id` without leaving.
+    pub(crate) fn use_device(&self, kind: DeviceKind, id: String) {
+        self.send(Input::UseDevice(kind, id));
     }
 
     /// Tries to join again after a failure.

@@ -28,7 +28,7 @@ use yew::Callback;
 use super::endpoints;
 use super::media::MediaPipeline;
 use crate::media::{PacketSink, log, now_ms};
-use crate::state::{Action, ChatLine, MediaIntent, REACTION_SHOWN_MS, TransportKind};
+use crate::state::{Action, ChatLine, DeviceKind, MediaIntent, REACTION_SHOWN_MS, TransportKind};
 use crate::transport::{Endpoints, Transport};
 
 /// How often heartbeat state, session timers and statistics are looked at.
@@ -64,6 +64,10 @@ pub(crate) enum Input {
     ScreenOpened(Result<MediaStream, String>),
     /// Chat, hand or reaction from the page.
     Command(Command),
+    /// The user picked another camera, microphone or speaker in the call.
+    UseDevice(DeviceKind, String),
+    /// The browser opened (or refused) the camera or microphone picked.
+    DeviceOpened(DeviceKind, String, Result<MediaStream, String>),
 }
 
 /// What happened to a connection attempt or its transport.
@@ -261,7 +265,50 @@ impl Pump {
                 }
             }
             Input::Command(command) => self.command(command),
+            Input::UseDevice(kind, id) => self.use_device(kind, id),
+            Input::DeviceOpened(kind, id, opened) => match opened {
+                Ok(stream) => {
+                    if self.media.replace_device(kind, stream) {
+                        log(&format!("switched the {} to {id}", kind.noun()));
+                        self.dispatch.emit(Action::DeviceSwitched(kind, id));
+                    } else {
+                        let text = format!("That {} gave no track to send.", kind.noun());
+                        self.dispatch.emit(Action::Notice(text));
+                    }
+                }
+                Err(e) => {
+                    let text = format!("Cannot switch to that {}: {e}", kind.noun());
+                    self.dispatch.emit(Action::Notice(text));
+                }
+            },
         }
+    }
+
+    /// Switches a device mid-call: a speaker at once (where the browser can choose one), a
+    /// camera or microphone once the browser opens it.
+    fn use_device(&mut self, kind: DeviceKind, id: String) {
+        let dispatch = self.dispatch.clone();
+        if kind == DeviceKind::Speaker {
+            let Some(chosen) = self.media.set_speaker(&id) else {
+                let text = "This browser cannot choose where sound plays (no setSinkId).";
+                dispatch.emit(Action::Notice(text.to_owned()));
+                return;
+            };
+            spawn_local(async move {
+                match crate::transport::await_promise(chosen).await {
+                    Ok(_) => dispatch.emit(Action::DeviceSwitched(kind, id)),
+                    Err(e) => dispatch.emit(Action::Notice(format!(
+                        "Cannot play sound on that speaker: {e}"
+                    ))),
+                }
+            });
+            return;
+        }
+        let inputs = self.inputs.clone();
+        spawn_local(async move {
+            let opened = crate::media::devices::open_device(kind, &id).await;
+            send(&inputs, Input::DeviceOpened(kind, id, opened));
+        });
     }
 
     /// Carries out a chat, hand or reaction command; what the page shows follows its outcome.

@@ -15,6 +15,7 @@ pub(crate) struct ControlsProps {
     pub(crate) chat_open: bool,
     pub(crate) unread: u32,
     pub(crate) people_open: bool,
+    pub(crate) devices_open: bool,
     /// How many are in the meeting, us included.
     pub(crate) people: usize,
     pub(crate) on_hand: Callback<()>,
@@ -25,6 +26,7 @@ pub(crate) struct ControlsProps {
     pub(crate) on_camera: Callback<()>,
     pub(crate) on_share: Callback<()>,
     pub(crate) on_diagnostics: Callback<()>,
+    pub(crate) on_devices: Callback<()>,
     pub(crate) on_leave: Callback<()>,
 }
 
@@ -79,6 +81,9 @@ pub(crate) fn controls(p: &ControlsProps) -> Html {
                 title={Shortcut::People.title("People")} aria-keyshortcuts={Shortcut::People.key()}>
                 {format!("People ({})", p.people)}
             </button>
+            <button id="toggle-devices" class={classes!("secondary", p.devices_open.then_some("active"))} onclick={click(&p.on_devices)}
+                aria-pressed={p.devices_open.to_string()} aria-controls="devices-panel"
+                title="Switch camera, microphone or speaker">{"Devices"}</button>
             <button id="toggle-diagnostics" class="secondary" onclick={click(&p.on_diagnostics)}>{"Diagnostics"}</button>
             <button id="leave" class="danger" onclick={click(&p.on_leave)}>{"Leave"}</button>
         </nav>

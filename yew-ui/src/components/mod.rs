@@ -3,6 +3,7 @@
 pub(crate) mod announcer;
 pub(crate) mod chat_panel;
 pub(crate) mod controls;
+pub(crate) mod device_panel;
 pub(crate) mod diagnostics;
 pub(crate) mod host_panel;
 pub(crate) mod peer_list;

@@ -93,6 +93,17 @@ async fn user_media(video: Option<JsValue>, audio: Option<JsValue>) -> Result<Me
     Ok(await_promise(promise).await?.unchecked_into())
 }
 
+pub(crate) use crate::state::DeviceKind;
+
+/// Opens the camera or microphone `id` alone (a mid-call switch).
+pub(crate) async fn open_device(kind: DeviceKind, id: &str) -> Result<MediaStream, String> {
+    match kind {
+        DeviceKind::Camera => user_media(Some(constraint(Some(id))), None).await,
+        DeviceKind::Microphone => user_media(None, Some(constraint(Some(id)))).await,
+        DeviceKind::Speaker => Err("a speaker is not opened, it is chosen".to_owned()),
+    }
+}
+
 /// Asks the user for a screen to share.
 pub(crate) async fn open_screen() -> Result<MediaStream, String> {
     let window = web_sys::window().ok_or("no window")?;

@@ -216,7 +216,14 @@ async fn run(
     let mut last_frame = now_ms();
     let mut encode = |frame: VideoFrame| {
         let now = now_ms();
-        if let Some(rung) = quality.take() {
+        // A new rung applies once the encoder has encoded (Chromium's VP9 encoder fails with
+        // "Encoding error" when reconfigured before its first frame).
+        let pending = if last_key > f64::MIN {
+            quality.take()
+        } else {
+            None
+        };
+        if let Some(rung) = pending {
             // The source may have changed size since the start (a camera renegotiating).
             let (source_width, source_height) = track_size(&track);
             let fitted = rung.fit(source_width, source_height);

@@ -16,6 +16,7 @@ use crate::client::MeetingClient;
 use crate::components::announcer::Announcer;
 use crate::components::chat_panel::ChatPanelView;
 use crate::components::controls::Controls;
+use crate::components::device_panel::DevicePanel;
 use crate::components::diagnostics::Diagnostics;
 use crate::components::host_panel::HostPanelProps;
 use crate::components::peer_list::PeerList;
@@ -26,7 +27,7 @@ use crate::components::top_bar::TopBar;
 use crate::media::audio_sender::AudioSender;
 use crate::media::canvas_id;
 use crate::media::devices::{self, DeviceList};
-use crate::state::{Action, KeyPress, Layout, MeetingState, Phase, Shortcut, shortcut};
+use crate::state::{Action, DeviceKind, KeyPress, Layout, MeetingState, Phase, Shortcut, shortcut};
 
 impl Reducible for MeetingState {
     type Action = Action;
@@ -351,6 +352,18 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::ToggleDiagnostics))
     };
+    let on_devices = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::ToggleDevices))
+    };
+    let on_device_pick = {
+        let client = client.clone();
+        Callback::from(move |(kind, id): (DeviceKind, String)| {
+            if let Some(c) = &*client.borrow() {
+                c.use_device(kind, id);
+            }
+        })
+    };
     let on_leave = {
         let (client, state) = (client.clone(), state.clone());
         Callback::from(move |_| {
@@ -503,12 +516,16 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                         }
                     </div>
                     if s.diagnostics_open { <Diagnostics state={s.clone()} /> }
+                    if s.devices_open {
+                        <DevicePanel devices={(*devices).clone()} in_use={s.devices_in_use.clone()}
+                            on_pick={on_device_pick} on_close={on_devices.clone()} />
+                    }
                     <Controls mic_on={s.mic_on} camera_on={s.camera_on} sharing={s.sharing}
                         hand_raised={s.hand_raised} chat_open={s.chat.open} unread={s.chat.unread}
-                        people_open={s.people_open} people={s.peers.len() + 1}
+                        people_open={s.people_open} people={s.peers.len() + 1} devices_open={s.devices_open}
                         on_hand={on_hand} on_chat={on_chat} on_react={on_react} on_people={on_people}
                         on_mic={on_mic} on_camera={on_camera} on_share={on_share}
-                        on_diagnostics={on_diagnostics} on_leave={on_leave} />
+                        on_diagnostics={on_diagnostics} on_devices={on_devices} on_leave={on_leave} />
                     <Announcer announcements={s.announcements.clone()} />
                 </div>
             }

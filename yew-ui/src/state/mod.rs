@@ -141,6 +141,11 @@ pub struct MeetingState {
     pub speaker: ActiveSpeaker,
     /// The people list is open (it is a toggled panel on a narrow screen).
     pub people_open: bool,
+    /// The device panel (switch camera, microphone and speaker in the call) is open.
+    pub devices_open: bool,
+    /// The devices in use, as the driver reports them once switched (None: the ones chosen
+    /// before joining).
+    pub devices_in_use: DevicesInUse,
     /// What the live region says: joins, leaves, messages, hands (numbered, newest last).
     pub announcements: Vec<(u64, String)>,
     /// Announcements made so far.
@@ -149,6 +154,33 @@ pub struct MeetingState {
 
 /// What our own media should be doing: the driver follows it (the reducer is the only place
 /// these toggles live).
+/// Which device a mid-call switch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Camera,
+    Microphone,
+    Speaker,
+}
+
+impl DeviceKind {
+    /// For messages: "camera", "microphone", "speaker".
+    pub fn noun(self) -> &'static str {
+        match self {
+            DeviceKind::Camera => "camera",
+            DeviceKind::Microphone => "microphone",
+            DeviceKind::Speaker => "speaker",
+        }
+    }
+}
+
+/// Device ids switched to during the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevicesInUse {
+    pub camera: Option<String>,
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
+}
+
 /// Our camera's place on the adaptive-quality ladder (`videocall_client::quality`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendQuality {
@@ -259,6 +291,10 @@ pub enum Action {
     Notice(String),
     /// Open or close diagnostics.
     ToggleDiagnostics,
+    /// The device panel opened or closed.
+    ToggleDevices,
+    /// The driver switched a device (kind, device id), or could not (a notice says why).
+    DeviceSwitched(DeviceKind, String),
     /// The meeting's media is (true) or is not end-to-end encrypted.
     Encryption(bool),
     /// The meeting's safety code changed, with the key holders it commits to.
@@ -345,6 +381,8 @@ impl MeetingState {
             layout: Layout::Grid,
             speaker: ActiveSpeaker::default(),
             people_open: false,
+            devices_open: false,
+            devices_in_use: DevicesInUse::default(),
             announcements: Vec::new(),
             announced: 0,
         }
@@ -470,6 +508,15 @@ impl MeetingState {
                 }
             }
             Action::ToggleDiagnostics => self.diagnostics_open = !self.diagnostics_open,
+            Action::ToggleDevices => self.devices_open = !self.devices_open,
+            Action::DeviceSwitched(kind, id) => {
+                let slot = match kind {
+                    DeviceKind::Camera => &mut self.devices_in_use.camera,
+                    DeviceKind::Microphone => &mut self.devices_in_use.microphone,
+                    DeviceKind::Speaker => &mut self.devices_in_use.speaker,
+                };
+                *slot = Some(id);
+            }
             Action::Encryption(on) => {
                 self.encrypted = Some(on);
                 if !on {

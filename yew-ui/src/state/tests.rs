@@ -232,3 +232,17 @@ fn a_lost_connection_clears_peers_until_the_rejoin() {
     let s = s.reduce(Action::Joined(TransportKind::WebSocket));
     assert_eq!(s.transport, Some(TransportKind::WebSocket));
 }
+
+#[test]
+fn the_device_panel_toggles_and_switched_devices_are_kept_per_kind() {
+    let s = joined().reduce(Action::ToggleDevices);
+    assert!(s.devices_open);
+    let s = s
+        .reduce(Action::DeviceSwitched(DeviceKind::Camera, "cam-2".into()))
+        .reduce(Action::DeviceSwitched(DeviceKind::Speaker, "out-1".into()))
+        .reduce(Action::ToggleDevices);
+    assert!(!s.devices_open);
+    assert_eq!(s.devices_in_use.camera.as_deref(), Some("cam-2"));
+    assert_eq!(s.devices_in_use.microphone, None);
+    assert_eq!(s.devices_in_use.speaker.as_deref(), Some("out-1"));
+}
