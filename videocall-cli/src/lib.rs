@@ -15,7 +15,14 @@ pub mod convert;
 pub mod info;
 pub mod join;
 pub mod meeting;
+#[cfg(feature = "vpx")]
+pub mod mix;
+pub mod participant;
 pub mod pattern;
 pub mod receive;
 pub mod stream;
+pub mod timeline;
+#[cfg(feature = "vpx")]
+pub mod vpx;
+pub mod webm;
 pub mod y4m;
