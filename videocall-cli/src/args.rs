@@ -360,6 +360,10 @@ pub struct ReceiveArgs {
     /// `audio <user> <sequence> silence <samples>` for every audio frame).
     #[arg(long, env = "VIDEOCALL_PRINT_FRAMES")]
     pub print_frames: bool,
+    /// Do not write the decoded pictures (`<user>.y4m`, about 460 KB a 640x480 frame); the
+    /// `.webm` files hold the video.
+    #[arg(long, env = "VIDEOCALL_NO_Y4M")]
+    pub no_y4m: bool,
     /// Also record the whole meeting into `<out>/meeting.webm`: a grid of everyone's video
     /// (VP8) and everyone's audio mixed (Opus), on this recorder's clock.
     #[arg(long, env = "VIDEOCALL_MIX")]

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use videocall_client::reorder::Reorder;
 use videocall_types::{MediaPacket, SessionId, VideoCodec};
 
 use crate::audio::{FRAME_MS, OpusDecoder, SAMPLE_RATE};
@@ -14,6 +15,10 @@ use crate::pattern::I420;
 use crate::timeline::AudioTimeline;
 use crate::webm::{Track, WebmWriter};
 use crate::y4m::Y4mWriter;
+
+/// Audio frames held while a gap may still fill (100 ms): WebTransport delivers each frame on
+/// its own stream, so one may overtake another.
+pub const AUDIO_REORDER_FRAMES: usize = 5;
 
 /// A video decoder for the codecs this build handles.
 #[allow(missing_debug_implementations)] // openh264's decoder is not Debug
@@ -73,16 +78,20 @@ pub struct Participant {
     epoch_ms: Option<f64>,
     codec: i32,
     decoder: Option<VideoDecoder>,
+    write_y4m: bool,
     y4m: Option<Y4mWriter>,
+    /// Size of the first picture (the `.y4m`'s).
+    first_size: Option<(usize, usize)>,
     webm: Option<WebmWriter>,
     #[cfg(feature = "vpx")]
     reencoder: Option<crate::vpx::Vp8Encoder>,
     opus: Option<OpusDecoder>,
+    audio_order: Reorder<MediaPacket>,
     wav: Option<hound::WavWriter<BufWriter<File>>>,
     /// Audio placement.
     pub timeline: AudioTimeline,
     audio_buf: Vec<f32>,
-    /// Pictures decoded and written to the `.y4m`.
+    /// Pictures decoded (of the first size: those in the `.y4m`).
     pub frames: u64,
     /// Pictures of another size than the first (not in the `.y4m`).
     pub resized: u64,
@@ -101,26 +110,29 @@ pub struct Participant {
 pub struct Decoded {
     /// The picture.
     pub picture: I420,
-    /// It was written to the `.y4m` (false: another size than the file's).
+    /// Of the first picture's size (false: not in the `.y4m`).
     pub recorded: bool,
-    /// The `.y4m` was created by this frame.
+    /// The participant's first picture.
     pub created: bool,
 }
 
 impl Participant {
-    /// A participant recorded under `dir/<file_name>.*`.
-    pub fn new(dir: &Path, file_name: &str, session: SessionId) -> Self {
+    /// A participant recorded under `dir/<file_name>.*` (the `.y4m` only if `write_y4m`).
+    pub fn new(dir: &Path, file_name: &str, session: SessionId, write_y4m: bool) -> Self {
         Self {
             session,
             base: dir.join(file_name),
             epoch_ms: None,
             codec: -1,
             decoder: None,
+            write_y4m,
             y4m: None,
+            first_size: None,
             webm: None,
             #[cfg(feature = "vpx")]
             reencoder: None,
             opus: None,
+            audio_order: Reorder::new(AUDIO_REORDER_FRAMES),
             wav: None,
             timeline: AudioTimeline::default(),
             audio_buf: Vec::new(),
@@ -144,6 +156,7 @@ impl Participant {
         self.session = session;
         self.decoder = None;
         self.opus = None;
+        self.audio_order = Reorder::new(AUDIO_REORDER_FRAMES);
         self.timeline.restart_sequence();
     }
 
@@ -205,18 +218,21 @@ impl Participant {
                 _ => self.reencode(&picture, ms, duration)?,
             }
         }
-        let created = self.y4m.is_none();
-        if created {
+        let size = (picture.width, picture.height);
+        let created = self.first_size.is_none();
+        let first = *self.first_size.get_or_insert(size);
+        if created && self.write_y4m {
             let path = self.path("y4m");
             self.y4m = Some(
-                Y4mWriter::create(&path, picture.width, picture.height, 30)
+                Y4mWriter::create(&path, size.0, size.1, 30)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
             );
         }
-        let y4m = self.y4m.as_mut().expect("created just above");
-        let recorded = y4m.size == (picture.width, picture.height);
+        let recorded = first == size;
         if recorded {
-            y4m.write(&picture)?;
+            if let Some(y4m) = &mut self.y4m {
+                y4m.write(&picture)?;
+            }
             self.frames += 1;
         } else {
             // One .y4m holds one size; the WebM file keeps every frame.
@@ -249,10 +265,35 @@ impl Participant {
         Ok(())
     }
 
-    /// Decodes one Opus frame and records it: the `.wav` (with silence for gaps) and the
-    /// `.webm`. Returns the decoded samples preceded by the silence inserted, or `None` when
-    /// the frame was dropped (malformed, late or repeated).
-    pub fn audio(&mut self, media: &MediaPacket) -> anyhow::Result<Option<(u64, &[f32])>> {
+    /// Takes one Opus frame; those now in order (a frame may wait for one that overtook it,
+    /// [`AUDIO_REORDER_FRAMES`] at most) are decoded and recorded: the `.wav` (with silence for
+    /// gaps) and the `.webm`. `mix` gets each decoded frame after the silence before it.
+    /// Returns (sequence, silence) of each frame recorded; malformed, late or repeated frames
+    /// are counted and left out.
+    pub fn audio(
+        &mut self,
+        media: &MediaPacket,
+        mut mix: impl FnMut(u64, &[f32]),
+    ) -> anyhow::Result<Vec<(u64, u64)>> {
+        let sequence = media
+            .audio_metadata
+            .as_ref()
+            .map_or(self.audio_frames, |m| m.sequence);
+        let late = self.audio_order.late;
+        let ready = self.audio_order.handle_frame(sequence, true, media.clone());
+        self.timeline.late += self.audio_order.late - late;
+        let mut recorded = Vec::new();
+        for media in ready {
+            if let Some(silence) = self.record_audio(&media)? {
+                mix(silence, &self.audio_buf);
+                let sequence = media.audio_metadata.as_ref().map_or(0, |m| m.sequence);
+                recorded.push((sequence, silence));
+            }
+        }
+        Ok(recorded)
+    }
+
+    fn record_audio(&mut self, media: &MediaPacket) -> anyhow::Result<Option<u64>> {
         if self.opus.is_none() {
             self.opus = Some(OpusDecoder::new()?);
         }
@@ -293,10 +334,9 @@ impl Participant {
             wav.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)?;
         }
         let ms = self.webm_ms(media.timestamp);
-        let data = media.data.clone();
         self.webm()?
-            .write(Track::Audio, ms, FRAME_MS as i64, true, &data)?;
-        Ok(Some((silence, &self.audio_buf)))
+            .write(Track::Audio, ms, FRAME_MS as i64, true, &media.data)?;
+        Ok(Some(silence))
     }
 
     /// Closes the files; returns the WebM duration in ms.

@@ -27,6 +27,7 @@ const MAX_REPORTED: usize = 1024;
 struct Recorder {
     out: std::path::PathBuf,
     print_frames: bool,
+    write_y4m: bool,
     tracks: HashMap<UserId, Participant>,
     reorder: ReorderBuffers<MediaPacket>,
     /// (user, codec name) → frames that could not be decoded.
@@ -58,6 +59,7 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     let mut recorder = Recorder {
         out: args.out.clone(),
         print_frames: args.print_frames,
+        write_y4m: !args.no_y4m,
         tracks: HashMap::new(),
         reorder: ReorderBuffers::new(REORDER_FRAMES, MAX_PARTICIPANTS),
         undecodable: BTreeMap::new(),
@@ -154,7 +156,12 @@ impl Recorder {
             return None;
         }
         let track = self.tracks.entry(from.user.clone()).or_insert_with(|| {
-            Participant::new(&self.out, &file_name(from.user.as_str()), from.session)
+            Participant::new(
+                &self.out,
+                &file_name(from.user.as_str()),
+                from.session,
+                self.write_y4m,
+            )
         });
         if track.session != from.session {
             // The participant reconnected: a new stream, which starts at a keyframe.
@@ -211,7 +218,9 @@ impl Recorder {
                             decoded.picture.width,
                             decoded.picture.height,
                             from.session,
-                            track.path("y4m").display()
+                            track
+                                .path(if self.write_y4m { "y4m" } else { "webm" })
+                                .display()
                         );
                     }
                     #[cfg(feature = "vpx")]
@@ -221,8 +230,11 @@ impl Recorder {
                     if !decoded.recorded {
                         continue;
                     }
+                    // The browser stamps frames with its page clock (performance.now()), not
+                    // the wall clock: such a "latency" is not one and is left out.
                     let latency = unix_millis() - media.timestamp;
-                    if self.latencies_ms.len() < MAX_LATENCIES {
+                    if self.latencies_ms.len() < MAX_LATENCIES && (0.0..60_000.0).contains(&latency)
+                    {
                         self.latencies_ms.push(latency);
                     }
                     if print_frames {
@@ -248,17 +260,23 @@ impl Recorder {
     }
 
     fn audio(&mut self, from: MediaFrom) -> anyhow::Result<()> {
-        let print_frames = self.print_frames;
         if self.participant(&from).is_none() {
             return Ok(());
         }
         let track = self.tracks.get_mut(&from.user).expect("created above");
         let first = track.audio_frames == 0;
         let path = track.path("wav");
-        let Some((silence, samples)) = track.audio(&from.packet)? else {
-            return Ok(());
-        };
-        if first {
+        #[cfg(feature = "vpx")]
+        let mut mixer = self.mixer.as_mut();
+        let recorded = track.audio(&from.packet, |silence, samples| {
+            #[cfg(feature = "vpx")]
+            if let Some(mixer) = &mut mixer {
+                mixer.audio(&from.user, silence, samples);
+            }
+            #[cfg(not(feature = "vpx"))]
+            let _ = (silence, samples);
+        })?;
+        if first && !recorded.is_empty() {
             println!(
                 "audio {} session {} -> {}",
                 from.user,
@@ -266,20 +284,11 @@ impl Recorder {
                 path.display()
             );
         }
-        if print_frames {
-            let sequence = from
-                .packet
-                .audio_metadata
-                .as_ref()
-                .map_or(0, |m| m.sequence);
-            println!("audio {} {sequence} silence {silence}", from.user);
+        if self.print_frames {
+            for (sequence, silence) in recorded {
+                println!("audio {} {sequence} silence {silence}", from.user);
+            }
         }
-        #[cfg(feature = "vpx")]
-        if let Some(mixer) = &mut self.mixer {
-            mixer.audio(&from.user, silence, samples);
-        }
-        #[cfg(not(feature = "vpx"))]
-        let _ = samples;
         Ok(())
     }
 
@@ -304,7 +313,9 @@ impl Recorder {
             println!(
                 "received from {user}: {} frames -> {} (late {}, skipped {}, resized {}, decode errors {}, codec changes {})",
                 track.frames,
-                track.path("y4m").display(),
+                track
+                    .path(if self.write_y4m { "y4m" } else { "webm" })
+                    .display(),
                 late,
                 skipped,
                 track.resized,
