@@ -86,6 +86,15 @@ impl Mixer {
         }
     }
 
+    /// A participant left: their tile and voice go (the others move up).
+    pub fn remove(&mut self, user: &UserId) {
+        self.tiles.retain(|(u, _)| u != user);
+        self.voices.remove(user);
+        // What the gone tile covered is painted over by the new layout or stays black.
+        self.canvas.data[self.size.0 * self.size.1..].fill(128);
+        self.canvas.data[..self.size.0 * self.size.1].fill(16);
+    }
+
     /// A participant's decoded audio, after `silence` samples of a gap.
     pub fn audio(&mut self, user: &UserId, silence: u64, samples: &[f32]) {
         if !self.voices.contains_key(user) && self.voices.len() >= MAX_VOICES {

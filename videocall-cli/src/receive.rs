@@ -90,7 +90,13 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
             update = client.next_update() => match update {
                 Some(Update::Session(Event::Media(media))) => recorder.media(&handle, media)?,
                 Some(Update::Session(Event::PeerJoined { user, session })) => println!("joined {user} session {session}"),
-                Some(Update::Session(Event::PeerLeft { user, session })) => println!("left {user} session {session}"),
+                Some(Update::Session(Event::PeerLeft { user, session })) => {
+                    println!("left {user} session {session}");
+                    #[cfg(feature = "vpx")]
+                    if let Some(mixer) = &mut recorder.mixer {
+                        mixer.remove(&user);
+                    }
+                }
                 Some(Update::Session(Event::Joined { session })) => {
                     println!("reconnected as session {session}");
                     eprintln!("videocall-cli: reconnected as session {session}");

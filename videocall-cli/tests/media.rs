@@ -286,3 +286,93 @@ async fn malformed_opus_and_vp8_are_counted_and_the_recorder_goes_on() {
     assert!(number_after(&audio, "audio from evil: ") >= 1, "{audio}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+// Multi-threaded: the test blocks on the receiver's stdout while the client's tasks run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_past_the_cap_are_named_once_and_not_recorded() {
+    use videocall_cli::receive::MAX_PARTICIPANTS;
+    let (http, udp) = (free_tcp_port(), free_udp_port());
+    let meeting = format!("m{}", free_tcp_port());
+    let _node = videocall_testkit::process::single_node_on(
+        http,
+        udp,
+        &[
+            "--plaintext-meeting",
+            meeting.as_str(),
+            "--max-connections-per-ip",
+            "200",
+        ],
+    );
+    let out = out_dir("cap");
+    let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
+    receiver_args.extend(["--out".into(), out.display().to_string()]);
+    let mut receiver = cli("receive", receiver_args);
+    let mut encoder = videocall_cli::audio::OpusEncoder::new().expect("encoder");
+    let packet = encoder.encode(&[0.0; 960], 0.0).expect("encodes");
+    let peers = MAX_PARTICIPANTS + 6;
+    let mut clients = Vec::new();
+    for n in 0..peers {
+        let url = format!("ws://127.0.0.1:{http}/lobby/p{n:03}/{meeting}");
+        let mut peer = TestClient::websocket(&url)
+            .await
+            .expect("WebSocket connects");
+        peer.recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
+            .await;
+        // Twice: a participant past the cap is named once.
+        peer.send(wrapper(&packet));
+        peer.send(wrapper(&packet));
+        clients.push(peer);
+    }
+    // One more peer, sending nothing: the relay forwards in order on the receiver's socket, so
+    // once its join is printed every packet before it has been handled.
+    let _sentinel = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/zz/{meeting}"))
+        .await
+        .expect("WebSocket connects");
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while !lines
+        .last()
+        .is_some_and(|l: &String| l.starts_with("joined zz "))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        lines.push(
+            receiver
+                .stdout
+                .recv_timeout(left)
+                .expect("the sentinel's join"),
+        );
+    }
+    receiver.terminate();
+    assert!(receiver.wait_exit(PATIENCE).expect("exits").success());
+    while let Ok(line) = receiver.stdout.recv_timeout(Duration::from_millis(500)) {
+        lines.push(line);
+    }
+    let refused = line(&lines, "not recording ");
+    assert!(
+        refused.ends_with(&format!(
+            "already recording {MAX_PARTICIPANTS} participants"
+        )),
+        "{refused}"
+    );
+    let named = lines
+        .iter()
+        .filter(|l| l.starts_with("not recording "))
+        .count();
+    assert_eq!(named, 6, "each participant past the cap named once");
+    let summary = line(&lines, "not recorded: ");
+    assert_eq!(
+        summary,
+        format!(
+            "not recorded: 12 packets from 6 participant(s) past the cap of {MAX_PARTICIPANTS}"
+        )
+    );
+    let wavs = std::fs::read_dir(&out)
+        .expect("the out dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wav"))
+        })
+        .count();
+    assert_eq!(wavs, MAX_PARTICIPANTS);
+    let _ = std::fs::remove_dir_all(out);
+}
