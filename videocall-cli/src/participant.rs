@@ -357,3 +357,64 @@ impl Participant {
         })
     }
 }
+
+#[cfg(all(test, feature = "vpx"))]
+mod tests {
+    use super::*;
+    use crate::codec::{EncoderSettings, H264Encoder};
+    use crate::pattern;
+
+    fn h264_frames(width: usize, height: usize, count: u64, from_ms: f64) -> Vec<MediaPacket> {
+        let settings = EncoderSettings {
+            bitrate_kbps: 500,
+            fps: 30,
+            keyframe_interval: 0,
+        };
+        let mut encoder = H264Encoder::new(settings).expect("encoder");
+        (0..count)
+            .map(|n| {
+                let picture = pattern::frame(width, height, n).expect("valid size");
+                let frame = encoder
+                    .encode(&picture, n == 0)
+                    .expect("encodes")
+                    .expect("a frame");
+                MediaPacket {
+                    data: frame.data.into(),
+                    frame_type: if frame.key { "key" } else { "delta" }.into(),
+                    timestamp: from_ms + n as f64 * 33.0,
+                    duration: 33.0,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_participant_changing_resolution_keeps_recording_and_garbage_is_counted() {
+        let dir = std::env::temp_dir().join(format!("participant-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut participant = Participant::new(&dir, "pi", SessionId::new(1, 1), true);
+        let h264 = VideoCodec::H264Baseline as i32;
+        let (small, large) = (
+            h264_frames(320, 240, 5, 0.0),
+            h264_frames(640, 480, 5, 165.0),
+        );
+        for frame in small.iter().chain(&large) {
+            participant.video(frame, h264).expect("decodes");
+        }
+        assert_eq!((participant.frames, participant.resized), (5, 5));
+        // Garbage VP8 after H.264: a codec change, a decode error, no panic.
+        let garbage = MediaPacket {
+            data: vec![0xff; 40].into(),
+            frame_type: "key".into(),
+            ..Default::default()
+        };
+        assert!(participant.video(&garbage, VideoCodec::Vp8 as i32).is_err());
+        assert_eq!((participant.codec_changes, participant.errors), (1, 1));
+        let webm = participant.finish().expect("closed");
+        assert_eq!(webm, Some(10 * 33), "the WebM spans the ten frames");
+        let y4m = crate::y4m::read_all(&participant.path("y4m")).expect("readable");
+        assert_eq!(y4m.len(), 5);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
