@@ -53,9 +53,10 @@ ui:
 	scripts/build-ui.sh $(UI_DIST)
 
 # Browser tests: real Chromium (fake camera and microphone) against real single nodes, serving
-# the app built with the `bench` feature (the perf test calls window.videocallE2eeBench).
+# the app built with the `bench` feature (the perf test calls window.videocallE2eeBench); the
+# recording test checks videocall-cli's WebM with ffprobe.
 e2e: bins
-	@scripts/ensure-deps.sh wasm wasm-bindgen chromium e2e
+	@scripts/ensure-deps.sh wasm wasm-bindgen chromium e2e ffmpeg
 	UI_FEATURES=bench scripts/build-ui.sh $(E2E_UI_DIST)
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
 		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \
