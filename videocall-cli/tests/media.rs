@@ -141,7 +141,8 @@ fn streamed_tone_is_recorded_at_its_frequency_for_the_time_it_was_sent() {
         line(&lines, "audio from pi:")
     );
     assert!(
-        seconds >= 0.9 * expected && seconds <= 1.1 * expected + 0.2,
+        // Above: a streamer stalled by a busy machine skips ahead, and the gap is silence.
+        seconds >= 0.9 * expected && seconds <= 1.5 * expected,
         "{seconds:.2} s recorded of {expected:.2} s sent"
     );
     // The strongest frequency from 100 Hz to 4 kHz (10 Hz steps) over the middle of the file.
@@ -377,4 +378,33 @@ async fn participants_past_the_cap_are_named_once_and_not_recorded() {
         .count();
     assert_eq!(wavs, MAX_PARTICIPANTS);
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn the_relay_sees_the_streamers_audio_only_sealed() {
+    let (_node, http, udp) = single_node();
+    let meeting = format!("m{}", free_tcp_port());
+    let mut args = connect_args(Via::WebSocket, http, udp, "pi", &meeting);
+    args.extend(["--test-pattern", "--resolution", "320x240"].map(String::from));
+    let _streamer = cli("stream", args);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let mut spy = TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/spy/{meeting}"))
+            .await
+            .expect("WebSocket connects");
+        let audio_from_pi = |w: &PacketWrapper| {
+            (w.packet_type == PacketType::Media as i32 && w.user_id == b"pi".as_slice())
+                .then(|| MediaPacket::decode(w.data.clone()).ok())
+                .flatten()
+                .filter(|m| m.media_type == MediaType::Audio as i32)
+        };
+        for _ in 0..10 {
+            let wrapper = spy.recv_until(|w| audio_from_pi(w).is_some()).await;
+            let media = audio_from_pi(&wrapper).expect("an audio packet");
+            let sealed = media.sealed.expect("audio is sealed");
+            assert!(media.data.is_empty() && media.audio_metadata.is_none());
+            // An Opus frame at 32 kbit/s is ~80 bytes; sealed, it carries the tag as well.
+            assert!(sealed.ciphertext.len() > 16, "{}", sealed.ciphertext.len());
+        }
+    });
 }
