@@ -112,8 +112,9 @@ impl Mixer {
         }
     }
 
-    /// Produces the output frames due by `now`.
-    pub fn poll(&mut self, now: Instant) -> anyhow::Result<()> {
+    /// Produces the output frames due by `now` (at most [`MAX_CATCH_UP`] of each kind); true
+    /// when none is left due.
+    pub fn poll(&mut self, now: Instant) -> anyhow::Result<bool> {
         let elapsed = now.saturating_duration_since(self.started);
         let audio_due = (elapsed.as_secs_f64() * 1000.0 / FRAME_MS) as u64;
         for _ in 0..MAX_CATCH_UP {
@@ -129,7 +130,7 @@ impl Mixer {
             }
             self.mix_video()?;
         }
-        Ok(())
+        Ok(self.audio_frames >= audio_due && self.video_frames >= video_due)
     }
 
     fn mix_audio(&mut self) -> anyhow::Result<()> {
@@ -188,7 +189,8 @@ impl Mixer {
 
     /// Produces what is due, closes the file; returns (duration, video frames, audio frames).
     pub fn finish(mut self, now: Instant) -> anyhow::Result<(Duration, u64, u64)> {
-        self.poll(now)?;
+        // Everything due, however late the last tick was.
+        while !self.poll(now)? {}
         let duration = Duration::from_millis(self.webm.duration_ms().max(0) as u64);
         let counts = (self.video_frames, self.audio_frames);
         self.webm.finish()?;
