@@ -15,7 +15,7 @@ test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check docker-lint c
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats postgres nasm libclang cmake libvpx ffmpeg wasm-bindgen chromium e2e
+	@scripts/ensure-deps.sh wasm nats postgres nasm libclang cmake libvpx ffmpeg alsa wasm-bindgen chromium e2e
 
 lint:
 	$(CARGO) fmt --all -- --check

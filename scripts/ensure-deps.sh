@@ -98,6 +98,14 @@ for want in "$@"; do
       fi
       say "libvpx-dev: $(dpkg-query -W -f='${Version}' libvpx-dev)"
       ;;
+    alsa)
+      # Tests only: videocall-cli's --audio-device runs arecord (alsa-utils); the tests capture
+      # from ALSA's null device (silence), since the machine has no sound card.
+      if ! command -v arecord >/dev/null 2>&1; then
+        apt_install alsa-utils
+      fi
+      say "arecord: $(command -v arecord) ($(arecord --version | head -n1))"
+      ;;
     ffmpeg)
       # Tests only: ffprobe verifies the recordings videocall-cli writes (frames, streams,
       # duration). The product does not use ffmpeg.

@@ -335,6 +335,10 @@ pub struct StreamArgs {
     /// Stop after this many frames (default: until Ctrl-C).
     #[arg(long, env = "VIDEOCALL_FRAMES")]
     pub frames: Option<u64>,
+    /// Capture audio from this ALSA device (`default`, `hw:1,0`, ...; `arecord -L` lists
+    /// them) through `arecord` (alsa-utils). A missing device or arecord is an error at start.
+    #[arg(long, env = "VIDEOCALL_AUDIO_DEVICE", conflicts_with_all = ["no_audio", "audio_file"])]
+    pub audio_device: Option<String>,
     /// Send this WAV file as the audio (any rate and channel count; mixed to mono, resampled
     /// to 48 kHz, looped; at most 600 s). Without it, a test tone at --tone-hz.
     #[arg(long, env = "VIDEOCALL_AUDIO_FILE", conflicts_with = "no_audio")]

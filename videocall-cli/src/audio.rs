@@ -1,5 +1,6 @@
 //! Audio as the browser sends it: Opus, 48 kHz mono, 20 ms frames (960 samples), one
-//! `MediaPacket` per frame. The sources `stream` reads (a test tone or a WAV file) and the Opus
+//! `MediaPacket` per frame. The sources `stream` reads (a test tone, a WAV file or an ALSA
+//! device through `arecord`) and the Opus
 //! encoder and decoder (libopus through the `opus` crate, built from source and linked
 //! statically).
 
@@ -39,6 +40,14 @@ pub enum AudioError {
         /// Why.
         error: hound::Error,
     },
+    /// The ALSA device cannot be captured.
+    #[error("--audio-device {device}: {why}")]
+    Device {
+        /// The device.
+        device: String,
+        /// Why.
+        why: String,
+    },
     /// The WAV file is not usable.
     #[error("{path}: {why}")]
     BadFile {
@@ -66,6 +75,89 @@ pub enum AudioSource {
         /// Next sample.
         position: usize,
     },
+    /// An ALSA capture device, read through `arecord`.
+    Device {
+        /// The ALSA device name.
+        device: String,
+        /// The running `arecord`, started by the first frame asked for.
+        capture: Option<Capture>,
+    },
+}
+
+/// `arecord -D <device>` writing 48 kHz mono 16-bit samples to us. A process rather than a
+/// libasound binding: nothing to link (the Raspberry Pi cross build stays free of arm64
+/// libraries), and Raspberry Pi OS ships alsa-utils. Killed when dropped.
+#[derive(Debug)]
+pub struct Capture {
+    device: String,
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+}
+
+impl Capture {
+    fn start(device: &str) -> Result<Self, AudioError> {
+        use std::process::{Command, Stdio};
+        let fail = |why: String| AudioError::Device {
+            device: device.to_owned(),
+            why,
+        };
+        let mut child = Command::new("arecord")
+            .args([
+                "-q", "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", "48000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot run arecord (Debian: apt-get install alsa-utils): {e}"
+                ))
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("arecord has no stdout".into()))?;
+        Ok(Self {
+            device: device.to_owned(),
+            child,
+            stdout,
+        })
+    }
+
+    fn read_frame(&mut self) -> Result<[f32; FRAME_SAMPLES], AudioError> {
+        use std::io::Read;
+        let mut bytes = [0u8; FRAME_SAMPLES * 2];
+        if let Err(e) = self.stdout.read_exact(&mut bytes) {
+            // arecord stopped: its stderr says why (no such device, busy, ...).
+            let _ = self.child.kill();
+            let mut why = String::new();
+            if let Some(mut stderr) = self.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut why);
+            }
+            let why = why.lines().last().unwrap_or_default().trim().to_owned();
+            return Err(AudioError::Device {
+                device: self.device.clone(),
+                why: if why.is_empty() {
+                    format!("arecord stopped: {e}")
+                } else {
+                    why
+                },
+            });
+        }
+        let mut frame = [0.0f32; FRAME_SAMPLES];
+        for (sample, pair) in frame.iter_mut().zip(bytes.chunks_exact(2)) {
+            *sample = f32::from(i16::from_le_bytes([pair[0], pair[1]])) / 32768.0;
+        }
+        Ok(frame)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl AudioSource {
@@ -125,8 +217,20 @@ impl AudioSource {
         })
     }
 
-    /// The next 20 ms.
-    pub fn next_frame(&mut self) -> [f32; FRAME_SAMPLES] {
+    /// Captures from ALSA `device` (e.g. `default`, `hw:1,0`, `plughw:1`) through `arecord`
+    /// (Debian/Raspberry Pi OS: alsa-utils). One frame is captured here, so a missing `arecord`
+    /// or device is an error now, naming the device and arecord's reason; capture proper starts
+    /// with the first frame asked for (nothing queues up in the pipe while joining).
+    pub fn device(device: &str) -> Result<Self, AudioError> {
+        Capture::start(device)?.read_frame()?;
+        Ok(Self::Device {
+            device: device.to_owned(),
+            capture: None,
+        })
+    }
+
+    /// The next 20 ms (from a device: blocks until it has them).
+    pub fn next_frame(&mut self) -> Result<[f32; FRAME_SAMPLES], AudioError> {
         let mut frame = [0.0f32; FRAME_SAMPLES];
         match self {
             Self::Tone { hz, position } => {
@@ -144,8 +248,15 @@ impl AudioSource {
                     *position = (*position + 1) % samples.len();
                 }
             }
+            Self::Device { device, capture } => {
+                let capture = match capture {
+                    Some(capture) => capture,
+                    None => capture.insert(Capture::start(device)?),
+                };
+                return capture.read_frame();
+            }
         }
-        frame
+        Ok(frame)
     }
 }
 
@@ -283,7 +394,7 @@ mod tests {
         let mut frame = Vec::new();
         for n in 0..50u64 {
             let packet = encoder
-                .encode(&source.next_frame(), n as f64 * FRAME_MS)
+                .encode(&source.next_frame().expect("a tone"), n as f64 * FRAME_MS)
                 .expect("encodes");
             let meta = packet.audio_metadata.clone().expect("audio metadata");
             assert_eq!((meta.sequence, meta.audio_format.as_str()), (n, "opus"));
@@ -342,7 +453,7 @@ mod tests {
             "{}",
             samples.len()
         );
-        let frame = source.next_frame();
+        let frame = source.next_frame().expect("a file");
         assert!(goertzel(&frame, 600.0) > 0.2, "{}", goertzel(&frame, 600.0));
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -83,9 +83,10 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let audio = if args.no_audio {
         None
     } else {
-        let source = match &args.audio_file {
-            Some(path) => AudioSource::file(path)?,
-            None => AudioSource::tone(args.tone_hz as f32),
+        let source = match (&args.audio_device, &args.audio_file) {
+            (Some(device), _) => AudioSource::device(device)?,
+            (None, Some(path)) => AudioSource::file(path)?,
+            (None, None) => AudioSource::tone(args.tone_hz as f32),
         };
         Some((source, OpusEncoder::new()?))
     };
@@ -191,8 +192,9 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Sends 20 ms of audio every 20 ms until `stop`: paced by the clock, as a microphone would
-/// deliver; behind by more than 100 ms (a stalled machine) it skips ahead instead of bursting.
+/// Sends 20 ms of audio every 20 ms until `stop`, paced by the clock (a device's read blocks
+/// until it has the samples; one that does not pace itself, like ALSA's `null`, is paced here);
+/// behind by more than 100 ms (a stalled machine) it skips ahead instead of bursting.
 fn send_audio(
     mut source: AudioSource,
     mut encoder: OpusEncoder,
@@ -206,7 +208,8 @@ fn send_audio(
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let packet = encoder.encode(&source.next_frame(), unix_millis())?;
+        let frame = source.next_frame()?;
+        let packet = encoder.encode(&frame, unix_millis())?;
         handle.send_media(packet);
         counters.audio_frames.fetch_add(1, Ordering::Relaxed);
         next += period;

@@ -278,6 +278,25 @@ fn assert_one_clear_error(args: Vec<String>, expected: &str) {
     assert!(errors[0].contains(expected), "{stderr}");
 }
 
+/// This machine has no sound card (and may lack arecord): either way, one line naming the
+/// device, before joining (no node is needed).
+#[test]
+fn a_missing_audio_device_is_one_clear_error() {
+    let args = [
+        "stream",
+        "--test-pattern",
+        "--user-id",
+        "pi",
+        "--meeting-id",
+        "m1",
+        "--audio-device",
+        "hw:7,0",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_one_clear_error(args, "--audio-device hw:7,0: ");
+}
+
 #[test]
 fn unreachable_server_is_one_clear_error_within_10_s() {
     let (http, udp) = (free_tcp_port(), free_udp_port());

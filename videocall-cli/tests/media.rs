@@ -55,12 +55,14 @@ fn probe(path: &Path) -> (Vec<(String, String, u64)>, f64) {
     (streams, duration)
 }
 
-/// Streams the pattern and the tone for `FRAMES` frames; returns (receiver's stdout lines
-/// after SIGTERM, video frames sent, audio frames sent, how long the receiver ran).
+/// Streams the pattern and `audio` (the streamer's audio flags) for `FRAMES` frames; returns
+/// (receiver's stdout lines after SIGTERM, video frames sent, audio frames sent, how long the
+/// receiver ran).
 fn stream_and_record(
     meeting: &str,
     out: &Path,
     receiver_extra: &[&str],
+    audio: &[&str],
 ) -> (Vec<String>, u64, u64, Duration) {
     let (_node, http, udp) = single_node();
     let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", meeting);
@@ -80,7 +82,7 @@ fn stream_and_record(
         ]
         .map(String::from),
     );
-    streamer_args.extend(["--tone-hz".into(), TONE_HZ.to_string()]);
+    streamer_args.extend(audio.iter().map(|a| a.to_string()));
     let mut streamer = cli("stream", streamer_args);
     let status = streamer
         .wait_exit(Duration::from_secs(20))
@@ -121,7 +123,8 @@ fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 fn streamed_tone_is_recorded_at_its_frequency_for_the_time_it_was_sent() {
     let meeting = format!("m{}", free_tcp_port());
     let out = out_dir("tone");
-    let (lines, sent, audio_sent, _) = stream_and_record(&meeting, &out, &[]);
+    let (lines, sent, audio_sent, _) =
+        stream_and_record(&meeting, &out, &[], &["--tone-hz", &TONE_HZ.to_string()]);
     assert!(
         audio_sent >= FRAMES * 20 / 30 * 9 / 10,
         "{audio_sent} audio frames for 5 s"
@@ -185,7 +188,12 @@ fn streamed_tone_is_recorded_at_its_frequency_for_the_time_it_was_sent() {
 fn mix_is_one_webm_with_video_and_audio_as_long_as_the_recording() {
     let meeting = format!("m{}", free_tcp_port());
     let out = out_dir("mix");
-    let (lines, _, _, ran) = stream_and_record(&meeting, &out, &["--mix", "--mix-size", "320x180"]);
+    let (lines, _, _, ran) = stream_and_record(
+        &meeting,
+        &out,
+        &["--mix", "--mix-size", "320x180"],
+        &["--tone-hz", &TONE_HZ.to_string()],
+    );
     let mixed = line(&lines, "mixed ");
     eprintln!("{mixed}; the receiver ran {ran:?}");
     let (streams, duration) = probe(&out.join("meeting.webm"));
@@ -407,4 +415,36 @@ fn the_relay_sees_the_streamers_audio_only_sealed() {
             assert!(sealed.ciphertext.len() > 16, "{}", sealed.ciphertext.len());
         }
     });
+}
+
+/// ALSA capture through arecord (scripts/ensure-deps.sh alsa), from ALSA's `null` device: this
+/// machine has no sound card. `null` hands out samples (undefined ones, so their content is not
+/// checked) as fast as they are read: this also checks that the streamer paces it at 20 ms.
+#[test]
+fn audio_captured_from_an_alsa_device_is_recorded_for_the_time_it_was_sent() {
+    let meeting = format!("m{}", free_tcp_port());
+    let out = out_dir("alsa");
+    let (lines, _, audio_sent, _) =
+        stream_and_record(&meeting, &out, &["--no-y4m"], &["--audio-device", "null"]);
+    // About 5 s of video: at 50 frames a second, not a burst.
+    assert!(
+        (200..=400).contains(&audio_sent),
+        "{audio_sent} audio frames in ~5 s"
+    );
+    let samples: Vec<i16> = hound::WavReader::open(out.join("pi.wav"))
+        .expect("a readable pi.wav")
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+    let expected = audio_sent as f64 * 0.020;
+    eprintln!(
+        "pi.wav: {seconds:.2} s for {expected:.2} s sent; {}",
+        line(&lines, "audio from pi:")
+    );
+    assert!(
+        seconds >= 0.9 * expected,
+        "{seconds:.2} s recorded of {expected:.2} s sent"
+    );
+    let _ = std::fs::remove_dir_all(out);
 }
