@@ -15,7 +15,7 @@ test: deps lint core-deps wasm unit fuzz ui e2e aarch64 helm-check docker-lint c
 	@echo "[test] all checks passed"
 
 deps:
-	@scripts/ensure-deps.sh wasm nats postgres nasm libclang wasm-bindgen chromium firefox e2e
+	@scripts/ensure-deps.sh wasm nats postgres nasm libclang cmake libvpx ffmpeg alsa wasm-bindgen chromium firefox e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -53,9 +53,10 @@ ui:
 	scripts/build-ui.sh $(UI_DIST)
 
 # Browser tests: real Chromium (fake camera and microphone) against real single nodes, serving
-# the app built with the `bench` feature (the perf test calls window.videocallE2eeBench).
+# the app built with the `bench` feature (the perf test calls window.videocallE2eeBench); the
+# recording test checks videocall-cli's WebM with ffprobe.
 e2e: bins
-	@scripts/ensure-deps.sh wasm wasm-bindgen chromium firefox e2e
+	@scripts/ensure-deps.sh wasm wasm-bindgen chromium firefox e2e ffmpeg
 	UI_FEATURES=bench scripts/build-ui.sh $(E2E_UI_DIST)
 	cd e2e && ACTIX_API_BIN=$(abspath $(TARGET_DIR))/debug/actix-api \
 		VIDEOCALL_CLI_BIN=$(abspath $(TARGET_DIR))/debug/videocall-cli \
@@ -109,8 +110,8 @@ AARCH64_ENV = CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gc
 
 # videocall-cli for the Raspberry Pi (aarch64-unknown-linux-gnu, Debian cross toolchain).
 cli-aarch64:
-	@scripts/ensure-deps.sh nasm libclang aarch64
-	$(AARCH64_ENV) $(CARGO) build --release -p videocall-cli --target aarch64-unknown-linux-gnu
+	@scripts/ensure-deps.sh nasm libclang cmake aarch64
+	$(AARCH64_ENV) $(CARGO) build --release -p videocall-cli --no-default-features --features camera --target aarch64-unknown-linux-gnu
 	@file $(TARGET_DIR)/aarch64-unknown-linux-gnu/release/videocall-cli
 
 # That binary under qemu-aarch64 streams the test pattern to a local node (host debug build);

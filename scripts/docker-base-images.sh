@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the base images the compose stack needs from Debian's packages, for machines without a
 # container registry (docker/compose.local-images.yaml selects them):
-#   videocall-local/debian:bookworm-slim  runtime base of our images (minbase)
+#   videocall-local/debian:bookworm-slim  runtime base of our images (minbase + libvpx7)
 #   videocall-local/nats:latest           nats-server (+ wget for the health check)
 #   videocall-local/postgres:latest       Debian's postgresql, official image's variables
 # Each is `debootstrap --variant=minbase` (≈ 50 s) imported with `docker import`. The root file
@@ -143,7 +143,8 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 fi
 # The three at once: debootstrap waits on the mirror and dpkg more than on the CPU.
 pids=()
-base_image videocall-local/debian:bookworm-slim "" "" "$path" 'CMD ["bash"]' &
+# libvpx7: videocall-cli's VP8/VP9 decoding (the arm64 CLI is built without it).
+base_image videocall-local/debian:bookworm-slim "libvpx7" "" "$path" 'CMD ["bash"]' &
 pids+=($!)
 base_image videocall-local/nats:latest "nats-server,wget" "" "$path" 'CMD ["nats-server"]' \
   'EXPOSE 4222 8222' &

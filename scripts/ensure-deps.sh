@@ -92,6 +92,39 @@ for want in "$@"; do
       fi
       say "libclang-dev: $(dpkg-query -W -f='${Version}' libclang-dev)"
       ;;
+    cmake)
+      # videocall-cli's Opus (the opus crate through opusic-sys) builds libopus from its bundled
+      # source with CMake and links it statically: no libopus at run time, and the same build
+      # cross-compiles for the Raspberry Pi.
+      if ! command -v cmake >/dev/null 2>&1; then
+        apt_install cmake
+      fi
+      say "cmake: $(command -v cmake) ($(cmake --version | head -n1))"
+      ;;
+    libvpx)
+      # videocall-cli's `receive` decodes VP8/VP9 (and `--mix` encodes VP8) with Debian's libvpx
+      # (env-libvpx-sys finds it with pkg-config).
+      if ! dpkg -s libvpx-dev >/dev/null 2>&1; then
+        apt_install libvpx-dev
+      fi
+      say "libvpx-dev: $(dpkg-query -W -f='${Version}' libvpx-dev)"
+      ;;
+    alsa)
+      # Tests only: videocall-cli's --audio-device runs arecord (alsa-utils); the tests capture
+      # from ALSA's null device (silence), since the machine has no sound card.
+      if ! command -v arecord >/dev/null 2>&1; then
+        apt_install alsa-utils
+      fi
+      say "arecord: $(command -v arecord) ($(arecord --version | head -n1))"
+      ;;
+    ffmpeg)
+      # Tests only: ffprobe verifies the recordings videocall-cli writes (frames, streams,
+      # duration). The product does not use ffmpeg.
+      if ! command -v ffprobe >/dev/null 2>&1; then
+        apt_install ffmpeg
+      fi
+      say "ffprobe: $(command -v ffprobe) ($(ffprobe -version | head -n1 | cut -d' ' -f1-3))"
+      ;;
     aarch64)
       # Cross toolchain for the Raspberry Pi build of videocall-cli, and qemu to run it here.
       if ! command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1 \

@@ -19,9 +19,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Join a meeting and publish H.264 video from a camera or the test pattern.
+    /// Join a meeting and publish H.264 video from a camera or the test pattern, and Opus audio
+    /// from a WAV file or a test tone.
     Stream(StreamArgs),
-    /// Join a meeting, decode every H.264 stream and record one .y4m per participant.
+    /// Join a meeting and record it: per participant `<user>.y4m` (decoded video), `<user>.wav`
+    /// (audio) and `<user>.webm` (video and audio); with --mix, `meeting.webm` of everyone.
     Receive(ReceiveArgs),
     /// Join a meeting and chat: each line of stdin is sent (`/hand`, `/lower`, `/react 👍`,
     /// `/lower-hand USER` as host), messages received are printed as `<user>: <text>`.
@@ -333,6 +335,20 @@ pub struct StreamArgs {
     /// Stop after this many frames (default: until Ctrl-C).
     #[arg(long, env = "VIDEOCALL_FRAMES")]
     pub frames: Option<u64>,
+    /// Capture audio from this ALSA device (`default`, `hw:1,0`, ...; `arecord -L` lists
+    /// them) through `arecord` (alsa-utils). A missing device or arecord is an error at start.
+    #[arg(long, env = "VIDEOCALL_AUDIO_DEVICE", conflicts_with_all = ["no_audio", "audio_file"])]
+    pub audio_device: Option<String>,
+    /// Send this WAV file as the audio (any rate and channel count; mixed to mono, resampled
+    /// to 48 kHz, looped; at most 600 s). Without it, a test tone at --tone-hz.
+    #[arg(long, env = "VIDEOCALL_AUDIO_FILE", conflicts_with = "no_audio")]
+    pub audio_file: Option<PathBuf>,
+    /// Frequency of the test tone sent when there is no --audio-file.
+    #[arg(long, env = "VIDEOCALL_TONE_HZ", default_value_t = 440, value_parser = clap::value_parser!(u32).range(20..=20_000))]
+    pub tone_hz: u32,
+    /// Send no audio.
+    #[arg(long, env = "VIDEOCALL_NO_AUDIO")]
+    pub no_audio: bool,
 }
 
 /// `receive`.
@@ -344,9 +360,24 @@ pub struct ReceiveArgs {
     /// Directory for the recordings (`<user>.y4m`).
     #[arg(long, env = "VIDEOCALL_OUT")]
     pub out: PathBuf,
-    /// Print `frame <user> <sequence> <latency ms>` on stdout for every decoded frame.
+    /// Print `frame <user> <sequence> <latency ms>` on stdout for every decoded frame (and
+    /// `audio <user> <sequence> silence <samples>` for every audio frame).
     #[arg(long, env = "VIDEOCALL_PRINT_FRAMES")]
     pub print_frames: bool,
+    /// Do not write the decoded pictures (`<user>.y4m`, about 460 KB a 640x480 frame); the
+    /// `.webm` files hold the video.
+    #[arg(long, env = "VIDEOCALL_NO_Y4M")]
+    pub no_y4m: bool,
+    /// Also record the whole meeting into `<out>/meeting.webm`: a grid of everyone's video
+    /// (VP8) and everyone's audio mixed (Opus), on this recorder's clock.
+    #[arg(long, env = "VIDEOCALL_MIX")]
+    pub mix: bool,
+    /// Picture size of the --mix grid, WIDTHxHEIGHT.
+    #[arg(long, env = "VIDEOCALL_MIX_SIZE", default_value = "640x360", value_parser = parse_resolution)]
+    pub mix_size: (usize, usize),
+    /// Frames per second of the --mix grid.
+    #[arg(long, env = "VIDEOCALL_MIX_FPS", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub mix_fps: u32,
 }
 
 /// `chat`.

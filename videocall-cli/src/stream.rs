@@ -1,4 +1,5 @@
-//! `stream`: the test pattern (or, later, a camera) → openh264 → the meeting.
+//! `stream`: a camera or the test pattern → openh264 → the meeting, and a WAV file or a test
+//! tone → Opus → the meeting (on a thread of its own, paced at 20 ms).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use videocall_client::native::{ClientHandle, Update};
 use videocall_types::{HeartbeatMetadata, MediaPacket, MediaType, VideoCodec, VideoMetadata};
 
 use crate::args::StreamArgs;
+use crate::audio::{AudioSource, FRAME_MS, OpusEncoder};
 use crate::codec::{EncoderSettings, H264Encoder};
 use crate::join::{
     e2ee_status, join, report_e2ee, report_key_holders, shutdown_signal, unix_millis,
@@ -23,6 +25,7 @@ struct Counters {
     keyframes: AtomicU64,
     skipped: AtomicU64,
     encode_micros: AtomicU64,
+    audio_frames: AtomicU64,
 }
 
 /// Runs `stream` until Ctrl-C, SIGTERM or `--frames`.
@@ -76,6 +79,17 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || opened_rx.recv())
         .await?
         .map_err(|_| anyhow::anyhow!("the encoder thread died"))??;
+    // A bad --audio-file fails before joining, like a bad camera.
+    let audio = if args.no_audio {
+        None
+    } else {
+        let source = match (&args.audio_device, &args.audio_file) {
+            (Some(device), _) => AudioSource::device(device)?,
+            (None, Some(path)) => AudioSource::file(path)?,
+            (None, None) => AudioSource::tone(args.tone_hz as f32),
+        };
+        Some((source, OpusEncoder::new()?))
+    };
 
     let (mut client, session, transport) = join(&args.connect).await?;
     println!(
@@ -84,9 +98,22 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     );
     client.handle().set_heartbeat(HeartbeatMetadata {
         video_enabled: true,
+        audio_enabled: audio.is_some(),
         ..Default::default()
     });
     let _ = start_tx.send(client.handle().clone());
+    let audio_thread = match audio {
+        Some((source, encoder)) => {
+            let (handle, stop, counters) =
+                (client.handle().clone(), stop.clone(), counters.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("audio".into())
+                    .spawn(move || send_audio(source, encoder, &handle, &stop, &counters))?,
+            )
+        }
+        None => None,
+    };
 
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -145,6 +172,11 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     };
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || encoder_thread.join()).await;
+    if let Some(thread) = audio_thread
+        && let Ok(Ok(Err(e))) = tokio::task::spawn_blocking(move || thread.join()).await
+    {
+        eprintln!("videocall-cli: audio stopped: {e}");
+    }
     client.handle().leave().await;
     let frames = counters.frames.load(Ordering::Relaxed);
     println!(
@@ -153,7 +185,40 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         counters.skipped.load(Ordering::Relaxed),
         counters.encode_micros.load(Ordering::Relaxed) as f64 / 1000.0 / frames.max(1) as f64
     );
+    println!(
+        "sent {} audio frames ({FRAME_MS} ms Opus)",
+        counters.audio_frames.load(Ordering::Relaxed)
+    );
     outcome
+}
+
+/// Sends 20 ms of audio every 20 ms until `stop`, paced by the clock (a device's read blocks
+/// until it has the samples; one that does not pace itself, like ALSA's `null`, is paced here);
+/// behind by more than 100 ms (a stalled machine) it skips ahead instead of bursting.
+fn send_audio(
+    mut source: AudioSource,
+    mut encoder: OpusEncoder,
+    handle: &ClientHandle,
+    stop: &AtomicBool,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let period = Duration::from_secs_f64(FRAME_MS / 1000.0);
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let frame = source.next_frame()?;
+        let packet = encoder.encode(&frame, unix_millis())?;
+        handle.send_media(packet);
+        counters.audio_frames.fetch_add(1, Ordering::Relaxed);
+        next += period;
+        let now = Instant::now();
+        if now > next + 5 * period {
+            next = now;
+        }
+    }
+    Ok(())
 }
 
 fn state_name(state: videocall_client::ConnectionState) -> &'static str {

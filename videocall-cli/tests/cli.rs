@@ -1,98 +1,19 @@
 //! `videocall-cli` as a real process against a real single node (actix-api --webtransport):
 //! stream → node → receive over both transports, keyframe requests, a server restart, bad input.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{Via, cli, connect_args, line_until, node_on, number_after, out_dir, single_node};
 use prost::Message;
 use videocall_cli::{pattern, y4m};
 use videocall_testkit::client::TestClient;
-use videocall_testkit::process::{Service, binary, certificate_hash};
+use videocall_testkit::process::binary;
 use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper};
-
-/// The all-in-one node on these ports.
-fn node_on(http: u16, udp: u16) -> Service {
-    videocall_testkit::process::single_node_on(http, udp, &[])
-}
-
-/// An all-in-one node: (process, http port, udp port).
-fn single_node() -> (Service, u16, u16) {
-    let (http, udp) = (free_tcp_port(), free_udp_port());
-    (node_on(http, udp), http, udp)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Via {
-    WebTransport,
-    WebSocket,
-}
-
-/// The connection flags for `user` in `meeting` on the node.
-fn connect_args(via: Via, http: u16, udp: u16, user: &str, meeting: &str) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "--user-id".into(),
-        user.into(),
-        "--meeting-id".into(),
-        meeting.into(),
-        "--websocket-url".into(),
-        format!("http://127.0.0.1:{http}"),
-    ];
-    match via {
-        Via::WebTransport => {
-            let hash: String = certificate_hash(http)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            args.extend([
-                "--transport".into(),
-                "webtransport".into(),
-                "--url".into(),
-                format!("https://127.0.0.1:{udp}"),
-                "--cert-hash".into(),
-                hash,
-            ]);
-        }
-        Via::WebSocket => args.extend(["--transport".into(), "websocket".into()]),
-    }
-    args
-}
-
-fn cli(subcommand: &str, args: Vec<String>) -> Service {
-    let mut all = vec![subcommand.to_owned()];
-    all.extend(args);
-    Service::start(&binary("videocall-cli"), &all, &[], "joined meeting")
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("videocall-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Reads lines until one satisfies `want`; returns it (panics after `PATIENCE`).
-fn line_until(lines: &mpsc::Receiver<String>, what: &str, want: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if want(&line) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line {what}: {e}"),
-        }
-    }
-}
-
-/// The number in `line` right after `prefix`.
-fn number_after(line: &str, prefix: &str) -> u64 {
-    line.split(prefix)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {prefix:?} in {line:?}"))
-}
 
 const FRAMES: u64 = 150;
 
@@ -357,6 +278,25 @@ fn assert_one_clear_error(args: Vec<String>, expected: &str) {
     assert!(errors[0].contains(expected), "{stderr}");
 }
 
+/// This machine has no sound card (and may lack arecord): either way, one line naming the
+/// device, before joining (no node is needed).
+#[test]
+fn a_missing_audio_device_is_one_clear_error() {
+    let args = [
+        "stream",
+        "--test-pattern",
+        "--user-id",
+        "pi",
+        "--meeting-id",
+        "m1",
+        "--audio-device",
+        "hw:7,0",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_one_clear_error(args, "--audio-device hw:7,0: ");
+}
+
 #[test]
 fn unreachable_server_is_one_clear_error_within_10_s() {
     let (http, udp) = (free_tcp_port(), free_udp_port());
@@ -388,8 +328,9 @@ fn wrong_certificate_hash_is_one_clear_error_without_fallback() {
     assert_one_clear_error(args, "certificate");
 }
 
-/// A peer that sends a VP8 keyframe in clear, as an original videocall-rs browser does.
-async fn send_vp8_keyframe(http: u16, meeting: &str) -> TestClient {
+/// A peer that sends a (3-byte, not decodable) keyframe of `codec` in clear, as an original
+/// videocall-rs browser would.
+async fn send_keyframe(http: u16, meeting: &str, codec: videocall_types::VideoCodec) -> TestClient {
     let mut browser =
         TestClient::websocket(&format!("ws://127.0.0.1:{http}/lobby/browser/{meeting}"))
             .await
@@ -403,7 +344,7 @@ async fn send_vp8_keyframe(http: u16, meeting: &str) -> TestClient {
         frame_type: "key".into(),
         video_metadata: Some(videocall_types::VideoMetadata {
             sequence: 0,
-            codec: videocall_types::VideoCodec::Vp8 as i32,
+            codec: codec as i32,
         }),
         ..Default::default()
     };
@@ -426,7 +367,7 @@ async fn media_in_clear_is_refused_in_an_encrypted_meeting_and_said() {
     receiver_args.extend(["--out".into(), out.display().to_string()]);
     // Returns once the receiver has joined.
     let mut receiver = cli("receive", receiver_args);
-    let _browser = send_vp8_keyframe(http, &meeting).await;
+    let _browser = send_keyframe(http, &meeting, videocall_types::VideoCodec::Vp8).await;
     line_until(&receiver.stdout, "refusing the clear stream", |l| {
         l == "refusing media of browser: it is not end-to-end encrypted"
     });
@@ -533,20 +474,21 @@ async fn streams_in_codecs_it_cannot_decode_are_reported() {
         udp,
         &["--plaintext-meeting", meeting.as_str()],
     );
-    let out = out_dir("vp8");
+    let out = out_dir("av1");
     let mut receiver_args = connect_args(Via::WebSocket, http, udp, "rec", &meeting);
     receiver_args.extend(["--out".into(), out.display().to_string()]);
     let mut receiver = cli("receive", receiver_args);
-    let _browser = send_vp8_keyframe(http, &meeting).await;
-    line_until(&receiver.stdout, "reporting the VP8 stream", |l| {
-        l == "cannot decode VP8 video from browser: not recorded"
+    // AV1: the one codec of the wire contract this build does not decode.
+    let _browser = send_keyframe(http, &meeting, videocall_types::VideoCodec::Av1).await;
+    line_until(&receiver.stdout, "reporting the AV1 stream", |l| {
+        l == "cannot decode AV1 video from browser: not recorded"
     });
     receiver.terminate();
     assert!(receiver.wait_exit(PATIENCE).expect("exits").success());
     let summary = line_until(&receiver.stdout, "counting it", |l| {
         l.starts_with("not decoded from browser:")
     });
-    assert_eq!(summary, "not decoded from browser: 1 VP8 frames");
+    assert_eq!(summary, "not decoded from browser: 1 AV1 frames");
     assert!(!out.join("browser.y4m").exists());
     let _ = std::fs::remove_dir_all(out);
 }
