@@ -1,5 +1,5 @@
 // Firefox ESR and Chromium in one encrypted meeting over WebTransport: each sees the other's
-// video and decodes the other's audio. Firefox has no MediaStreamTrackProcessor, so its
+// video, decodes the other's audio, reads the other's chat and sees the other's raised hand. Firefox has no MediaStreamTrackProcessor, so its
 // microphone goes through the AudioWorklet capture path; it also refuses autoplay that Chromium
 // allows, which the page must handle without unhandled errors.
 import assert from 'node:assert/strict';
@@ -19,7 +19,7 @@ async function firefoxCounter(page, user, attr, n, timeout = 20000) {
   );
 }
 
-test('a Firefox ESR page and a Chromium page see and hear each other', async () => {
+test('a Firefox ESR page and a Chromium page see and hear each other, chat and raise hands', async () => {
   const node = await startNode();
   const chrome = await openBrowser();
   const firefox = await openFirefox();
@@ -51,6 +51,27 @@ test('a Firefox ESR page and a Chromium page see and hear each other', async () 
       before + 50,
       { timeout: 10000 },
     );
+    // Encrypted chat and a raised hand, both ways.
+    await firefox.page.click('#toggle-chat');
+    await firefox.page.waitForSelector('#chat-input');
+    await firefox.page.type('#chat-input', 'hello from firefox');
+    await firefox.page.click('#chat-send');
+    await chrome.page.click('#toggle-chat');
+    const fromFox = chrome.page.locator('#chat-messages li[data-from="fox"] .text');
+    await fromFox.waitFor({ timeout: 15000 });
+    assert.equal((await fromFox.textContent()).trim(), 'hello from firefox');
+    await chrome.page.fill('#chat-input', 'hello from chromium');
+    await chrome.page.click('#chat-send');
+    await firefox.page.waitForSelector('#chat-messages li[data-from="alice"] .text', { timeout: 15000 });
+    assert.equal(
+      (await firefox.page.$eval('#chat-messages li[data-from="alice"] .text', (e) => e.textContent)).trim(),
+      'hello from chromium',
+    );
+    await firefox.page.click('#toggle-hand');
+    await chrome.page.locator('.tile[data-user="fox"] .hand').waitFor({ timeout: 10000 });
+    await chrome.page.click('#toggle-hand');
+    await firefox.page.waitForSelector('.tile[data-user="alice"] .hand', { timeout: 10000 });
+
     assert.deepEqual(firefox.errors, [], `Firefox page errors: ${firefox.errors.join(' | ')}`);
   } finally {
     await firefox.close();
