@@ -12,10 +12,13 @@
 
 mod args;
 mod churn;
+mod drive;
+mod link;
 mod participant;
 mod profile;
 mod samples;
 mod throttled;
+mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
