@@ -184,13 +184,6 @@ async fn link_io(link: &mut Option<Link>) -> Result<(), LinkEnd> {
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The link ended: the session reconnects (or ends, for a final close code).
 fn lost(session: &mut Session, link: &mut Option<Link>, now: Duration, end: LinkEnd) {
     *link = None;
@@ -256,6 +249,12 @@ pub(crate) async fn session(
         audio: 0,
         audio_window: 0,
     };
+    let never = drain + Duration::from_secs(3600);
+    let drain_sleep = tokio::time::sleep_until(drain);
+    let leave_sleep = tokio::time::sleep_until(never);
+    let timer = tokio::time::sleep_until(never);
+    tokio::pin!(drain_sleep, leave_sleep, timer);
+    let mut timer_at: Option<tokio::time::Instant> = None;
     let ended = 'run: loop {
         while let Some(action) = session.poll_action() {
             // Dropping a link closes it; a leave closes it properly after the loop.
@@ -297,7 +296,9 @@ pub(crate) async fn session(
                                 Settled::of_life(joined_us, joined_us + length.as_micros() as u64);
                             rx.settled = Some(settled);
                             seat.presence.set(seat.slot, Some(settled));
-                            leave_at = Some(tokio::time::Instant::now() + length);
+                            let at = tokio::time::Instant::now() + length;
+                            leave_at = Some(at);
+                            leave_sleep.as_mut().reset(at);
                         }
                     }
                     joined = true;
@@ -354,22 +355,32 @@ pub(crate) async fn session(
             // Nothing to send on (the session clears what it queued when it reconnects).
             None => while session.poll_transmit().is_some() {},
         }
+        // The timers live across iterations (a timer registered and dropped per wake-up
+        // costs more than reading a packet): reset only when the session's deadline moves.
         let deadline = session
             .poll_timeout()
             .map(|t| tokio::time::Instant::from_std(clock + t));
+        if deadline != timer_at {
+            timer_at = deadline;
+            timer.as_mut().reset(deadline.unwrap_or(never));
+        }
         let sending = tokio::time::Instant::now() < end;
         let wake = tokio::select! {
-            _ = tokio::time::sleep_until(drain) => Wake::Drain,
-            _ = tokio::time::sleep_until(leave_at.unwrap_or(drain)), if leave_at.is_some() => Wake::Leave,
+            _ = &mut drain_sleep => Wake::Drain,
+            _ = &mut leave_sleep, if leave_at.is_some() => Wake::Leave,
             _ = video.tick(), if joined && seat.publisher.is_some() && sending => Wake::Video,
             _ = audio.tick(), if joined && unmuted && sending => Wake::Audio,
-            _ = sleep_until(deadline) => Wake::Timer,
+            _ = &mut timer, if timer_at.is_some() => Wake::Timer,
             result = link_io(&mut link) => Wake::Io(result),
         };
         match wake {
             Wake::Drain => break Ended::Drained,
             Wake::Leave => break Ended::Left,
-            Wake::Timer => session.handle_timeout(clock.elapsed()),
+            Wake::Timer => {
+                // Re-armed at the next iteration, even for the same instant.
+                timer_at = None;
+                session.handle_timeout(clock.elapsed());
+            }
             Wake::Io(Ok(())) => {
                 let (now, now_us) = (clock.elapsed(), timeline.now_us());
                 let open = link.as_mut().expect("io came from the link");
