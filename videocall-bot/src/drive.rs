@@ -534,3 +534,66 @@ fn send_frame(
     // A broken socket shows at the next read.
     let _ = open.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use videocall_types::PacketWrapper;
+    use videocall_types::proto::SealedMedia;
+
+    fn wrapped(media: &MediaPacket, packet_type: PacketType, session_id: u64) -> Vec<u8> {
+        PacketWrapper {
+            packet_type: packet_type as i32,
+            user_id: Bytes::from_static(b"pub-1-m"),
+            data: Bytes::from(media.encode_to_vec()),
+            session_id,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn only_clear_video_and_audio_from_a_session_skip_the_session() {
+        let video = MediaPacket {
+            media_type: MediaType::Video as i32,
+            data: payload(
+                100,
+                Stamp {
+                    sent_us: 5,
+                    seq: 2,
+                    counted: true,
+                },
+            ),
+            frame_type: "key".into(),
+            video_metadata: Some(VideoMetadata {
+                sequence: 2,
+                codec: 1,
+            }),
+            ..Default::default()
+        };
+        let bytes = wrapped(&video, PacketType::Media, 7);
+        let (from, user, media) = clear_media(&bytes).expect("clear video");
+        assert_eq!((from, user), (7, &b"pub-1-m"[..]));
+        assert_eq!(media.video_sequence, Some(2));
+        assert_eq!(read_header(media.data).map(|s| s.seq), Some(2));
+        let audio = MediaPacket {
+            media_type: MediaType::Audio as i32,
+            ..video.clone()
+        };
+        assert!(clear_media(&wrapped(&audio, PacketType::Media, 7)).is_some());
+        // The session's: sealed media, heartbeats, other packet types, no sender, garbage.
+        let sealed = MediaPacket {
+            sealed: Some(SealedMedia::default()),
+            ..video.clone()
+        };
+        assert!(clear_media(&wrapped(&sealed, PacketType::Media, 7)).is_none());
+        let heartbeat = MediaPacket {
+            media_type: MediaType::Heartbeat as i32,
+            ..video.clone()
+        };
+        assert!(clear_media(&wrapped(&heartbeat, PacketType::Media, 7)).is_none());
+        assert!(clear_media(&wrapped(&video, PacketType::Chat, 7)).is_none());
+        assert!(clear_media(&wrapped(&video, PacketType::Media, 0)).is_none());
+        assert!(clear_media(&[0x1a, 0x05, 1]).is_none());
+    }
+}

@@ -1,6 +1,6 @@
 //! `videocall-bot`: a load generator and benchmark client. It joins R meetings with P publishers
-//! and S subscribers each (every participant a real `videocall-client` over WebSocket or
-//! WebTransport), publishes the media profile of `profile.rs`, and reports expected vs
+//! and S subscribers each (every participant a `videocall-client` session over WebSocket or
+//! WebTransport, driven by its own task: see `drive.rs`), publishes the media profile of `profile.rs`, and reports expected vs
 //! delivered video frames, loss, relay hop latency (p50/p99/p99.9, send → receive on one clock),
 //! time to first frame, CONGESTION signals, and the CPU and memory of the bot and the servers
 //! (sampled over the measurement window). With several `--url`s the participants of each
