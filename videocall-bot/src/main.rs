@@ -17,6 +17,7 @@ mod link;
 mod participant;
 mod profile;
 mod samples;
+mod shards;
 mod throttled;
 mod ws;
 
@@ -150,7 +151,8 @@ async fn native_config(args: &Args, node: usize, transport: Transport) -> Native
     native
 }
 
-#[tokio::main]
+// Participants run on their own threads (`shards.rs`); this runtime only reports.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     anyhow::ensure!(args.publishers >= 1, "--publishers must be at least 1");
@@ -267,6 +269,10 @@ async fn main() -> anyhow::Result<()> {
         timeline,
         totals: totals.clone(),
     };
+    let shards = shards::Shards::start(args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }))
+    .context("cannot start the participant threads")?;
     let mut tasks = Vec::new();
     let mut presence = None;
     for i in 0..total {
@@ -293,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let delay = args.ramp.mul_f64(i as f64 / total as f64);
         let (run, results) = (run.clone(), results.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(shards.spawn(i, async move {
             tokio::time::sleep(delay).await;
             let measured = participant(seat, run).await;
             results.lock().await.push(measured);
@@ -357,6 +363,9 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         task.await.context("a participant task panicked")?;
     }
+    tokio::task::spawn_blocking(move || shards.stop())
+        .await
+        .context("stopping the participant threads panicked")?;
     for task in throttled_tasks {
         task.await.context("a throttled subscriber panicked")?;
     }
