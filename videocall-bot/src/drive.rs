@@ -167,14 +167,37 @@ fn on_packet(
     let _ = session.handle_packet(now, Bytes::copy_from_slice(bytes));
 }
 
-/// What woke the session's task.
+/// A frame due to be sent.
 enum Wake {
-    Drain,
-    Leave,
     Video,
     Audio,
-    Timer,
-    Io(Result<(), LinkEnd>),
+}
+
+/// A periodic send, as a tokio `Interval` with `MissedTickBehavior::Skip` (a missed tick is
+/// not made up), but read by the session's one timer.
+struct Ticker {
+    next: tokio::time::Instant,
+    period: Duration,
+}
+
+impl Ticker {
+    /// Ticking from now (the first tick is due at once).
+    fn new(period: Duration) -> Self {
+        Self {
+            next: tokio::time::Instant::now(),
+            period: period.max(Duration::from_micros(1)),
+        }
+    }
+
+    /// Whether a tick is due at `now`; if so the next is scheduled, skipping missed ones.
+    fn take(&mut self, now: tokio::time::Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        let behind = (now - self.next).as_nanos() / self.period.as_nanos();
+        self.next += self.period * (behind as u32).saturating_add(1);
+        true
+    }
 }
 
 async fn link_io(link: &mut Option<Link>) -> Result<(), LinkEnd> {
@@ -219,10 +242,8 @@ pub(crate) async fn session(
     session.handle_start(Duration::ZERO);
     let mut link: Option<Link> = None;
     let mut publishers_seen: Vec<(usize, SessionId)> = Vec::new();
-    let mut video = tokio::time::interval(profile.frame_interval());
-    let mut audio = tokio::time::interval(profile.audio_interval());
-    video.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    audio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut video = Ticker::new(profile.frame_interval());
+    let mut audio = Ticker::new(profile.audio_interval());
     let end = tokio::time::Instant::from_std(timeline.start + timeline.end);
     let drain = end + Duration::from_millis(500);
     // Set once joined: when the churn makes this session leave.
@@ -249,12 +270,9 @@ pub(crate) async fn session(
         audio: 0,
         audio_window: 0,
     };
-    let never = drain + Duration::from_secs(3600);
-    let drain_sleep = tokio::time::sleep_until(drain);
-    let leave_sleep = tokio::time::sleep_until(never);
-    let timer = tokio::time::sleep_until(never);
-    tokio::pin!(drain_sleep, leave_sleep, timer);
-    let mut timer_at: Option<tokio::time::Instant> = None;
+    let timer = tokio::time::sleep_until(drain);
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     let ended = 'run: loop {
         while let Some(action) = session.poll_action() {
             // Dropping a link closes it; a leave closes it properly after the loop.
@@ -298,7 +316,6 @@ pub(crate) async fn session(
                             seat.presence.set(seat.slot, Some(settled));
                             let at = tokio::time::Instant::now() + length;
                             leave_at = Some(at);
-                            leave_sleep.as_mut().reset(at);
                         }
                     }
                     joined = true;
@@ -355,33 +372,34 @@ pub(crate) async fn session(
             // Nothing to send on (the session clears what it queued when it reconnects).
             None => while session.poll_transmit().is_some() {},
         }
-        // The timers live across iterations (a timer registered and dropped per wake-up
-        // costs more than reading a packet): reset only when the session's deadline moves.
+        // One timer for everything due (the end, a churn leave, the session's deadline, the
+        // next frames to send), reset only when that instant moves: timers registered and
+        // polled per wake-up cost more than reading a packet.
         let deadline = session
             .poll_timeout()
             .map(|t| tokio::time::Instant::from_std(clock + t));
-        if deadline != timer_at {
-            timer_at = deadline;
-            timer.as_mut().reset(deadline.unwrap_or(never));
+        let now = tokio::time::Instant::now();
+        let publishing = joined && now < end && seat.publisher.is_some();
+        let mut wake_at = drain;
+        for at in [leave_at, deadline].into_iter().flatten() {
+            wake_at = wake_at.min(at);
         }
-        let sending = tokio::time::Instant::now() < end;
-        let wake = tokio::select! {
-            _ = &mut drain_sleep => Wake::Drain,
-            _ = &mut leave_sleep, if leave_at.is_some() => Wake::Leave,
-            _ = video.tick(), if joined && seat.publisher.is_some() && sending => Wake::Video,
-            _ = audio.tick(), if joined && unmuted && sending => Wake::Audio,
-            _ = &mut timer, if timer_at.is_some() => Wake::Timer,
-            result = link_io(&mut link) => Wake::Io(result),
-        };
-        match wake {
-            Wake::Drain => break Ended::Drained,
-            Wake::Leave => break Ended::Left,
-            Wake::Timer => {
-                // Re-armed at the next iteration, even for the same instant.
-                timer_at = None;
-                session.handle_timeout(clock.elapsed());
+        if publishing {
+            wake_at = wake_at.min(video.next);
+            if unmuted {
+                wake_at = wake_at.min(audio.next);
             }
-            Wake::Io(Ok(())) => {
+        }
+        if armed != Some(wake_at) {
+            armed = Some(wake_at);
+            timer.as_mut().reset(wake_at);
+        }
+        let io = tokio::select! {
+            _ = &mut timer => None,
+            result = link_io(&mut link) => Some(result),
+        };
+        let wakes: &[Wake] = match io {
+            Some(Ok(())) => {
                 let (now, now_us) = (clock.elapsed(), timeline.now_us());
                 let open = link.as_mut().expect("io came from the link");
                 let read = open
@@ -389,70 +407,101 @@ pub(crate) async fn session(
                 if let Err(end) = read {
                     lost(&mut session, &mut link, now, end);
                 }
+                continue;
             }
-            Wake::Io(Err(end)) => lost(&mut session, &mut link, clock.elapsed(), end),
-            Wake::Video | Wake::Audio => {
-                let is_video = matches!(wake, Wake::Video);
-                let sent_us = timeline.now_us();
-                let counted =
-                    timeline.in_window(sent_us) && rx.settled.is_some_and(|s| s.contains(sent_us));
-                let k = seat.publisher.expect("only publishers send");
-                if counted {
-                    let receivers = if is_video {
-                        seat.presence
-                            .receivers(seat.slot, sent_us, |r| sees(r, k, publishers, visible))
-                    } else {
-                        // Audio goes to everyone else in the meeting, whatever they subscribed to.
-                        seat.presence.receivers(seat.slot, sent_us, |_| true)
-                    };
-                    let expected = if is_video {
-                        &totals.expected
-                    } else {
-                        &totals.audio_expected
-                    };
-                    expected.fetch_add(receivers, Ordering::Relaxed);
+            Some(Err(end)) => {
+                lost(&mut session, &mut link, clock.elapsed(), end);
+                continue;
+            }
+            None => {
+                // Re-armed at the next iteration, even for the same instant.
+                armed = None;
+                let now = tokio::time::Instant::now();
+                if now >= drain {
+                    break Ended::Drained;
                 }
-                let (kind, stamp, size, timestamp) = if is_video {
-                    let key = profile.is_key(seq);
-                    let size = if key {
-                        profile.keyframe_bytes
+                if leave_at.is_some_and(|at| now >= at) {
+                    break Ended::Left;
+                }
+                if deadline.is_some_and(|at| now >= at) {
+                    session.handle_timeout(clock.elapsed());
+                }
+                match (
+                    publishing && video.take(now),
+                    publishing && unmuted && audio.take(now),
+                ) {
+                    (true, true) => &[Wake::Video, Wake::Audio],
+                    (true, false) => &[Wake::Video],
+                    (false, true) => &[Wake::Audio],
+                    (false, false) => &[],
+                }
+            }
+        };
+        for wake in wakes {
+            match wake {
+                Wake::Video | Wake::Audio => {
+                    let is_video = matches!(wake, Wake::Video);
+                    let sent_us = timeline.now_us();
+                    let counted = timeline.in_window(sent_us)
+                        && rx.settled.is_some_and(|s| s.contains(sent_us));
+                    let k = seat.publisher.expect("only publishers send");
+                    if counted {
+                        let receivers = if is_video {
+                            seat.presence
+                                .receivers(seat.slot, sent_us, |r| sees(r, k, publishers, visible))
+                        } else {
+                            // Audio goes to everyone else in the meeting, whatever they subscribed to.
+                            seat.presence.receivers(seat.slot, sent_us, |_| true)
+                        };
+                        let expected = if is_video {
+                            &totals.expected
+                        } else {
+                            &totals.audio_expected
+                        };
+                        expected.fetch_add(receivers, Ordering::Relaxed);
+                    }
+                    let (kind, stamp, size, timestamp) = if is_video {
+                        let key = profile.is_key(seq);
+                        let size = if key {
+                            profile.keyframe_bytes
+                        } else {
+                            profile.delta_bytes
+                        };
+                        let kind = OutKind::Video { sequence: seq, key };
+                        (
+                            kind,
+                            Stamp {
+                                sent_us,
+                                seq,
+                                counted,
+                            },
+                            size,
+                            sent_us as f64 / 1000.0,
+                        )
                     } else {
-                        profile.delta_bytes
-                    };
-                    let kind = OutKind::Video { sequence: seq, key };
-                    (
-                        kind,
-                        Stamp {
+                        let stamp = Stamp {
                             sent_us,
-                            seq,
+                            seq: audio_seq,
                             counted,
-                        },
-                        size,
-                        sent_us as f64 / 1000.0,
-                    )
-                } else {
-                    let stamp = Stamp {
-                        sent_us,
-                        seq: audio_seq,
-                        counted,
+                        };
+                        (OutKind::Audio, stamp, profile.audio_bytes, 0.0)
                     };
-                    (OutKind::Audio, stamp, profile.audio_bytes, 0.0)
-                };
-                send_frame(
-                    &mut session,
-                    &mut link,
-                    encrypt,
-                    &user_bytes,
-                    kind,
-                    stamp,
-                    size,
-                    timestamp,
-                );
-                if is_video {
-                    totals.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    seq += 1;
-                } else {
-                    audio_seq += 1;
+                    send_frame(
+                        &mut session,
+                        &mut link,
+                        encrypt,
+                        &user_bytes,
+                        kind,
+                        stamp,
+                        size,
+                        timestamp,
+                    );
+                    if is_video {
+                        totals.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        seq += 1;
+                    } else {
+                        audio_seq += 1;
+                    }
                 }
             }
         }
