@@ -17,8 +17,9 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use videocall_client::TransportError;
 
-/// Most bytes one read takes from the socket.
-pub(crate) const READ_CHUNK: usize = 256 * 1024;
+/// Most bytes one read takes from the socket (the buffer grows only for a longer message): 64 KiB
+/// keeps 1000 participants at 64 MiB of buffers.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// Largest message accepted (the relay's own frame limit is 4 MiB).
 pub(crate) const MAX_MESSAGE: usize = 8 << 20;
 /// Most bytes queued to send before frames are refused (a relay that stopped reading).
