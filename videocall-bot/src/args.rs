@@ -90,6 +90,10 @@ pub(crate) struct Args {
     /// into the report's `samples`.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) sample_every: Option<Duration>,
+    /// Threads the participants run on, each a single-threaded runtime with its share of
+    /// them (default: one per core).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
 }
 
 /// On or off.

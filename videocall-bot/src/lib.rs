@@ -2,3 +2,4 @@
 
 pub mod proc;
 pub mod report;
+pub mod wire;

@@ -1,6 +1,6 @@
 //! `videocall-bot`: a load generator and benchmark client. It joins R meetings with P publishers
-//! and S subscribers each (every participant a real `videocall-client` over WebSocket or
-//! WebTransport), publishes the media profile of `profile.rs`, and reports expected vs
+//! and S subscribers each (every participant a `videocall-client` session over WebSocket or
+//! WebTransport, driven by its own task: see `drive.rs`), publishes the media profile of `profile.rs`, and reports expected vs
 //! delivered video frames, loss, relay hop latency (p50/p99/p99.9, send → receive on one clock),
 //! time to first frame, CONGESTION signals, and the CPU and memory of the bot and the servers
 //! (sampled over the measurement window). With several `--url`s the participants of each
@@ -12,10 +12,14 @@
 
 mod args;
 mod churn;
+mod drive;
+mod link;
 mod participant;
 mod profile;
 mod samples;
+mod shards;
 mod throttled;
+mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -147,7 +151,8 @@ async fn native_config(args: &Args, node: usize, transport: Transport) -> Native
     native
 }
 
-#[tokio::main]
+// Participants run on their own threads (`shards.rs`); this runtime only reports.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     anyhow::ensure!(args.publishers >= 1, "--publishers must be at least 1");
@@ -264,6 +269,10 @@ async fn main() -> anyhow::Result<()> {
         timeline,
         totals: totals.clone(),
     };
+    let shards = shards::Shards::start(args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }))
+    .context("cannot start the participant threads")?;
     let mut tasks = Vec::new();
     let mut presence = None;
     for i in 0..total {
@@ -290,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let delay = args.ramp.mul_f64(i as f64 / total as f64);
         let (run, results) = (run.clone(), results.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(shards.spawn(i, async move {
             tokio::time::sleep(delay).await;
             let measured = participant(seat, run).await;
             results.lock().await.push(measured);
@@ -354,6 +363,9 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         task.await.context("a participant task panicked")?;
     }
+    tokio::task::spawn_blocking(move || shards.stop())
+        .await
+        .context("stopping the participant threads panicked")?;
     for task in throttled_tasks {
         task.await.context("a throttled subscriber panicked")?;
     }

@@ -62,14 +62,24 @@ impl Profile {
     }
 }
 
+/// What pads a payload after its header.
+pub(crate) const FILLER: u8 = 0x42;
+
+/// The header of a payload carrying `stamp`.
+pub(crate) fn stamp_bytes(stamp: Stamp) -> [u8; HEADER] {
+    let mut head = [0u8; HEADER];
+    head[..4].copy_from_slice(MAGIC);
+    head[4..12].copy_from_slice(&stamp.sent_us.to_be_bytes());
+    head[12..20].copy_from_slice(&stamp.seq.to_be_bytes());
+    head[20] = u8::from(stamp.counted);
+    head
+}
+
 /// A payload of `size` bytes (at least the header) carrying `stamp`.
 pub(crate) fn payload(size: usize, stamp: Stamp) -> Bytes {
     let mut buf = BytesMut::with_capacity(size.max(HEADER));
-    buf.put_slice(MAGIC);
-    buf.put_u64(stamp.sent_us);
-    buf.put_u64(stamp.seq);
-    buf.put_u8(u8::from(stamp.counted));
-    buf.resize(size.max(HEADER), 0x42);
+    buf.put_slice(&stamp_bytes(stamp));
+    buf.resize(size.max(HEADER), FILLER);
     buf.freeze()
 }
 
