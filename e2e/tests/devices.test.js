@@ -21,7 +21,13 @@ test('camera, microphone and speaker switch mid-call and the other side keeps se
   const bob = await openBrowser();
   try {
     await join(alice.page, node.url, 'alice', 'devices');
-    await join(bob.page, node.url, 'bob', 'devices');
+    // Bob picks a speaker before joining: once joined, remote audio plays there.
+    await bob.page.goto(`${node.url}/meeting/bob/devices`);
+    await bob.page.waitForFunction(() => [...(document.querySelector('#speaker-select')?.options ?? [])]
+      .some((o) => o.textContent.trim() === 'Fake Audio Output 2'), null, { timeout: 15000 });
+    const beforeJoin = await pick(bob.page, 'speaker-select', 'Fake Audio Output 2');
+    await bob.page.click('#connect');
+    await bob.page.waitForSelector('.meeting[data-phase="joined"]', { timeout: 15000 });
     await waitForFrames(bob.page, 'alice', 10);
     const selfCamera = () => alice.page.evaluate(
       () => document.querySelector('#self-view')?.srcObject?.getVideoTracks()[0]?.label);
@@ -50,8 +56,10 @@ test('camera, microphone and speaker switch mid-call and the other side keeps se
       { timeout: 15000 },
     );
 
-    // Speaker: bob plays alice on another output (AudioContext.setSinkId).
+    // Speaker: bob plays alice on the output he chose before joining, then on another one
+    // (AudioContext.setSinkId).
     await bob.page.click('#toggle-devices');
+    await bob.page.waitForSelector(`#devices-panel[data-speaker="${beforeJoin}"]`);
     const speaker = await pick(bob.page, 'call-speaker-select', 'Fake Audio Output 1');
     await bob.page.waitForSelector(`#devices-panel[data-speaker="${speaker}"]`);
     const decoded = Number(await bob.page.getAttribute('.tile[data-user="alice"]', 'data-audio-decoded'));

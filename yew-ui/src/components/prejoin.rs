@@ -21,6 +21,8 @@ pub(crate) struct PreJoinProps {
     pub(crate) opening: bool,
     pub(crate) on_camera: Callback<String>,
     pub(crate) on_microphone: Callback<String>,
+    /// The speaker chosen (applied once joined, where the browser can choose one).
+    pub(crate) on_speaker: Callback<String>,
     pub(crate) on_toggle_mic: Callback<()>,
     pub(crate) on_toggle_camera: Callback<()>,
     pub(crate) on_connect: Callback<()>,
@@ -73,7 +75,7 @@ pub(crate) fn prejoin(p: &PreJoinProps) -> Html {
                 { for p.notices.iter().map(|n| html! { <p class="notice">{n.clone()}</p> }) }
                 {picker("camera-select", "Camera", &p.devices.cameras, Some(p.on_camera.clone()))}
                 {picker("microphone-select", "Microphone", &p.devices.microphones, Some(p.on_microphone.clone()))}
-                {picker("speaker-select", "Speaker", &p.devices.speakers, None)}
+                {picker("speaker-select", "Speaker", &p.devices.speakers, Some(p.on_speaker.clone()))}
                 <div class="row">
                     <button class={classes!("secondary", (!p.mic_on).then_some("off"))} id="prejoin-mic" onclick={click(&p.on_toggle_mic)}>
                         { if p.mic_on { "Mic on" } else { "Mic off" } }

@@ -170,6 +170,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
     let devices = use_state(DeviceList::default);
     let camera_id = use_state(|| None::<String>);
     let microphone_id = use_state(|| None::<String>);
+    let speaker_id = use_state(|| None::<String>);
     let level = use_state(|| 0.0f32);
     // Connect waits for the devices: joining before they open would publish nothing.
     let opening = use_state(|| true);
@@ -305,6 +306,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
         let meter = meter.clone();
         let (user, meeting) = (props.user.clone(), props.meeting.clone());
         let token = props.token.clone();
+        let speaker_id = speaker_id.clone();
         Callback::from(move |_| {
             // The meeting's own encoder takes over the microphone.
             meter.borrow_mut().take();
@@ -317,7 +319,13 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                 state.media(),
                 dispatch.clone(),
             ) {
-                Ok(c) => *client.borrow_mut() = Some(c),
+                Ok(c) => {
+                    // The speaker picked before joining: remote audio plays there.
+                    if let Some(id) = (*speaker_id).clone() {
+                        c.use_device(DeviceKind::Speaker, id);
+                    }
+                    *client.borrow_mut() = Some(c);
+                }
                 Err(e) => dispatch.emit(Action::ConnectFailed(e)),
             }
         })
@@ -440,6 +448,7 @@ pub(crate) fn meeting(props: &MeetingProps) -> Html {
                 notices={s.notices.clone()} connecting={s.phase == Phase::Connecting} opening={*opening}
                 on_camera={Callback::from({ let c = camera_id.clone(); move |id: String| c.set(Some(id)) })}
                 on_microphone={Callback::from({ let m = microphone_id.clone(); move |id: String| m.set(Some(id)) })}
+                on_speaker={Callback::from({ let s = speaker_id.clone(); move |id: String| s.set(Some(id)) })}
                 on_toggle_mic={Callback::from({ let st = state.clone(); move |_| st.dispatch(Action::ToggleMic) })}
                 on_toggle_camera={Callback::from({ let st = state.clone(); move |_| st.dispatch(Action::ToggleCamera) })}
                 on_connect={on_connect} />
