@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use videocall_client::TransportError;
-use videocall_client::native::{NativeConfig, ServerVerification};
+use videocall_client::native::{NativeConfig, ServerVerification, spawn_stream_writer};
 use videocall_types::framing::UniStreamReader;
 use videocall_types::lobby::LobbyPath;
 use wtransport::error::{ConnectingError, ConnectionError};
@@ -266,29 +266,7 @@ async fn open_webtransport(native: &NativeConfig, url: &str) -> Result<WtConn, T
             other => TransportError::Protocol(other.to_string()),
         })?;
     let connection = Arc::new(connection);
-    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-    let out = connection.clone();
-    let writer = tokio::spawn(async move {
-        let mut finishing = tokio::task::JoinSet::new();
-        while let Some(bytes) = out_rx.recv().await {
-            let Ok(opening) = out.open_uni().await else {
-                return;
-            };
-            let Ok(mut stream) = opening.await else {
-                return;
-            };
-            if stream.write_all(&bytes).await.is_err() {
-                return;
-            }
-            finishing.spawn(async move {
-                let _ = stream.finish().await;
-            });
-            while finishing.try_join_next().is_some() {}
-        }
-        let drained = async { while finishing.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(CLOSE_WAIT, drained).await;
-        out.close(0u32.into(), b"leave");
-    });
+    let (outgoing, writer) = spawn_stream_writer(connection.clone(), CLOSE_WAIT);
     Ok(WtConn {
         connection,
         outgoing,

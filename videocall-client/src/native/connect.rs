@@ -250,34 +250,7 @@ async fn open_webtransport(
         .map_err(|_| TransportError::Timeout(native.webtransport_timeout))?
         .map_err(webtransport_error)?;
     let connection = Arc::new(connection);
-    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-    let out = connection.clone();
-    let writer = tokio::spawn(async move {
-        let mut finishing = tokio::task::JoinSet::new();
-        while let Some(bytes) = out_rx.recv().await {
-            // Streams are opened in send order; finishing (which waits for the peer's
-            // acknowledgement) happens beside, so one slow ack does not hold the next packet.
-            let Ok(opening) = out.open_uni().await else {
-                return;
-            };
-            let Ok(mut stream) = opening.await else {
-                return;
-            };
-            if stream.write_all(&bytes).await.is_err() {
-                return;
-            }
-            finishing.spawn(async move {
-                let _ = stream.finish().await;
-            });
-            while finishing.try_join_next().is_some() {}
-        }
-        // Leaving: closing the connection would discard streams still in flight.
-        // (`join_next`, not `join_all`, which panics on a task the shutting-down runtime
-        // cancelled.)
-        let drained = async { while finishing.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
-        out.close(0u32.into(), b"leave");
-    });
+    let (outgoing, writer) = spawn_stream_writer(connection.clone(), Duration::from_secs(1));
     let link = Link {
         kind: TransportKind::WebTransport,
         relay,
@@ -393,6 +366,42 @@ async fn read_framed(
 /// certificate_required 116).
 fn is_certificate_alert(code: u64) -> bool {
     matches!(code.checked_sub(0x100), Some(42..=46 | 48 | 116))
+}
+
+/// Sends each packet given to the returned sender on its own unidirectional stream of
+/// `connection`, in order, as the relay (and the original's clients) expect. Streams are opened in
+/// send order; finishing (which waits for the peer's acknowledgement) happens beside, so one slow
+/// ack does not hold the next packet. When the sender is dropped, streams still in flight get at
+/// most `close_wait` (closing the connection would discard them), then the connection closes.
+pub fn spawn_stream_writer(
+    connection: Arc<wtransport::Connection>,
+    close_wait: Duration,
+) -> (mpsc::UnboundedSender<Bytes>, tokio::task::JoinHandle<()>) {
+    let (outgoing, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        let mut finishing = tokio::task::JoinSet::new();
+        while let Some(bytes) = out_rx.recv().await {
+            let Ok(opening) = connection.open_uni().await else {
+                return;
+            };
+            let Ok(mut stream) = opening.await else {
+                return;
+            };
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            finishing.spawn(async move {
+                let _ = stream.finish().await;
+            });
+            while finishing.try_join_next().is_some() {}
+        }
+        // (`join_next`, not `join_all`, which panics on a task the shutting-down runtime
+        // cancelled.)
+        let drained = async { while finishing.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(close_wait, drained).await;
+        connection.close(0u32.into(), b"leave");
+    });
+    (outgoing, writer)
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use crate::{ClientConfig, ConnectionState, Event, Session, Subscription, Transpo
 
 mod connect;
 
+pub use connect::spawn_stream_writer;
+
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
