@@ -27,6 +27,17 @@ pub fn media(media_type: MediaType, frame_type: &str, data: Vec<u8>) -> Bytes {
     .into()
 }
 
+/// `media` in a MEDIA wrapper, in clear (the relay fills in who sent it).
+pub fn wrap(media: &MediaPacket) -> Bytes {
+    PacketWrapper {
+        packet_type: PacketType::Media as i32,
+        data: media.encode_to_vec().into(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into()
+}
+
 /// An audio packet carrying `tag`.
 pub fn audio(tag: &str) -> Bytes {
     media(MediaType::Audio, "key", tag.as_bytes().to_vec())

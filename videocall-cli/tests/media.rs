@@ -16,6 +16,7 @@ use common::{Via, cli, connect_args, line_until, number_after, out_dir, single_n
 use prost::Message;
 use videocall_cli::audio::{SAMPLE_RATE, goertzel};
 use videocall_testkit::client::TestClient;
+use videocall_testkit::packets::wrap;
 use videocall_testkit::{PATIENCE, free_tcp_port, free_udp_port};
 use videocall_types::{MediaPacket, MediaType, PacketType, PacketWrapper, VideoCodec};
 
@@ -220,17 +221,6 @@ fn mix_is_one_webm_with_video_and_audio_as_long_as_the_recording() {
     let _ = std::fs::remove_dir_all(out);
 }
 
-/// Sends `media` from a peer in clear.
-fn wrapper(media: &MediaPacket) -> bytes::Bytes {
-    PacketWrapper {
-        packet_type: PacketType::Media as i32,
-        data: media.encode_to_vec().into(),
-        ..Default::default()
-    }
-    .encode_to_vec()
-    .into()
-}
-
 // Multi-threaded: the test blocks on the receiver's stdout while the client's tasks run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_opus_and_vp8_are_counted_and_the_recorder_goes_on() {
@@ -255,13 +245,13 @@ async fn malformed_opus_and_vp8_are_counted_and_the_recorder_goes_on() {
         // Garbage Opus (a code-3 packet asking for no frames), then a good frame.
         let mut bad =
             videocall_cli::audio::audio_packet(vec![0xfb, 0x00].into(), n as f64 * 40.0, 2 * n);
-        peer.send(wrapper(&bad));
+        peer.send(wrap(&bad));
         let good = encoder
             .encode(&[0.1; 960], n as f64 * 40.0 + 20.0)
             .expect("encodes");
         let mut good = good;
         good.audio_metadata.as_mut().expect("metadata").sequence = 2 * n + 1;
-        peer.send(wrapper(&good));
+        peer.send(wrap(&good));
         // Garbage VP8 and VP9 keyframes, and a changing size of nonsense.
         for codec in [VideoCodec::Vp8, VideoCodec::Vp9Profile0Level108bit] {
             bad = MediaPacket {
@@ -274,7 +264,7 @@ async fn malformed_opus_and_vp8_are_counted_and_the_recorder_goes_on() {
                 }),
                 ..Default::default()
             };
-            peer.send(wrapper(&bad));
+            peer.send(wrap(&bad));
         }
     }
     line_until(&receiver.stdout, "with the good audio", |l| {
@@ -328,8 +318,8 @@ async fn participants_past_the_cap_are_named_once_and_not_recorded() {
         peer.recv_until(|w| w.packet_type == PacketType::SessionAssigned as i32)
             .await;
         // Twice: a participant past the cap is named once.
-        peer.send(wrapper(&packet));
-        peer.send(wrapper(&packet));
+        peer.send(wrap(&packet));
+        peer.send(wrap(&packet));
         clients.push(peer);
     }
     // Six participants past the cap: each is named once its first packet is handled (by then
