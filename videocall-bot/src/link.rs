@@ -11,12 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use videocall_client::TransportError;
-use videocall_client::native::{NativeConfig, ServerVerification, spawn_stream_writer};
+use videocall_client::native::{NativeConfig, spawn_stream_writer};
 use videocall_types::framing::UniStreamReader;
 use videocall_types::lobby::LobbyPath;
-use wtransport::error::{ConnectingError, ConnectionError};
-use wtransport::tls::Sha256Digest;
-use wtransport::{ClientConfig as WtConfig, Connection, Endpoint, RecvStream};
+use wtransport::error::ConnectionError;
+use wtransport::{Connection, RecvStream};
 
 use crate::ws::{self, WsConn, WsEnd};
 use videocall_bot::wire::{OutMedia, encode_media};
@@ -225,46 +224,8 @@ fn connection_end(error: &ConnectionError) -> LinkEnd {
     }
 }
 
-/// TLS alerts about the peer's certificate in QUIC's CRYPTO_ERROR codes (0x100 + alert):
-/// bad_certificate 42 … unknown_ca 48, certificate_required 116 (as the client driver).
-fn certificate_alert(text: &str) -> bool {
-    let code = text
-        .rsplit_once("(code: ")
-        .and_then(|(_, c)| c.trim_end_matches(')').parse::<u64>().ok());
-    code.and_then(|c| c.checked_sub(0x100))
-        .is_some_and(|alert| matches!(alert, 42..=46 | 48 | 116))
-}
-
 async fn open_webtransport(native: &NativeConfig, url: &str) -> Result<WtConn, TransportError> {
-    let builder = WtConfig::builder().with_bind_default();
-    let builder = match &native.verification {
-        ServerVerification::NativeRoots => builder.with_native_certs(),
-        ServerVerification::CertHash(hash) => {
-            builder.with_server_certificate_hashes([Sha256Digest::new(*hash)])
-        }
-        ServerVerification::Insecure => builder.with_no_cert_validation(),
-    };
-    let config = builder
-        .keep_alive_interval(Some(Duration::from_secs(1)))
-        .max_idle_timeout(Some(native.webtransport_idle_timeout))
-        .map_err(|e| TransportError::Config(format!("bad idle timeout: {e}")))?
-        .build();
-    let endpoint = Endpoint::client(config).map_err(|e| TransportError::Io(e.to_string()))?;
-    let connection = tokio::time::timeout(native.webtransport_timeout, endpoint.connect(url))
-        .await
-        .map_err(|_| TransportError::Timeout(native.webtransport_timeout))?
-        .map_err(|e| match e {
-            ConnectingError::ConnectionError(ConnectionError::QuicProto(e))
-                if certificate_alert(&e.to_string()) =>
-            {
-                TransportError::Certificate(e.to_string())
-            }
-            ConnectingError::SessionRejected => TransportError::Refused {
-                status: 0,
-                reason: "WebTransport session rejected".into(),
-            },
-            other => TransportError::Protocol(other.to_string()),
-        })?;
+    let connection = videocall_client::native::connect_webtransport(native, url).await?;
     let connection = Arc::new(connection);
     let (outgoing, writer) = spawn_stream_writer(connection.clone(), CLOSE_WAIT);
     Ok(WtConn {
@@ -276,18 +237,4 @@ async fn open_webtransport(native: &NativeConfig, url: &str) -> Result<WtConn, T
         chunk: vec![0; 64 * 1024],
         read: 0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn certificate_alerts_are_told_apart_from_other_crypto_errors() {
-        assert!(certificate_alert("crypto error (code: 298)")); // 0x12a bad_certificate
-        assert!(certificate_alert("x (code: 304)")); // 0x130 unknown_ca
-        assert!(!certificate_alert("x (code: 296)")); // 0x128 handshake_failure
-        assert!(!certificate_alert("x (code: 42)"));
-        assert!(!certificate_alert("no code"));
-    }
 }

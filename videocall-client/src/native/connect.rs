@@ -231,24 +231,7 @@ async fn open_webtransport(
     generation: u64,
     events: &LinkSender,
 ) -> Result<(), TransportError> {
-    let builder = WtConfig::builder().with_bind_default();
-    let builder = match &native.verification {
-        ServerVerification::NativeRoots => builder.with_native_certs(),
-        ServerVerification::CertHash(hash) => {
-            builder.with_server_certificate_hashes([Sha256Digest::new(*hash)])
-        }
-        ServerVerification::Insecure => builder.with_no_cert_validation(),
-    };
-    let config = builder
-        .keep_alive_interval(Some(Duration::from_secs(1)))
-        .max_idle_timeout(Some(native.webtransport_idle_timeout))
-        .map_err(|e| TransportError::Config(format!("bad idle timeout: {e}")))?
-        .build();
-    let endpoint = Endpoint::client(config).map_err(|e| TransportError::Io(e.to_string()))?;
-    let connection = tokio::time::timeout(native.webtransport_timeout, endpoint.connect(url))
-        .await
-        .map_err(|_| TransportError::Timeout(native.webtransport_timeout))?
-        .map_err(webtransport_error)?;
+    let connection = connect_webtransport(native, url).await?;
     let connection = Arc::new(connection);
     let (outgoing, writer) = spawn_stream_writer(connection.clone(), Duration::from_secs(1));
     let link = Link {
@@ -366,6 +349,32 @@ async fn read_framed(
 /// certificate_required 116).
 fn is_certificate_alert(code: u64) -> bool {
     matches!(code.checked_sub(0x100), Some(42..=46 | 48 | 116))
+}
+
+/// Opens a WebTransport session to `url` as `native` says (certificate check, keep-alive, idle
+/// and connect timeouts); a refused certificate is [`TransportError::Certificate`].
+pub async fn connect_webtransport(
+    native: &NativeConfig,
+    url: &str,
+) -> Result<wtransport::Connection, TransportError> {
+    let builder = WtConfig::builder().with_bind_default();
+    let builder = match &native.verification {
+        ServerVerification::NativeRoots => builder.with_native_certs(),
+        ServerVerification::CertHash(hash) => {
+            builder.with_server_certificate_hashes([Sha256Digest::new(*hash)])
+        }
+        ServerVerification::Insecure => builder.with_no_cert_validation(),
+    };
+    let config = builder
+        .keep_alive_interval(Some(Duration::from_secs(1)))
+        .max_idle_timeout(Some(native.webtransport_idle_timeout))
+        .map_err(|e| TransportError::Config(format!("bad idle timeout: {e}")))?
+        .build();
+    let endpoint = Endpoint::client(config).map_err(|e| TransportError::Io(e.to_string()))?;
+    tokio::time::timeout(native.webtransport_timeout, endpoint.connect(url))
+        .await
+        .map_err(|_| TransportError::Timeout(native.webtransport_timeout))?
+        .map_err(webtransport_error)
 }
 
 /// Sends each packet given to the returned sender on its own unidirectional stream of

@@ -26,7 +26,7 @@ use crate::{ClientConfig, ConnectionState, Event, Session, Subscription, Transpo
 
 mod connect;
 
-pub use connect::spawn_stream_writer;
+pub use connect::{connect_webtransport, spawn_stream_writer};
 
 /// Which transport carries the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
