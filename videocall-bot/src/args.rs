@@ -94,6 +94,20 @@ pub(crate) struct Args {
     /// them (default: one per core).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// How participants learn each other's state: `digest` (`?presence=1`, a peer's heartbeat
+    /// only when its state changes, plus the relay's digests) as our clients do, or `original`
+    /// (every heartbeat of everyone, as clients of the original protocol get).
+    #[arg(long, value_enum, default_value_t = PresenceMode::Digest)]
+    pub(crate) presence: PresenceMode,
+}
+
+/// What participants ask of the relay for presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PresenceMode {
+    /// Presence digests and changed heartbeats only.
+    Digest,
+    /// Every heartbeat forwarded.
+    Original,
 }
 
 /// On or off.

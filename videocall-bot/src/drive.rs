@@ -27,6 +27,7 @@ use videocall_types::{
     MediaPacket, MediaType, PacketType, SessionId, StreamKey, UserId, VideoCodec, VideoMetadata,
 };
 
+use crate::args::PresenceMode;
 use crate::churn::Settled;
 use crate::link::{Link, LinkEnd};
 use crate::participant::{Ended, Measured, Run, Seat, Totals, publisher_of, sees};
@@ -234,10 +235,9 @@ pub(crate) async fn session(
     let user = UserId::new(user).expect("generated ids are valid");
     let user_bytes = user.as_str().as_bytes().to_vec();
     let encrypt = seat.native.e2ee.is_some();
-    let mut session = Session::with_identity(
-        ClientConfig::new(user, meeting.clone()),
-        seat.native.e2ee.clone(),
-    );
+    let mut config = ClientConfig::new(user, meeting.clone());
+    config.presence = args.presence == PresenceMode::Digest;
+    let mut session = Session::with_identity(config, seat.native.e2ee.clone());
     let clock = Instant::now();
     session.handle_start(Duration::ZERO);
     let mut link: Option<Link> = None;

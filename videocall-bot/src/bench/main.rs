@@ -6,6 +6,7 @@
 //! Every started process is killed when its scenario ends, when the runner is interrupted
 //! (Ctrl-C, SIGTERM) or fails; every wait has a deadline.
 
+mod goals;
 mod plot;
 mod process;
 mod report;
@@ -195,7 +196,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         (load_start, load_average()),
     );
     println!("\n{}", report::table(&rows));
-    for g in report::goals(&rows) {
+    for g in goals::goals(&rows) {
         println!(
             "{:<9} {} — {}",
             match g.met {
@@ -285,31 +286,71 @@ async fn run_on_nodes(setup: &Setup, s: &Scenario) -> anyhow::Result<Figures> {
             urls.extend(node_urls);
             1
         }
-        Topology::Nats => {
-            let port = free_tcp_port()?;
-            let nats = start_service(
-                &setup.nats,
-                &[
+        Topology::Nats | Topology::Cluster => {
+            let nodes = s.topology.nodes();
+            let servers = if s.topology == Topology::Cluster {
+                3
+            } else {
+                1
+            };
+            let ports: Vec<u16> = (0..servers)
+                .map(|_| free_tcp_port())
+                .collect::<Result<_, _>>()?;
+            let route_ports: Vec<u16> = (0..servers)
+                .map(|_| free_tcp_port())
+                .collect::<Result<_, _>>()?;
+            let mut nats = Vec::new();
+            for (i, port) in ports.iter().enumerate() {
+                let mut args = vec![
                     "-a".into(),
                     "127.0.0.1".into(),
                     "-p".into(),
                     port.to_string(),
-                ],
-                ReadyOn::Stderr,
-                "Server is ready",
-                &log("nats"),
-            )
-            .await?;
-            for n in 0..2 {
+                ];
+                if servers > 1 {
+                    let routes: Vec<String> = route_ports
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| j != i)
+                        .map(|(_, p)| format!("nats://127.0.0.1:{p}"))
+                        .collect();
+                    args.extend([
+                        "--cluster_name".into(),
+                        "videocall-bench".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{}", route_ports[i]),
+                        "--routes".into(),
+                        routes.join(","),
+                    ]);
+                }
+                let name = if servers > 1 {
+                    format!("nats{i}")
+                } else {
+                    "nats".into()
+                };
+                nats.push(
+                    start_service(
+                        &setup.nats,
+                        &args,
+                        ReadyOn::Stderr,
+                        "Server is ready",
+                        &log(&name),
+                    )
+                    .await?,
+                );
+            }
+            for n in 0..nodes {
                 let http = free_tcp_port()?;
                 let mut args = node_args(http);
+                // Node n on server n: in the cluster a meeting spans every server and its routes.
+                let port = ports[n % servers];
                 args.extend(["--nats-url".into(), format!("nats://127.0.0.1:{port}")]);
                 services.push(start_relay(setup, &args, &log(&format!("node{n}"))).await?);
                 urls.extend(["--url".to_owned(), format!("http://127.0.0.1:{http}")]);
             }
-            // nats-server last: the first `nodes` server pids are relays.
-            services.push(nats);
-            2
+            // The nats-servers last: the first `nodes` server pids are relays.
+            services.extend(nats);
+            nodes
         }
     };
     let ramp = s.ramp();

@@ -26,6 +26,7 @@ fn colour(group: char) -> RGBColor {
         'e' => RGBColor(0xff, 0x7f, 0x0e),
         'f' => RGBColor(0x17, 0xbe, 0xcf),
         'g' => RGBColor(0x8c, 0x56, 0x4b),
+        'p' => RGBColor(0xe3, 0x77, 0xc2),
         _ => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
@@ -36,9 +37,10 @@ fn group_name(group: char) -> &'static str {
         'b' => "(b) 25×25",
         'c' => "(c) 1 → M broadcast",
         'd' => "(d) 1000 participants",
-        'e' => "(e) 2 nodes on NATS",
+        'e' => "(e) nodes on NATS",
         'f' => "(f) 60×60 WS / WT",
         'g' => "(g) throttled subscriber",
+        'p' => "(p) original presence",
         _ => "other",
     }
 }

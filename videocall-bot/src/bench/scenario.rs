@@ -9,6 +9,20 @@ pub(crate) enum Topology {
     Single,
     /// Two `actix-api` nodes joined by one `nats-server`; participants alternate between them.
     Nats,
+    /// Three `nats-server`s joined by routes into one cluster, one `actix-api` node on each;
+    /// participants alternate between the nodes, so a meeting spans every server.
+    Cluster,
+}
+
+impl Topology {
+    /// Relay nodes started.
+    pub(crate) fn nodes(self) -> usize {
+        match self {
+            Self::Single => 1,
+            Self::Nats => 2,
+            Self::Cluster => 3,
+        }
+    }
 }
 
 /// One run of the bot.
@@ -30,6 +44,9 @@ pub(crate) struct Scenario {
     pub(crate) throttled: usize,
     /// Participants encrypt end to end (`--e2ee on`).
     pub(crate) e2ee: bool,
+    /// Participants act as clients of the original presence protocol (`--presence original`):
+    /// every heartbeat forwarded to everyone.
+    pub(crate) original_presence: bool,
 }
 
 impl Scenario {
@@ -47,6 +64,7 @@ impl Scenario {
             unmuted: None,
             throttled: 0,
             e2ee: false,
+            original_presence: false,
         }
     }
 
@@ -63,6 +81,17 @@ impl Scenario {
     /// Participants the bot starts.
     pub(crate) fn participants(&self) -> usize {
         self.meetings * (self.publishers + self.subscribers) + self.throttled
+    }
+
+    /// Video frames/s the subscriptions call for when every publisher sends its full 30 fps
+    /// (the bot's `expected` counts only what its publishers managed to send).
+    pub(crate) fn full_rate_fps(&self) -> f64 {
+        let (p, v) = (self.publishers, self.visible);
+        let seen_by_subscriber = if v == 0 { p } else { v.min(p) };
+        let others = p.saturating_sub(1);
+        let seen_by_publisher = if v == 0 { others } else { v.min(others) };
+        let per_meeting = self.subscribers * seen_by_subscriber + p * seen_by_publisher;
+        (self.meetings * per_meeting * 30) as f64
     }
 
     /// Joins are spread over this long: ≈ 150 joins a second, at least 2 s.
@@ -94,6 +123,9 @@ impl Scenario {
         }
         if self.e2ee {
             args.extend(["--e2ee".into(), "on".into()]);
+        }
+        if self.original_presence {
+            args.extend(["--presence".into(), "original".into()]);
         }
         args
     }
@@ -130,6 +162,16 @@ pub(crate) fn fixed() -> Vec<Scenario> {
         Scenario::new("60-wt", 'f', "60×60 all-to-all", 1, 60).wt(),
         Scenario::new("e-25", 'e', "25×25, 2 nodes on NATS", 1, 25).nats(),
         Scenario::new("e-60", 'e', "60×60, 2 nodes on NATS", 1, 60).nats(),
+        Scenario {
+            topology: Topology::Cluster,
+            ..Scenario::new(
+                "e-60-cluster",
+                'e',
+                "60×60, 3 nodes on a 3-server NATS cluster",
+                1,
+                60,
+            )
+        },
     ]
 }
 
@@ -142,6 +184,18 @@ pub(crate) fn large() -> Vec<Scenario> {
             ..Scenario::new(&format!("c-{m}"), 'c', &format!("1 → {m} broadcast"), 1, 1)
         });
     }
+    // The same broadcast with clients of the original presence protocol: what the digests save.
+    list.push(Scenario {
+        subscribers: 500,
+        original_presence: true,
+        ..Scenario::new(
+            "p-500-original",
+            'p',
+            "1 → 500 broadcast, every heartbeat forwarded (original clients)",
+            1,
+            1,
+        )
+    });
     list.push(Scenario {
         subscribers: 970,
         visible: 9,
@@ -173,5 +227,22 @@ mod tests {
         assert!(big.bot_args().windows(2).any(|w| w == ["--unmuted", "3"]));
         assert_eq!(capacity_step(8).participants(), 32);
         assert!(big.ramp() > Duration::from_secs(6));
+        // 970 viewers × 9 tiles + 30 publishers × 9, at 30 fps; 60×60: 60 × 59 at 30 fps.
+        assert_eq!(big.full_rate_fps(), 270_000.0);
+        assert_eq!(
+            Scenario::new("x", 'f', "60×60", 1, 60).full_rate_fps(),
+            106_200.0
+        );
+        assert_eq!(capacity_step(64).full_rate_fps(), 64.0 * 12.0 * 30.0);
+        let original = list.iter().find(|s| s.group == 'p').expect("(p) is there");
+        assert!(
+            original
+                .bot_args()
+                .windows(2)
+                .any(|w| w == ["--presence", "original"])
+        );
+        assert!(!big.bot_args().iter().any(|a| a == "--presence"));
+        let cluster = list.iter().find(|s| s.topology == Topology::Cluster);
+        assert_eq!(cluster.map(|s| s.topology.nodes()), Some(3));
     }
 }
