@@ -10,6 +10,7 @@ pub mod api;
 mod routes;
 mod unfinished;
 mod ws;
+mod ws_out;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

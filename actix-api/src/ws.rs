@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
-use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, Session};
-use futures_util::{FutureExt, StreamExt};
+use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream};
+use futures_util::StreamExt;
 use tracing::debug;
 use videocall_relay::JoinError;
 use videocall_relay::node::{NodeError, Outbound, SessionHandle};
@@ -20,6 +20,7 @@ use webtransport_server::limits::Refusal;
 
 use crate::AppState;
 use crate::unfinished::{Overflow, Unfinished, Watched};
+use crate::ws_out::{Outgoing, outgoing};
 
 /// Packets taken from the relay's queue at once.
 const BATCH: usize = 64;
@@ -101,8 +102,12 @@ pub(crate) async fn lobby(
     };
     let body = web::Payload::from_request(&req, &mut payload).await?;
     // A failed handshake drops `joined`: the session leaves.
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, _session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(cap);
+    // Frames are written into our own body (ws_out), not through actix-ws' session channel.
+    let (head, original) = response.into_parts();
+    let (session, body) = outgoing(original);
+    let response = head.set_body(body).map_into_boxed_body();
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         let _permit = permit;
@@ -115,9 +120,9 @@ pub(crate) async fn lobby(
                     cap,
                     message: None,
                 };
-                let reason = run(handle, session.clone(), inbound, &state).await;
+                let reason = run(handle, &session, inbound, &state).await;
                 // A peer that stopped reading never takes the close frame: do not wait for it.
-                let _ = tokio::time::timeout(CLOSE_WAIT, session.close(Some(reason))).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, session.close(reason)).await;
             }
             Err(e) => {
                 let code = match e {
@@ -128,7 +133,7 @@ pub(crate) async fn lobby(
                     code,
                     description: Some(e.to_string()),
                 };
-                let _ = session.close(Some(reason)).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, session.close(reason)).await;
             }
         }
     });
@@ -282,7 +287,7 @@ impl Inbound {
 /// stalled reader is cut off by the relay) are still handled.
 async fn run(
     mut handle: SessionHandle,
-    mut session: Session,
+    session: &Outgoing,
     mut inbound: Inbound,
     state: &AppState,
 ) -> CloseReason {
@@ -298,8 +303,6 @@ async fn run(
     let timeout = state.limits.partial_message_timeout;
     loop {
         let deadline = inbound.deadline(timeout);
-        // Cancel-safe: a write that loses the race is not sent and stays at the front.
-        let front = pending.front().cloned();
         tokio::select! {
             received = inbound.next(state) => {
                 last_heard = Instant::now();
@@ -310,7 +313,7 @@ async fn run(
                         }
                     }
                     Received::Ping(bytes) => {
-                        if session.pong(&bytes).await.is_err() {
+                        if session.pong(&bytes).is_err() {
                             return close(CloseCode::Normal, "closed");
                         }
                     }
@@ -322,19 +325,17 @@ async fn run(
                     Received::Refused(reason) => return reason,
                 }
             }
-            written = session.binary(front.clone().unwrap_or_default()), if front.is_some() => {
-                if written.is_err() {
+            // Cancel-safe: nothing is taken from `pending` until there is room for it.
+            writable = session.writable(), if !pending.is_empty() => {
+                if writable.is_err() {
                     return close(CloseCode::Normal, "closed");
                 }
-                if let Some(packet) = pending.pop_front() {
-                    unreported += packet.len();
-                }
-                // Then whatever else goes without waiting, as one batch did before.
+                // Whatever fits goes now, encoded into the connection's buffer.
                 while let Some(packet) = pending.front() {
-                    match session.binary(packet.clone()).now_or_never() {
-                        Some(Ok(())) => unreported += packet.len(),
-                        Some(Err(_)) => return close(CloseCode::Normal, "closed"),
-                        None => break,
+                    match session.try_binary(packet) {
+                        Ok(true) => unreported += packet.len(),
+                        Ok(false) => break,
+                        Err(_) => return close(CloseCode::Normal, "closed"),
                     }
                     pending.pop_front();
                 }
@@ -380,7 +381,7 @@ async fn run(
                     state.metrics.ping_timeouts.fetch_add(1, Ordering::Relaxed);
                     return close(CloseCode::Away, "no answer to pings");
                 }
-                if session.ping(b"").await.is_err() {
+                if session.ping().is_err() {
                     return close(CloseCode::Normal, "closed");
                 }
             }
