@@ -127,10 +127,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("UI directory {} has no index.html", dir.display());
     }
 
-    // The relay node (and WebTransport) run on their own tokio runtime; actix's workers only
-    // move WebSocket bytes. One worker thread: the node is one task, and a second worker mostly
-    // added cross-thread wake-ups (64 meetings of 4×4: relay 57 → 50 % of a core; 60×60 over
-    // WebTransport 67 → 60 %).
+    // WebTransport and the bus run on their own tokio runtime; actix's workers only move
+    // WebSocket bytes. One worker thread: a second mostly added cross-thread wake-ups (64
+    // meetings of 4×4: relay 57 → 50 % of a core; 60×60 over WebTransport 67 → 60 %). The relay
+    // core runs there too with `--relay-shards 1`; with more, each shard on a thread of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("relay")
@@ -139,6 +139,7 @@ fn main() -> anyhow::Result<()> {
     let relay_config = config.relay.relay_config();
     let max_frame_bytes = relay_config.max_frame_bytes;
     let node_id = relay_config.node_id;
+    let shards = config.relay.relay_shards();
     // One set of limits for both transports: an address is counted once across them.
     let limits = NodeLimits::new(&config.limits);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -164,11 +165,13 @@ fn main() -> anyhow::Result<()> {
     let (node, bus_kind) = runtime.block_on(async {
         let bus = config.relay.connect_bus().await?;
         let kind = bus.kind();
-        anyhow::Ok((NodeHandle::spawn(relay_config, bus), kind))
+        let node = NodeHandle::spawn_sharded(relay_config, bus, shards)
+            .context("cannot start the relay shards")?;
+        anyhow::Ok((node, kind))
     })?;
     // The API's remove / ask-to-mute / end reach the sessions through this node (and the bus).
     api.relay = Arc::new(api::NodeRelayControl::new(node.clone()));
-    info!(node_id, bus = bus_kind, "relay node started");
+    info!(node_id, bus = bus_kind, shards, "relay node started");
 
     let mut certificate_hash = None;
     let mut wt_metrics = None;

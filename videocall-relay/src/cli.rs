@@ -17,6 +17,12 @@ pub struct RelayArgs {
     /// of one cluster separated by commas. Absent: the node runs alone on an in-process bus.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// Relay core shards of this node, each a thread of its own: a meeting lives on one shard
+    /// (a hash of its id), so a node's meetings use several cores. Node-wide limits
+    /// (--max-meetings, --max-node-queued-bytes) are split between shards. Absent: the number
+    /// of available cores; 1: one relay task on the service's runtime.
+    #[arg(long, env = "RELAY_SHARDS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub relay_shards: Option<u16>,
     /// This node's id in session ids (20 bits); random when absent.
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<u32>,
@@ -100,6 +106,15 @@ impl RelayArgs {
     /// least one second).
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs.max(1))
+    }
+
+    /// The number of relay shards (`--relay-shards`, else the available cores).
+    pub fn relay_shards(&self) -> usize {
+        match self.relay_shards {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
+        .clamp(1, crate::node::MAX_SHARDS)
     }
 
     /// The core configuration these flags describe.

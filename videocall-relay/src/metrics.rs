@@ -172,6 +172,60 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds `other`'s counters (and its queued bytes) to these: a node's total over its shards.
+    pub fn add(&mut self, other: &Metrics) {
+        let Metrics {
+            packets_in,
+            bytes_in,
+            packets_out,
+            bytes_out,
+            bus_published,
+            bus_received,
+            joins,
+            joins_refused,
+            host_actions,
+            idle_closes,
+            congestion_signals,
+            keyframe_requests_sent,
+            subscription_ids_ignored,
+            notices_sent,
+            queued_bytes,
+            drain_notices,
+            leaves_replaced,
+            heartbeats_suppressed,
+            presence_digests,
+            presence_table_full,
+            drops,
+            closes,
+        } = other;
+        self.packets_in += packets_in;
+        self.bytes_in += bytes_in;
+        self.packets_out += packets_out;
+        self.bytes_out += bytes_out;
+        self.bus_published += bus_published;
+        self.bus_received += bus_received;
+        self.joins += joins;
+        self.joins_refused += joins_refused;
+        self.host_actions += host_actions;
+        self.idle_closes += idle_closes;
+        self.congestion_signals += congestion_signals;
+        self.keyframe_requests_sent += keyframe_requests_sent;
+        self.subscription_ids_ignored += subscription_ids_ignored;
+        self.notices_sent += notices_sent;
+        self.queued_bytes += queued_bytes;
+        self.drain_notices += drain_notices;
+        self.leaves_replaced += leaves_replaced;
+        self.heartbeats_suppressed += heartbeats_suppressed;
+        self.presence_digests += presence_digests;
+        self.presence_table_full += presence_table_full;
+        for (sum, n) in self.drops.iter_mut().zip(drops) {
+            *sum += n;
+        }
+        for (sum, n) in self.closes.iter_mut().zip(closes) {
+            *sum += n;
+        }
+    }
+
     /// Counts one drop.
     pub(crate) fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;

@@ -62,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
         config.relay.token_key()?,
         meeting_gate(&config).await?,
     ));
-    let node = NodeHandle::spawn(relay_config, bus);
+    let shards = config.relay.relay_shards();
+    let node = NodeHandle::spawn_sharded(relay_config, bus, shards)?;
+    info!(shards, "relay shards started");
     let identity = cert::identity(&config.webtransport.tls).await?;
     let hash = cert::certificate_hash(&identity);
     info!("certificate SHA-256 {}", cert::hex(&hash));

@@ -1,6 +1,7 @@
 //! The bus of one process: a map from subject pattern to subscribers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -21,6 +22,9 @@ struct Router {
 pub struct InProcessBus {
     router: Arc<Mutex<Router>>,
     dropped: DropCounter,
+    /// Connections open: with one (a single node, whatever its shards) nobody else could hear
+    /// a publication, and publishing skips the router's lock.
+    connections: Arc<AtomicUsize>,
 }
 
 impl InProcessBus {
@@ -36,6 +40,7 @@ impl InProcessBus {
             router.next_id += 1;
             router.next_id
         };
+        self.connections.fetch_add(1, Ordering::Relaxed);
         InProcessConnection {
             bus: self.clone(),
             id,
@@ -58,8 +63,19 @@ fn patterns(subject: &str) -> impl Iterator<Item = &str> {
     std::iter::once(subject).chain(prefixes)
 }
 
+impl Drop for InProcessConnection {
+    fn drop(&mut self) {
+        self.bus.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Bus for InProcessConnection {
     fn publish(&self, subject: &str, payload: Bytes) -> bool {
+        if self.bus.connections.load(Ordering::Relaxed) <= 1 {
+            // Alone on the bus (no echo): nobody could receive it. A connection made from now
+            // on subscribes before it can hear anything.
+            return true;
+        }
         let router = self
             .bus
             .router
@@ -164,6 +180,23 @@ mod tests {
             "an ended subscription still delivered"
         );
         assert_eq!(*a.state().borrow(), BusState::Connected);
+    }
+
+    #[tokio::test]
+    async fn a_lone_connection_publishes_to_nobody_until_another_connects() {
+        let bus = InProcessBus::new();
+        let a = bus.connect();
+        assert!(a.publish("room.m.1", Bytes::from_static(b"alone")));
+        let b = bus.connect();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _s = b.subscribe("room.m.>", tx);
+        assert!(a.publish("room.m.1", Bytes::from_static(b"heard")));
+        assert_eq!(&rx.recv().await.unwrap().payload[..], b"heard");
+        // Its publications reach others again only while others are connected.
+        let c = bus.connect();
+        drop(c);
+        assert!(a.publish("room.m.1", Bytes::from_static(b"still")));
+        assert_eq!(&rx.recv().await.unwrap().payload[..], b"still");
     }
 
     #[tokio::test]

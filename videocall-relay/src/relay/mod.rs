@@ -116,6 +116,8 @@ pub struct SessionInfo {
 pub struct Relay {
     config: RelayConfig,
     next_seq: u32,
+    /// What `next_seq` grows by: the number of shards sharing the node's id (1 alone).
+    seq_step: u32,
     sessions: HashMap<SessionId, Session>,
     meetings: HashMap<MeetingId, Meeting>,
     timers: Timers,
@@ -137,6 +139,7 @@ impl Relay {
         Self {
             config,
             next_seq: 1,
+            seq_step: 1,
             sessions: HashMap::new(),
             meetings: HashMap::new(),
             timers: Timers::default(),
@@ -146,6 +149,16 @@ impl Relay {
             stopping: false,
             removed: HashMap::new(),
         }
+    }
+
+    /// This relay as shard `index` of `count` sharing one node id (a node that spreads its
+    /// meetings over several cores): its session ids use the sequence numbers `index + 1`,
+    /// `index + 1 + count`, …, so no two shards assign the same id. Call before any join.
+    pub fn into_shard(mut self, index: u32, count: u32) -> Self {
+        let count = count.max(1);
+        self.next_seq = index % count + 1;
+        self.seq_step = count;
+        self
     }
 
     /// The configuration in force.

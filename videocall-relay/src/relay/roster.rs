@@ -295,7 +295,9 @@ impl Relay {
             _ => {}
         }
         let seq = self.next_seq;
-        self.next_seq = seq.checked_add(1).ok_or(JoinError::SessionIdsExhausted)?;
+        self.next_seq = seq
+            .checked_add(self.seq_step)
+            .ok_or(JoinError::SessionIdsExhausted)?;
         let id = SessionId::new(self.config.node_id, seq);
 
         if !self.meetings.contains_key(&meeting_id) {
