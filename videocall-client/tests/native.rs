@@ -240,3 +240,84 @@ async fn the_node_states_its_certificate_hash_and_meeting_settings_and_refusals_
     let tls = get("https://127.0.0.1:1", "/").await.unwrap_err();
     assert!(tls.contains("only http://"), "{tls}");
 }
+
+/// The relay and the client each ask the other for sparse acknowledgements (ACK_FREQUENCY):
+/// a client taking in a stream of media acknowledges a small share of the relay's packets
+/// (QUIC's default is every 2nd), and the relay, asked by the sender, acknowledges less too.
+#[tokio::test]
+async fn webtransport_peers_ask_each_other_for_sparse_acknowledgements() {
+    use prost::Message;
+    use std::sync::Arc;
+    use videocall_client::native::{connect_webtransport, spawn_stream_writer};
+    use videocall_types::framing::UniStreamReader;
+    use videocall_types::{PacketType, PacketWrapper};
+
+    const FRAMES: usize = 300;
+    let (_node, http, udp) = single_node();
+    let mut native = NativeConfig::new(Some(format!("https://127.0.0.1:{udp}")), None);
+    native.verification = ServerVerification::CertHash(certificate_hash(http));
+    let url = |user: &str| format!("https://127.0.0.1:{udp}/lobby/{user}/acks?framed=1");
+    // Admitted (in the meeting) once connected.
+    let receiver = connect_webtransport(&native, &url("b")).await.expect("b");
+    let sender = Arc::new(connect_webtransport(&native, &url("a")).await.expect("a"));
+    let (outgoing, _writer) = spawn_stream_writer(sender.clone(), Duration::from_secs(1));
+    let send = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(Duration::from_millis(2));
+        for _ in 0..FRAMES {
+            pace.tick().await;
+            let media = MediaPacket {
+                media_type: MediaType::Video as i32,
+                data: vec![7; 3000].into(),
+                frame_type: "key".into(),
+                ..Default::default()
+            };
+            outgoing
+                .send(videocall_testkit::packets::wrap(&media))
+                .expect("writer runs");
+        }
+        outgoing
+    });
+
+    let mut stream = receiver.accept_uni().await.expect("the relay's stream");
+    let mut reader = UniStreamReader::default();
+    let mut chunk = vec![0; 64 * 1024];
+    let mut media = 0;
+    tokio::time::timeout(PATIENCE, async {
+        while media < FRAMES {
+            let n = stream.read(&mut chunk).await.expect("read").expect("open");
+            reader.handle_chunk(&chunk[..n]).expect("framing");
+            while let Some(packet) = reader.poll_packet().expect("framing") {
+                let wrapper = PacketWrapper::decode(packet).expect("a wrapper");
+                if wrapper.packet_type == PacketType::Media as i32 {
+                    media += 1;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{media} of {FRAMES} frames arrived"));
+    let _outgoing = send.await.expect("sender");
+
+    let stats = receiver.quic_connection().stats();
+    assert!(
+        stats.frame_rx.ack_frequency >= 1,
+        "the relay asked: {stats:?}"
+    );
+    assert!(
+        stats.frame_tx.ack_frequency >= 1,
+        "the client asked: {stats:?}"
+    );
+    assert!(
+        stats.frame_tx.acks * 4 < stats.udp_rx.datagrams,
+        "{} ACKs for {} datagrams",
+        stats.frame_tx.acks,
+        stats.udp_rx.datagrams
+    );
+    let stats = sender.quic_connection().stats();
+    assert!(
+        stats.frame_rx.acks * 4 < stats.udp_tx.datagrams,
+        "the relay sent {} ACKs for {} datagrams",
+        stats.frame_rx.acks,
+        stats.udp_tx.datagrams
+    );
+}
