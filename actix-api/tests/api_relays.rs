@@ -7,62 +7,18 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::json;
 use videocall_testkit::client::TestClient;
 use videocall_testkit::free_tcp_port;
 use videocall_testkit::nats::NatsServer;
 use videocall_testkit::packets::{audio, is_audio, is_joined};
 use videocall_testkit::postgres::Postgres;
 use videocall_testkit::process::{
-    Service, binary, certificate_hash, single_node, webtransport_server_on,
+    Service, api_call as call, binary, certificate_hash, single_node, webtransport_server_on,
 };
 use videocall_types::{MeetingEventType, MeetingPacket, PacketType};
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
-
-/// One API call on the node: status, the login cookie it set (if any) and the JSON answer.
-fn call(port: u16, method: &str, path: &str, cookie: Option<&str>, body: Option<Value>) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"));
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| b.to_string()).unwrap_or_default())
-        .expect("a valid request");
-    let mut response = agent.run(request).expect("the node answers");
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("videocall_session="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned);
-    let text = response.body_mut().read_to_string().expect("a body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status: response.status().as_u16(),
-        cookie,
-        json,
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    cookie: Option<String>,
-    json: Value,
-}
 
 /// A guest login: (cookie, user id).
 fn guest(port: u16, name: &str) -> (String, String) {

@@ -2,13 +2,11 @@
 //! different shards and both work (roster, media every way over WebSocket and WebTransport),
 //! `/metrics` sums the shards, and a host's removal through the API reaches the meeting's shard.
 
-use std::time::Duration;
-
-use serde_json::{Value, json};
+use serde_json::json;
 use videocall_relay::node::shard_index;
 use videocall_testkit::client::TestClient;
 use videocall_testkit::packets::{audio, is_audio, is_joined, video, video_seq};
-use videocall_testkit::process::{certificate_hash, http_get, single_node};
+use videocall_testkit::process::{api_call, certificate_hash, http_get, single_node};
 use videocall_types::MeetingId;
 
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
@@ -33,73 +31,38 @@ fn value(text: &str, series: &str) -> f64 {
     value
 }
 
-/// One API call: status, login cookie (if set) and the JSON answer.
-fn call(
-    port: u16,
-    method: &str,
-    path: &str,
-    cookie: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Option<String>, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", "application/json");
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    let request = request
-        .body(body.map(|b| b.to_string()).unwrap_or_default())
-        .expect("a valid request");
-    let mut response = agent.run(request).expect("the node answers");
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("videocall_session="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned);
-    let text = response.body_mut().read_to_string().expect("a body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (response.status().as_u16(), cookie, json)
-}
-
 /// A guest logs in (creating `meeting` if asked) and takes a room token for it: (token, user
 /// id, login cookie).
 fn token(http: u16, name: &str, meeting: &str, create: bool) -> (String, String, String) {
-    let (status, cookie, login) = call(
+    let login = api_call(
         http,
         "POST",
         "/api/v1/login/guest",
         None,
         Some(json!({ "display_name": name })),
     );
-    assert_eq!(status, 200, "{login}");
-    let cookie = cookie.expect("a login cookie");
+    assert_eq!(login.status, 200, "{}", login.json);
+    let cookie = login.cookie.expect("a login cookie");
+    let login = login.json;
     if create {
-        let (status, _, created) = call(
+        let created = api_call(
             http,
             "POST",
             "/api/v1/meetings",
             Some(&cookie),
             Some(json!({ "id": meeting })),
         );
-        assert_eq!(status, 201, "{created}");
+        assert_eq!(created.status, 201, "{}", created.json);
     }
-    let (status, _, joined) = call(
+    let joined = api_call(
         http,
         "POST",
         &format!("/api/v1/meetings/{meeting}/join"),
         Some(&cookie),
         Some(json!({ "display_name": name })),
     );
-    assert_eq!(status, 200, "{joined}");
+    assert_eq!(joined.status, 200, "{}", joined.json);
+    let joined = joined.json;
     let token = joined["token"].as_str().expect("a room token").to_owned();
     let id = login["id"].as_str().expect("a user id").to_owned();
     (token, id, cookie)
@@ -204,14 +167,14 @@ async fn meetings_on_both_shards_of_a_node_work_and_its_metrics_sum_them() {
         // (Meetings made through the API are end-to-end encrypted: clear test audio would be
         // dropped, so the roster shows the guest is in.)
         host.recv_until(|w| is_joined(w, &guest_id)).await;
-        let (status, _, removed) = call(
+        let removed = api_call(
             http,
             "DELETE",
             &format!("/api/v1/meetings/{m}/participants/{guest_id}"),
             Some(&host_cookie),
             None,
         );
-        assert!(status < 300, "{status} {removed}");
+        assert!(removed.status < 300, "{} {}", removed.status, removed.json);
         let reason = guest.closed().await;
         assert!(reason.contains("removed"), "{reason}");
         host.recv_until(|w| is_left(w, &guest_id)).await;

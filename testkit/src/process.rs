@@ -205,6 +205,59 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     (response.status().as_u16(), body)
 }
 
+/// What [`api_call`] got: the status, the login cookie the node set (`videocall_session=…`, if
+/// any) and the JSON answer (`Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub cookie: Option<String>,
+    pub json: serde_json::Value,
+}
+
+/// One call on a node's `/api/v1/` (or any JSON endpoint): `body`, when given, is sent as JSON.
+pub fn api_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> ApiReply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(PATIENCE))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map(|b| b.to_string()).unwrap_or_default())
+        .expect("a valid request");
+    let mut response = agent
+        .run(request)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("videocall_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    ApiReply {
+        status: response.status().as_u16(),
+        cookie,
+        json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// Polls `GET path` until it answers `status` (a service's state changes without telling us).
 pub fn wait_for_status(port: u16, path: &str, status: u16) {
     let deadline = Instant::now() + PATIENCE;

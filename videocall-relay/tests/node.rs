@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use support::{audio, is_audio, is_joined, recv_until};
+use support::{audio, closed, is_audio, is_joined, recv_until};
 use videocall_relay::bus::InProcessBus;
 use videocall_relay::node::{NodeError, NodeHandle, Outbound};
 use videocall_relay::{CloseReason, JoinError, RelayConfig};
@@ -137,19 +137,6 @@ async fn a_stopping_node_closes_its_sessions_and_its_leaves_reach_other_nodes_at
     ));
     let metrics = n1.render_metrics().await.unwrap();
     assert!(metrics.contains("videocall_closed_sessions_total{reason=\"shutdown\"} 1"));
-}
-
-/// Reads `session` until the relay closes it; returns why.
-async fn closed(session: &mut videocall_relay::node::SessionHandle) -> CloseReason {
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    loop {
-        match tokio::time::timeout_at(deadline, session.recv()).await {
-            Ok(Some(Outbound::Close(reason))) => return reason,
-            Ok(Some(Outbound::Packet(_))) => {}
-            Ok(None) => panic!("node stopped"),
-            Err(_) => panic!("never closed"),
-        }
-    }
 }
 
 fn is_event(w: &videocall_types::PacketWrapper, kind: videocall_types::MeetingEventType) -> bool {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use support::{audio, is_audio, is_joined, recv_until};
+use support::{audio, closed, is_audio, is_joined, recv_until};
 use videocall_relay::bus::InProcessBus;
-use videocall_relay::node::{NodeError, NodeHandle, Outbound, SessionHandle, shard_index};
+use videocall_relay::node::{NodeError, NodeHandle, shard_index};
 use videocall_relay::{CloseReason, JoinError, RelayConfig};
 use videocall_types::{MeetingEventType, MeetingId, PacketType, UserId};
 
@@ -42,18 +42,6 @@ fn is_event(w: &videocall_types::PacketWrapper, kind: MeetingEventType) -> bool 
     w.packet_type == PacketType::Meeting as i32
         && videocall_types::MeetingPacket::decode(w.data.clone())
             .is_ok_and(|m| m.event_type == kind as i32)
-}
-
-async fn closed(session: &mut SessionHandle) -> CloseReason {
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    loop {
-        match tokio::time::timeout_at(deadline, session.recv()).await {
-            Ok(Some(Outbound::Close(reason))) => return reason,
-            Ok(Some(Outbound::Packet(_))) => {}
-            Ok(None) => panic!("node stopped"),
-            Err(_) => panic!("never closed"),
-        }
-    }
 }
 
 #[test]

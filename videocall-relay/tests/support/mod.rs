@@ -11,6 +11,19 @@ pub use videocall_testkit::nats::NatsServer;
 pub use videocall_testkit::packets::{audio, is_audio, is_joined};
 use videocall_types::PacketWrapper;
 
+/// Reads `session` until the relay closes it; returns why.
+pub async fn closed(session: &mut SessionHandle) -> videocall_relay::CloseReason {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, session.recv()).await {
+            Ok(Some(Outbound::Close(reason))) => return reason,
+            Ok(Some(Outbound::Packet(_))) => {}
+            Ok(None) => panic!("node stopped"),
+            Err(_) => panic!("never closed"),
+        }
+    }
+}
+
 /// Awaits the first wrapper `session` receives that satisfies `want`, skipping others.
 pub async fn recv_until(
     session: &mut SessionHandle,
