@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the aarch64 videocall-cli (make cli-aarch64) under qemu-aarch64: it streams the test
-# pattern to a local single node (host build) and a host receiver must decode >= 90% of it.
+# pattern to a local single node (host build) and a host receiver must decode >= 90% of it,
+# counted from the first frame it could decrypt.
 set -euo pipefail
 # The node and the receiver are the host builds `make test` already made (HOST_PROFILE=debug).
 target_dir=${CARGO_TARGET_DIR:-target}
@@ -39,6 +40,11 @@ sent=$(sed -n 's/^sent \([0-9]*\) frames.*/\1/p' "$work/pi.out")
 for _ in $(seq 100); do grep -qE "^(frame pi $((frames - 1)) |left pi)" "$work/rec.out" && break; sleep 0.1; done
 kill -TERM "$receiver"; wait "$receiver" || true
 received=$(sed -n 's/^received from pi: \([0-9]*\) frames.*/\1/p' "$work/rec.out")
-echo "[aarch64] under qemu: sent ${sent:-0}, decoded ${received:-0} ($(grep -m1 '^joined meeting' "$work/pi.out"))"
-[ -n "$sent" ] && [ -n "$received" ] && [ $((received * 10)) -ge $((sent * 9)) ] && [ "$sent" -ge $((frames * 9 / 10)) ] \
-  || { echo "[aarch64] too few frames" >&2; exit 1; }
+# The first frames can go before the receiver holds the streamer's key (the meeting is end-to-end
+# encrypted and RSA is slow under qemu): count from the first decoded frame, which must come
+# within the first half of the run.
+first=$(sed -n 's/^frame pi \([0-9]*\) .*/\1/p' "$work/rec.out" | head -n1)
+echo "[aarch64] under qemu: sent ${sent:-0}, decoded ${received:-0}, the first decoded was frame ${first:-none} ($(grep -m1 '^joined meeting' "$work/pi.out"))"
+[ -n "$sent" ] && [ -n "$received" ] && [ -n "$first" ] && [ "$first" -lt $((frames / 2)) ] \
+  && [ $((received * 10)) -ge $(((sent - first) * 9)) ] && [ "$sent" -ge $((frames * 9 / 10)) ] \
+  || { echo "[aarch64] too few frames" >&2; tail -n 20 "$work/rec.err" "$work/pi.err" >&2; exit 1; }
