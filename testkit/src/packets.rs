@@ -105,13 +105,7 @@ pub fn heartbeat(video: bool) -> Bytes {
         }),
         ..Default::default()
     };
-    PacketWrapper {
-        packet_type: PacketType::Media as i32,
-        data: media.encode_to_vec().into(),
-        ..Default::default()
-    }
-    .encode_to_vec()
-    .into()
+    wrap(&media)
 }
 
 /// The state in a HEARTBEAT from `session`, if `wrapper` is one.
